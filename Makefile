@@ -1,0 +1,30 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## the default study: 100,000 opinion agents gossiping to consensus on local Ray
+	$(BIN)/moot run --agents 100000 --rounds 300 --seed 7 --log demo.duckdb
+
+test: $(STAMP)  ## the whole suite
+	$(BIN)/python -m pytest -q
+
+check: $(STAMP)  ## lint, format and types
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## throughput benchmark; writes benchmarks/results/
+	$(BIN)/python benchmarks/gossip_throughput.py
+
+clean:
+	rm -rf $(VENV) demo.duckdb .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,83 @@
+"""The `Agent` base class: typed state plus one method, `act`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Iterable
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from agents.context import BatchContext, Context
+from agents.message import Message
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from agents.batch import Inbox, MessageBatch
+
+__all__ = ["ActResult", "Agent"]
+
+ActResult = Message | Iterable[Message] | None
+"""What `act` may return: one message, several, or none."""
+
+
+class Agent(BaseModel):
+    """An agent: its fields are its state; `act` is its behaviour.
+
+    Subclass it, declare the state as typed fields, and implement `act`, sync or
+    async. State can be logged, checkpointed and shown because it is plain data.
+
+    Example:
+        >>> class Stubborn(Agent):
+        ...     opinion: float = 0.0
+        ...     def act(self, inbox, ctx):
+        ...         return Message(kind="opinion", value=self.opinion)
+
+    A class may also offer `act_batch`, a classmethod over the states of many
+    agents at once as numpy columns; hosts use it when present. That is how
+    rule-based populations reach millions of agents.
+
+    Attributes:
+        id: Global agent id, set by the engine (-1 until placed).
+    """
+
+    model_config = ConfigDict(validate_assignment=False, extra="forbid")
+
+    id: int = -1
+
+    # Set on a class to give `act_batch`; see `OpinionAgent`.
+    vectorised: ClassVar[bool] = False
+
+    def act(self, inbox: list[Message], ctx: Context) -> ActResult | Awaitable[ActResult]:
+        """Read this round's inbox and return the messages to send.
+
+        Args:
+            inbox: Messages received (sent last round), ordered by (sender, seq).
+            ctx: Round, seeded rng, neighbours and the protocol's observation.
+
+        Returns:
+            A `Message`, an iterable of them, or None. May be a coroutine.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement act(inbox, ctx)")
+
+    @classmethod
+    def act_batch(
+        cls, state: dict[str, NDArray[np.float64]], inbox: Inbox, ctx: BatchContext
+    ) -> MessageBatch | None:
+        """Vectorised `act` over many agents of this class (optional).
+
+        Args:
+            state: One numpy column per numeric field; update it in place.
+            inbox: The block's messages, grouped by receiver.
+            ctx: Round, the block's global ids, counter-based randomness.
+
+        Returns:
+            The messages the block sends, or None.
+        """
+        raise NotImplementedError(f"{cls.__name__} has no act_batch")
+
+    @classmethod
+    def state_fields(cls) -> list[str]:
+        """Names of the state fields (every field but `id`)."""
+        return [name for name in cls.model_fields if name != "id"]

@@ -1,0 +1,245 @@
+"""Columnar message batches: how messages travel inside the engine.
+
+One `MessageBatch` holds many messages as numpy columns (and Arrow arrays for
+text and JSON payloads, which only the plain-Python path fills). Hosts exchange
+them between rounds; the coordinator appends them to the log as Arrow. No Python
+object per message is made on the vectorised path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from agents.message import KINDS, Message, MessageKind
+
+__all__ = ["Inbox", "MessageBatch", "kind_code"]
+
+_KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+NO_RECEIVER = -1
+
+
+def kind_code(kind: MessageKind) -> int:
+    """The uint8 code of a message kind (its index in `KINDS`)."""
+    return _KIND_CODE[kind]
+
+
+def _take(arr: pa.Array | None, idx: NDArray[np.int64]) -> pa.Array | None:
+    return None if arr is None else arr.take(pa.array(idx))
+
+
+@dataclass(frozen=True, slots=True)
+class MessageBatch:
+    """Many messages as columns. All arrays have the same length.
+
+    Attributes:
+        sender: Sending agent ids.
+        seq: Index of each message among its sender's messages in the round.
+        kind: Kind codes (indices into `agents.KINDS`).
+        value: Numeric values (NaN where a message has none).
+        receiver: Receiver ids; -1 means "route by the protocol".
+        text: Text per message, or None when no message has text.
+        payload: JSON text per message, or None when no message has a payload.
+        topic: Topic per message, or None when no message has one.
+    """
+
+    sender: NDArray[np.int64]
+    seq: NDArray[np.int32]
+    kind: NDArray[np.uint8]
+    value: NDArray[np.float64]
+    receiver: NDArray[np.int64]
+    text: pa.Array | None = None
+    payload: pa.Array | None = None
+    topic: pa.Array | None = None
+
+    def __len__(self) -> int:
+        return len(self.sender)
+
+    @classmethod
+    def empty(cls) -> MessageBatch:
+        """A batch with no messages."""
+        return cls(
+            sender=np.empty(0, np.int64),
+            seq=np.empty(0, np.int32),
+            kind=np.empty(0, np.uint8),
+            value=np.empty(0, np.float64),
+            receiver=np.empty(0, np.int64),
+        )
+
+    @classmethod
+    def broadcast(
+        cls,
+        senders: NDArray[np.int64],
+        kind: MessageKind,
+        value: NDArray[np.float64] | None = None,
+    ) -> MessageBatch:
+        """One message per sender, to be routed by the protocol.
+
+        Example:
+            >>> MessageBatch.broadcast(np.arange(3), "opinion", np.array([0.1, 0.5, 0.9]))
+        """
+        n = len(senders)
+        return cls(
+            sender=np.asarray(senders, np.int64),
+            seq=np.zeros(n, np.int32),
+            kind=np.full(n, kind_code(kind), np.uint8),
+            value=np.full(n, np.nan) if value is None else np.asarray(value, np.float64),
+            receiver=np.full(n, NO_RECEIVER, np.int64),
+        )
+
+    @classmethod
+    def from_messages(
+        cls, messages: Sequence[Message], sender: NDArray[np.int64], seq: NDArray[np.int32]
+    ) -> MessageBatch:
+        """Columns from Message objects (the plain-Python path), with their senders and seqs."""
+        if not messages:
+            return cls.empty()
+        texts = [m.text for m in messages]
+        payloads = [m.payload for m in messages]
+        topics = [m.topic for m in messages]
+        return cls(
+            sender=np.asarray(sender, np.int64),
+            seq=np.asarray(seq, np.int32),
+            kind=np.fromiter((_KIND_CODE[m.kind] for m in messages), np.uint8, len(messages)),
+            value=np.fromiter(
+                (np.nan if m.value is None else m.value for m in messages),
+                np.float64,
+                len(messages),
+            ),
+            receiver=np.fromiter(
+                (NO_RECEIVER if m.receiver is None else m.receiver for m in messages),
+                np.int64,
+                len(messages),
+            ),
+            text=None if all(t is None for t in texts) else pa.array(texts, pa.string()),
+            payload=None
+            if all(p is None for p in payloads)
+            else pa.array([None if p is None else json.dumps(p) for p in payloads], pa.string()),
+            topic=None if all(t is None for t in topics) else pa.array(topics, pa.string()),
+        )
+
+    def take(self, idx: NDArray[np.int64]) -> MessageBatch:
+        """The messages at `idx`, in that order."""
+        return MessageBatch(
+            sender=self.sender[idx],
+            seq=self.seq[idx],
+            kind=self.kind[idx],
+            value=self.value[idx],
+            receiver=self.receiver[idx],
+            text=_take(self.text, idx),
+            payload=_take(self.payload, idx),
+            topic=_take(self.topic, idx),
+        )
+
+    def slice(self, start: int, stop: int) -> MessageBatch:
+        """Messages ``start:stop`` (views, no copy)."""
+
+        def cut(a: pa.Array | None) -> pa.Array | None:
+            return None if a is None else a.slice(start, stop - start)
+
+        return MessageBatch(
+            self.sender[start:stop],
+            self.seq[start:stop],
+            self.kind[start:stop],
+            self.value[start:stop],
+            self.receiver[start:stop],
+            cut(self.text),
+            cut(self.payload),
+            cut(self.topic),
+        )
+
+    def with_receivers(self, receiver: NDArray[np.int64]) -> MessageBatch:
+        """The same messages with the receiver column replaced."""
+        return MessageBatch(
+            self.sender, self.seq, self.kind, self.value, receiver, self.text, self.payload, self.topic
+        )
+
+    @staticmethod
+    def concat(batches: Sequence[MessageBatch]) -> MessageBatch:
+        """One batch holding `batches` in order."""
+        batches = [b for b in batches if len(b)]
+        if not batches:
+            return MessageBatch.empty()
+        if len(batches) == 1:
+            return batches[0]
+
+        def strings(name: str) -> pa.Array | None:
+            cols = [getattr(b, name) for b in batches]
+            if all(c is None for c in cols):
+                return None
+            parts = [pa.nulls(len(b), pa.string()) if c is None else c for b, c in zip(batches, cols)]
+            return pa.concat_arrays(parts)
+
+        return MessageBatch(
+            sender=np.concatenate([b.sender for b in batches]),
+            seq=np.concatenate([b.seq for b in batches]),
+            kind=np.concatenate([b.kind for b in batches]),
+            value=np.concatenate([b.value for b in batches]),
+            receiver=np.concatenate([b.receiver for b in batches]),
+            text=strings("text"),
+            payload=strings("payload"),
+            topic=strings("topic"),
+        )
+
+    def message(self, i: int, round: int) -> Message:
+        """Message `i` as a `Message` object (for plain-Python agents' inboxes)."""
+        value = float(self.value[i])
+        payload = None if self.payload is None else self.payload[i].as_py()
+        return Message.model_construct(
+            kind=KINDS[self.kind[i]],
+            value=None if value != value else value,
+            text=None if self.text is None else self.text[i].as_py(),
+            payload=None if payload is None else json.loads(payload),
+            receiver=int(self.receiver[i]),
+            topic=None if self.topic is None else self.topic[i].as_py(),
+            round=round,
+            sender=int(self.sender[i]),
+            seq=int(self.seq[i]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Inbox:
+    """The messages a block of agents received, grouped by receiver.
+
+    Messages for local agent ``i`` (position ``i`` in the block) are
+    ``batch[offsets[i]:offsets[i+1]]``, ordered by (sender, seq).
+
+    Attributes:
+        batch: The messages, sorted by receiver then (sender, seq).
+        offsets: CSR offsets per local agent, length ``n_agents + 1``.
+        round: The round in which the messages were sent.
+    """
+
+    batch: MessageBatch
+    offsets: NDArray[np.int64]
+    round: int
+
+    @property
+    def counts(self) -> NDArray[np.int64]:
+        """How many messages each agent received."""
+        return np.diff(self.offsets)
+
+    def local_receiver(self) -> NDArray[np.int64]:
+        """Block-local index of each message's receiver."""
+        return np.repeat(np.arange(len(self.offsets) - 1), self.counts)
+
+    def sum(self, values: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+        """Per-agent sum of `values` (default: the messages' values), in message order."""
+        v = self.batch.value if values is None else values
+        return np.bincount(self.local_receiver(), weights=v, minlength=len(self.offsets) - 1)
+
+    def mean(self) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Per-agent mean of received values, and whether the agent received any."""
+        counts = self.counts
+        has = counts > 0
+        return self.sum() / np.maximum(counts, 1), has
+
+    def messages(self, i: int) -> list[Message]:
+        """The messages of local agent `i` as `Message` objects."""
+        return [self.batch.message(j, self.round) for j in range(self.offsets[i], self.offsets[i + 1])]

@@ -1,0 +1,53 @@
+"""The one message type, and the kinds a message can have."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["KINDS", "Message", "MessageKind"]
+
+MessageKind = Literal["opinion", "argument", "vote", "post", "move", "reply", "signal"]
+"""What a message is. Stored as a DuckDB ENUM in the log."""
+
+KINDS: tuple[str, ...] = get_args(MessageKind)
+
+
+class Message(BaseModel):
+    """One message between agents.
+
+    An agent fills in what it means (kind, value, text, payload, and a receiver if
+    it addresses someone directly); the engine fills in where it sits in the run
+    (round, sender, seq) and the protocol. ``(round, sender, seq)`` is the
+    message's stable id.
+
+    Example:
+        >>> Message(kind="opinion", value=0.25)  # routed by the protocol
+        Message(kind='opinion', value=0.25, ...)
+        >>> Message(kind="argument", text="I disagree", receiver=3)
+        Message(kind='argument', ...)
+
+    Attributes:
+        kind: What the message is.
+        value: A number, where the protocol needs one (an opinion, a vote).
+        text: Free text (an argument, a post).
+        payload: Any JSON-serialisable data.
+        receiver: The agent addressed; None lets the protocol route it.
+        topic: A topic or group instead of a single receiver.
+        round: Round the message was sent in (set by the engine).
+        sender: Sending agent id (set by the engine).
+        seq: Index among the sender's messages this round (set by the engine).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: MessageKind
+    value: float | None = None
+    text: str | None = None
+    payload: dict[str, Any] | None = None
+    receiver: int | None = Field(default=None, ge=0)
+    topic: str | None = None
+    round: int = -1
+    sender: int = -1
+    seq: int = 0

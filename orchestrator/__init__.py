@@ -1,0 +1,47 @@
+"""Everything that runs: launch API, runtimes, hosts, coordinator, the log, the CLI.
+
+Only this package knows about Ray. Its heavy parts load on first use, so that
+`agents` and `protocols` can import `orchestrator.errors` without importing Ray.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import (
+    AgentError,
+    ClusterError,
+    ConfigError,
+    LLMError,
+    LogError,
+    MootError,
+    ProtocolError,
+    QueryRefused,
+)
+
+if TYPE_CHECKING:
+    from orchestrator.launcher import Run, launch
+    from orchestrator.log import open_log
+
+__all__ = [
+    "AgentError",
+    "ClusterError",
+    "ConfigError",
+    "LLMError",
+    "LogError",
+    "MootError",
+    "ProtocolError",
+    "QueryRefused",
+    "Run",
+    "launch",
+    "open_log",
+]
+
+_LAZY = {"Run": "orchestrator.launcher", "launch": "orchestrator.launcher", "open_log": "orchestrator.log"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")

@@ -1,0 +1,300 @@
+"""A host: one shard of agents, stepped one round per call.
+
+Plain Python: the in-process runtime calls it directly; the Ray runtime wraps it
+as an actor (`orchestrator.ray_runtime`). Agents of a vectorised class live as
+numpy columns and step with one `act_batch` call per block; other agents are
+objects stepped one by one (async ones concurrently, bounded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from agents.agent import Agent
+from agents.batch import Inbox, MessageBatch
+from agents.context import BatchContext, Context
+from agents.message import Message
+from agents.population import Block, Population
+from orchestrator.errors import AgentError
+from protocols.base import Router
+
+__all__ = ["CHUNK", "ChunkStats", "Host", "shard_bounds"]
+
+CHUNK = 64
+"""Agents per statistics chunk. Shards start on chunk boundaries, so per-chunk
+statistics, and the metrics combined from them, do not depend on the sharding."""
+
+
+def shard_bounds(n: int, hosts: int) -> NDArray[np.int64]:
+    """Host boundaries: host h holds ids ``[b[h], b[h+1])``, aligned to `CHUNK`."""
+    chunks = -(-n // CHUNK)
+    per = np.linspace(0, chunks, hosts + 1).round().astype(np.int64)
+    return np.minimum(per * CHUNK, n)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkStats:
+    """Per-chunk statistics of the watched field after a round (combined by the coordinator).
+
+    Attributes:
+        count, mean, m2, min, max: One entry per chunk of `CHUNK` agents.
+        sent: Messages this host delivered this round.
+    """
+
+    count: NDArray[np.int64]
+    mean: NDArray[np.float64]
+    m2: NDArray[np.float64]
+    min: NDArray[np.float64]
+    max: NDArray[np.float64]
+    sent: int
+
+    @staticmethod
+    def of(values: NDArray[np.float64], ids: NDArray[np.int64], sent: int) -> ChunkStats:
+        if len(values) == 0:
+            e = np.empty(0)
+            return ChunkStats(np.empty(0, np.int64), e, e, e, e, sent)
+        chunk = ids // CHUNK
+        starts = np.flatnonzero(np.r_[True, chunk[1:] != chunk[:-1]])
+        count = np.diff(np.r_[starts, len(values)])
+        mean = np.add.reduceat(values, starts) / count
+        m2 = np.add.reduceat((values - np.repeat(mean, count)) ** 2, starts)
+        return ChunkStats(
+            count,
+            mean,
+            m2,
+            np.minimum.reduceat(values, starts),
+            np.maximum.reduceat(values, starts),
+            sent,
+        )
+
+
+def _as_messages(result: Any, agent: Agent, round: int) -> list[Message]:
+    if result is None:
+        return []
+    if isinstance(result, Message):
+        return [result]
+    if isinstance(result, Iterable) and not isinstance(result, (str, bytes, dict)):
+        out = list(result)
+        for m in out:
+            if not isinstance(m, Message):
+                raise _bad_output(agent, round, m)
+        return out
+    raise _bad_output(agent, round, result)
+
+
+def _bad_output(agent: Agent, round: int, value: object) -> AgentError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return AgentError(
+        f"Agent {agent.id} ({type(agent).__name__}).act returned {shown} "
+        f"({type(value).__name__}) in round {round}; return a Message, a list of Messages, or None."
+    )
+
+
+class Host:
+    """Holds agents ``[lo, hi)`` and steps them.
+
+    Args:
+        index: This host's position (0-based).
+        population: The whole population's description; the host builds its shard.
+        bounds: All hosts' boundaries (see `shard_bounds`).
+        router: The compiled protocol.
+        seed: The run's seed.
+        field: State field whose statistics are reported, or None.
+        instructions: The protocol's instructions, passed to agents.
+        max_concurrency: Bound on concurrent async `act` calls.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        population: Population,
+        bounds: NDArray[np.int64],
+        router: Router,
+        seed: int,
+        field: str | None,
+        instructions: str = "",
+        max_concurrency: int = 64,
+    ) -> None:
+        self.index = index
+        self.lo, self.hi = int(bounds[index]), int(bounds[index + 1])
+        self.bounds = bounds
+        self.router = router
+        self.seed = seed
+        self.field = field
+        self.instructions = instructions
+        self.max_concurrency = max_concurrency
+        self.blocks: list[Block] = population.blocks(self.lo, self.hi, seed)
+
+    def ping(self) -> int:
+        """Round-trip check; returns the host index."""
+        return self.index
+
+    def step(self, round: int, *inboxes: MessageBatch) -> tuple[Any, ...]:
+        """Step every agent one round.
+
+        Args:
+            round: The round to play.
+            inboxes: Messages for this host sent last round, one batch per source host,
+                in host order.
+
+        Returns:
+            One batch of delivered messages per destination host, then `ChunkStats`.
+        """
+        inbox = self._inbox(MessageBatch.concat(inboxes), round - 1)
+        outs = [self._act(block, inbox, round) for block in self.blocks]
+        delivered = self.router.route(MessageBatch.concat(outs), round, self.seed)
+        return (*self._split(delivered), self._stats(len(delivered)))
+
+    def _inbox(self, batch: MessageBatch, round: int) -> Inbox:
+        local = batch.receiver - self.lo
+        if len(local) and (local.min() < 0 or local.max() >= self.hi - self.lo):
+            raise AgentError(f"Host {self.index} got messages for agents outside [{self.lo}, {self.hi}).")
+        # Sources arrive in host order, each ordered by (sender, seq): a stable sort
+        # by receiver gives every agent its messages in (sender, seq) order.
+        order = np.argsort(local, kind="stable")
+        offsets = np.zeros(self.hi - self.lo + 1, np.int64)
+        np.cumsum(np.bincount(local, minlength=self.hi - self.lo), out=offsets[1:])
+        return Inbox(batch.take(order), offsets, round)
+
+    def _block_inbox(self, inbox: Inbox, block: Block) -> Inbox:
+        a, b = int(block.ids[0]) - self.lo, int(block.ids[-1]) + 1 - self.lo
+        start, stop = int(inbox.offsets[a]), int(inbox.offsets[b])
+        return Inbox(inbox.batch.slice(start, stop), inbox.offsets[a : b + 1] - start, inbox.round)
+
+    def _act(self, block: Block, inbox: Inbox, round: int) -> MessageBatch:
+        box = self._block_inbox(inbox, block)
+        if block.agents is None:
+            ctx = BatchContext(round, block.ids, self.seed)
+            try:
+                out = block.cls.act_batch(block.state, box, ctx)
+            except Exception as exc:
+                raise AgentError(
+                    f"{block.cls.__name__}.act_batch raised {exc!r} in round {round} "
+                    f"(agents {block.ids[0]}..{block.ids[-1]})."
+                ) from exc
+            if out is None:
+                return MessageBatch.empty()
+            if not isinstance(out, MessageBatch):
+                raise AgentError(
+                    f"{block.cls.__name__}.act_batch returned {type(out).__name__} in round {round}; "
+                    "return a MessageBatch or None."
+                )
+            if len(out) > 1 and np.any(np.diff(out.sender) < 0):
+                out = out.take(np.lexsort((out.seq, out.sender)))
+            return out
+        results = self._act_objects(block.agents, box, round)
+        messages: list[Message] = []
+        counts = np.zeros(len(block.agents), np.int64)
+        for k, (agent, result) in enumerate(zip(block.agents, results)):
+            ms = _as_messages(result, agent, round)
+            counts[k] = len(ms)
+            messages.extend(ms)
+        sender = np.repeat(block.ids, counts)
+        seq = (np.arange(len(messages)) - np.repeat(np.cumsum(counts) - counts, counts)).astype(np.int32)
+        return MessageBatch.from_messages(messages, sender, seq)
+
+    def _act_objects(self, agents: Sequence[Agent], box: Inbox, round: int) -> list[Any]:
+        ctxs = (
+            Context(round, a.id, self.seed, self.router.neighbours(a.id), None, self.instructions)
+            for a in agents
+        )
+        results: list[Any] = []
+        for k, (agent, ctx) in enumerate(zip(agents, ctxs)):
+            try:
+                results.append(agent.act(box.messages(k), ctx))
+            except Exception as exc:
+                raise AgentError(
+                    f"Agent {agent.id} ({type(agent).__name__}).act raised {exc!r} in round {round}."
+                ) from exc
+        pending = [i for i, r in enumerate(results) if inspect.isawaitable(r)]
+        if pending:
+            done = asyncio.run(self._gather([results[i] for i in pending], [agents[i] for i in pending], round))
+            for i, r in zip(pending, done):
+                results[i] = r
+        return results
+
+    async def _gather(self, calls: list[Awaitable[Any]], agents: list[Agent], round: int) -> list[Any]:
+        gate = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(call: Awaitable[Any], agent: Agent) -> Any:
+            async with gate:
+                try:
+                    return await call
+                except Exception as exc:
+                    raise AgentError(
+                        f"Agent {agent.id} ({type(agent).__name__}).act raised {exc!r} in round {round}."
+                    ) from exc
+
+        return list(await asyncio.gather(*(one(c, a) for c, a in zip(calls, agents))))
+
+    def _split(self, delivered: MessageBatch) -> list[MessageBatch]:
+        hosts = len(self.bounds) - 1
+        if hosts == 1:
+            return [delivered]
+        dest = (np.searchsorted(self.bounds, delivered.receiver, side="right") - 1).astype(np.uint16)
+        order = np.argsort(dest, kind="stable")
+        cuts = np.searchsorted(dest[order], np.arange(hosts + 1))
+        ordered = delivered.take(order)
+        return [ordered.slice(int(cuts[h]), int(cuts[h + 1])) for h in range(hosts)]
+
+    def _field_values(self) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        vals: list[NDArray[np.float64]] = []
+        ids: list[NDArray[np.int64]] = []
+        for block in self.blocks:
+            if self.field is None or self.field not in block.cls.model_fields:
+                continue
+            if block.agents is None:
+                vals.append(block.state[self.field])
+            else:
+                vals.append(np.array([float(getattr(a, self.field)) for a in block.agents]))
+            ids.append(block.ids)
+        if not vals:
+            return np.empty(0), np.empty(0, np.int64)
+        return np.concatenate(vals), np.concatenate(ids)
+
+    def _stats(self, sent: int) -> ChunkStats:
+        values, ids = self._field_values()
+        return ChunkStats.of(values, ids, sent)
+
+    def states(self, round: int) -> pa.Table:
+        """Every numeric state field of every agent, long format: round, agent, field, value."""
+        agents, fields, values = [], [], []
+        for block in self.blocks:
+            if block.agents is None:
+                cols = block.state
+            else:
+                cols = {}
+                for name in block.cls.state_fields():
+                    col = [getattr(a, name) for a in block.agents]
+                    if all(isinstance(v, (int, float, bool)) for v in col):
+                        cols[name] = np.asarray(col, np.float64)
+            for name, col in cols.items():
+                agents.append(block.ids)
+                fields.append(np.full(len(block.ids), name, dtype=object))
+                values.append(col)
+        if not agents:
+            return pa.table({"round": pa.array([], pa.int32()), "agent": pa.array([], pa.int64()),
+                             "field": pa.array([], pa.string()), "value": pa.array([], pa.float64())})
+        n = sum(len(a) for a in agents)
+        return pa.table(
+            {
+                "round": pa.array(np.full(n, round, np.int32)),
+                "agent": pa.array(np.concatenate(agents)),
+                "field": pa.array(np.concatenate(fields)).dictionary_encode(),
+                "value": pa.array(np.concatenate(values)),
+            }
+        )
+
+    def placement(self) -> tuple[int, int, int, list[tuple[str, int, int]]]:
+        """(index, lo, hi, [(class name, first id, last id + 1) per block]) for the `agents` table."""
+        blocks = [(b.cls.__name__, int(b.ids[0]), int(b.ids[-1]) + 1) for b in self.blocks]
+        return self.index, self.lo, self.hi, blocks

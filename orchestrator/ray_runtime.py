@@ -1,0 +1,155 @@
+"""The Ray runtime: hosts as Ray actors, spread over the cluster's nodes.
+
+One actor per host (thousands of agents each), never one per agent. Each round
+the coordinator makes one call per host; a host returns one object per
+destination host, and those object refs are handed, unopened, to the
+destination's next call. Ray errors are translated here, at one boundary.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import ray
+from numpy.typing import NDArray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from agents.batch import MessageBatch
+from agents.population import Population
+from orchestrator.errors import ClusterError, MootError
+from orchestrator.host import ChunkStats, Host
+from orchestrator.runtime import HostPlacement, Runtime
+from protocols.base import Router
+
+__all__ = ["RayRuntime", "ensure_ray"]
+
+
+class _HostActor(Host):
+    def node(self) -> str:
+        return str(ray.get_runtime_context().get_node_id())
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Connect to Ray: join `address` (``auto``, ``ray://...``, ``host:port``) or start a local instance.
+
+    Returns:
+        True if this call started or joined Ray, False if it was already up.
+    """
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("MOOT_ADDRESS") or None
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=True)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+        fix = (
+            "start one with `ray start --head`, check the address, or drop --address to run locally"
+            if address
+            else "check that nothing else holds Ray's ports, or run with runtime='local'"
+        )
+        raise ClusterError(f"Could not reach {where}: {exc}; {fix}.") from exc
+    return True
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The moot error a Ray error carries, if any."""
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        cause = exc.cause
+        if isinstance(cause, MootError):
+            return cause
+    if isinstance(exc, ray.exceptions.RayActorError):
+        return ClusterError(f"A host actor died: {exc}; see the Ray logs of its node. The log keeps every round so far.")
+    return exc
+
+
+def _get(refs: Any) -> Any:
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayError as exc:
+        raise _unwrap(exc) from exc
+
+
+class RayRuntime(Runtime):
+    """Hosts as Ray actors.
+
+    Args:
+        hosts: Number of host actors; None gives one per CPU of the cluster.
+        host_options: Ray actor options for each host (``num_cpus``, ``num_gpus``,
+            ``resources``, ``memory``), so a heavy agent can have a host of its own.
+    """
+
+    kind = "ray"
+
+    def __init__(self, hosts: int | None = None, host_options: Mapping[str, Any] | None = None) -> None:
+        self.n_hosts = hosts
+        self.host_options = dict(host_options or {"num_cpus": 0})
+        self.actors: list[Any] = []
+        self._last: list[list[Any]] = []
+
+    @staticmethod
+    def default_hosts() -> int:
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def _nodes(self) -> list[str]:
+        alive = [n for n in ray.nodes() if n.get("Alive")]
+        with_cpu = [n for n in alive if n.get("Resources", {}).get("CPU", 0) > 0] or alive
+        return sorted(n["NodeID"] for n in with_cpu)
+
+    def start(
+        self,
+        population: Population,
+        bounds: NDArray[np.int64],
+        router: Router,
+        *,
+        seed: int,
+        field: str | None,
+        instructions: str,
+        max_concurrency: int,
+    ) -> list[HostPlacement]:
+        nodes = self._nodes()
+        pop_ref, bounds_ref, router_ref = ray.put(population), ray.put(bounds), ray.put(router)
+        actor_cls = ray.remote(_HostActor)
+        hosts = len(bounds) - 1
+        self.actors = [
+            actor_cls.options(  # type: ignore[attr-defined]
+                scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[h % len(nodes)], soft=True),
+                max_concurrency=1,
+                **self.host_options,
+            ).remote(h, pop_ref, bounds_ref, router_ref, seed, field, instructions, max_concurrency)
+            for h in range(hosts)
+        ]
+        placed = _get([a.node.remote() for a in self.actors])
+        empty = ray.put(MessageBatch.empty())
+        self._last = [[empty] * hosts for _ in range(hosts)]
+        return list(enumerate(placed))
+
+    def step(self, round: int) -> tuple[list[ChunkStats], Callable[[], MessageBatch]]:
+        hosts = len(self.actors)
+        refs = [
+            actor.step.options(num_returns=hosts + 1).remote(round, *(self._last[src][h] for src in range(hosts)))
+            for h, actor in enumerate(self.actors)
+        ]
+        stats: list[ChunkStats] = _get([r[-1] for r in refs])
+        self._last = [r[:-1] for r in refs]
+        out_refs = [ref for r in refs for ref in r[:-1]]
+        return stats, lambda: MessageBatch.concat(_get(out_refs))
+
+    def states(self, round: int) -> Callable[[], list[pa.Table]]:
+        refs = [a.states.remote(round) for a in self.actors]
+        return lambda: list(_get(refs))
+
+    def blocks(self) -> list[tuple[int, int, int, list[tuple[str, int, int]]]]:
+        return list(_get([a.placement.remote() for a in self.actors]))
+
+    def shutdown(self) -> None:
+        for a in self.actors:
+            ray.kill(a)
+        self.actors = []
+        self._last = []

@@ -1,0 +1,110 @@
+"""The runtime interface, and the in-process runtime (no Ray) for tests and tiny runs.
+
+Both runtimes drive the same `Host` code, so they give the same log for the
+same seed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from agents.batch import MessageBatch
+from agents.population import Population
+from orchestrator.host import ChunkStats, Host
+from protocols.base import Router
+
+__all__ = ["HostPlacement", "InProcessRuntime", "Runtime"]
+
+HostPlacement = tuple[int, str]
+"""(host index, node id) for each host."""
+
+
+class Runtime(ABC):
+    """Where hosts live and how a round is played across them."""
+
+    kind: str
+
+    @abstractmethod
+    def start(
+        self,
+        population: Population,
+        bounds: NDArray[np.int64],
+        router: Router,
+        *,
+        seed: int,
+        field: str | None,
+        instructions: str,
+        max_concurrency: int,
+    ) -> list[HostPlacement]:
+        """Create the hosts and their shards; return where each host landed."""
+
+    @abstractmethod
+    def step(self, round: int) -> tuple[list[ChunkStats], Callable[[], MessageBatch]]:
+        """Play one round on every host.
+
+        Returns:
+            Each host's statistics, and a function fetching all messages delivered
+            this round (called later, on the log writer's thread).
+        """
+
+    @abstractmethod
+    def states(self, round: int) -> Callable[[], list[pa.Table]]:
+        """A function fetching every host's state snapshot (called on the writer thread)."""
+
+    @abstractmethod
+    def blocks(self) -> list[tuple[int, int, int, list[tuple[str, int, int]]]]:
+        """(host, lo, hi, [(class, first, end)]) per host, for the `agents` table."""
+
+    def shutdown(self) -> None:
+        """Release the hosts."""
+
+
+class InProcessRuntime(Runtime):
+    """Hosts as plain objects in this process, stepped one after another."""
+
+    kind = "local"
+
+    def __init__(self, hosts: int = 1) -> None:
+        self.n_hosts = hosts
+        self.hosts: list[Host] = []
+        self._last: list[tuple[MessageBatch, ...]] = []
+
+    def start(
+        self,
+        population: Population,
+        bounds: NDArray[np.int64],
+        router: Router,
+        *,
+        seed: int,
+        field: str | None,
+        instructions: str,
+        max_concurrency: int,
+    ) -> list[HostPlacement]:
+        self.hosts = [
+            Host(h, population, bounds, router, seed, field, instructions, max_concurrency)
+            for h in range(len(bounds) - 1)
+        ]
+        empty = MessageBatch.empty()
+        self._last = [tuple(empty for _ in self.hosts) for _ in self.hosts]
+        return [(h, "local") for h in range(len(self.hosts))]
+
+    def step(self, round: int) -> tuple[list[ChunkStats], Callable[[], MessageBatch]]:
+        results = [
+            host.step(round, *(self._last[src][h] for src in range(len(self.hosts))))
+            for h, host in enumerate(self.hosts)
+        ]
+        self._last = [r[:-1] for r in results]
+        delivered = MessageBatch.concat([b for r in results for b in r[:-1]])
+        return [r[-1] for r in results], lambda: delivered
+
+    def states(self, round: int) -> Callable[[], list[pa.Table]]:
+        tables = [h.states(round) for h in self.hosts]
+        return lambda: tables
+
+    def blocks(self) -> list[tuple[int, int, int, list[tuple[str, int, int]]]]:
+        return [h.placement() for h in self.hosts]

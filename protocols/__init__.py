@@ -1,0 +1,21 @@
+"""Message protocols and topologies: plain Python, numpy and networkx, no Ray."""
+
+from protocols.base import MessageProtocol, Router
+from protocols.gossip import Gossip, GossipRouter
+from protocols.registry import available_protocols, get_protocol
+from protocols.topology import ErdosRenyi, GraphSpec, Grid, RingLattice, SmallWorld, Topology
+
+__all__ = [
+    "ErdosRenyi",
+    "Gossip",
+    "GossipRouter",
+    "GraphSpec",
+    "Grid",
+    "MessageProtocol",
+    "RingLattice",
+    "Router",
+    "SmallWorld",
+    "Topology",
+    "available_protocols",
+    "get_protocol",
+]

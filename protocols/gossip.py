@@ -1,0 +1,177 @@
+"""Gossip: agents pass messages to neighbours on a graph, push, pull or both."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from agents.batch import MessageBatch
+from agents.rng import counter_integers
+from orchestrator.errors import AgentError, ConfigError
+from protocols.base import MessageProtocol, Router
+from protocols.topology import GraphSpec, SmallWorld, Topology, graph_spec
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["Gossip", "GossipRouter"]
+
+GossipMode = Literal["push", "pull", "push-pull"]
+_PUSH_STREAM, _PULL_STREAM = 10, 11
+
+
+@dataclass(frozen=True, eq=False)
+class GossipRouter(Router):
+    """Routes broadcasts over a `Topology`; see `Gossip` for the rules."""
+
+    topology: Topology
+    mode: GossipMode
+    fanout: int | None
+
+    def route(self, outbox: MessageBatch, round: int, seed: int) -> MessageBatch:
+        topo = self.topology
+        to_route = outbox.receiver < 0
+        msg_b = np.flatnonzero(to_route)
+        b_idx, b_recv = self._expand(outbox.sender[msg_b], outbox.seq[msg_b], round, seed)
+        b_idx = msg_b[b_idx]
+        if to_route.all():
+            idx, recv = b_idx, b_recv
+        else:
+            msg_d = np.flatnonzero(~to_route)
+            d_send, d_recv = outbox.sender[msg_d], outbox.receiver[msg_d]
+            self._check_direct(d_send, d_recv, topo)
+            idx = np.concatenate([b_idx, msg_d])
+            recv = np.concatenate([b_recv, d_recv])
+            order = np.argsort(idx, kind="stable")
+            idx, recv = idx[order], recv[order]
+        return outbox.take(idx).with_receivers(recv)
+
+    def _expand(
+        self, senders: NDArray[np.int64], seqs: NDArray[np.int32], round: int, seed: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Per broadcast, the out-edges of its sender that carry it."""
+        topo = self.topology
+        deg = topo.out_degree[senders]
+        total = int(deg.sum())
+        row = np.repeat(np.arange(len(senders), dtype=np.int64), deg)
+        starts = np.cumsum(deg) - deg
+        pos = np.arange(total, dtype=np.int64) - np.repeat(starts, deg)  # position in sender's row
+        edge = np.repeat(topo.offsets[senders], deg) + pos
+        recv = topo.targets[edge]
+        if self.fanout is None:
+            return row, recv
+        keep = np.zeros(total, bool)
+        if self.mode in ("push", "push-pull"):
+            # Each sender takes `fanout` consecutive neighbours from a random start:
+            # every neighbour is equally likely, with no repeats.
+            start = counter_integers(seed, round, senders, np.maximum(deg, 1), 0, stream=_PUSH_STREAM)
+            start = start + seqs.astype(np.int64)  # a second message goes one step on
+            d = np.repeat(deg, deg)
+            keep |= (pos - np.repeat(start, deg)) % np.maximum(d, 1) < np.minimum(self.fanout, d)
+        if self.mode in ("pull", "push-pull"):
+            # Each receiver pulls from `fanout` consecutive in-neighbours from a random start.
+            indeg = topo.in_degree[recv]
+            start = counter_integers(seed, round, recv, np.maximum(indeg, 1), 0, stream=_PULL_STREAM)
+            keep |= (topo.in_position[edge] - start) % np.maximum(indeg, 1) < np.minimum(self.fanout, indeg)
+        return row[keep], recv[keep]
+
+    @staticmethod
+    def _check_direct(send: NDArray[np.int64], recv: NDArray[np.int64], topo: Topology) -> None:
+        bad = (recv < 0) | (recv >= topo.n)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise AgentError(
+                f"Agent {send[i]} sent a message to agent {recv[i]}, which does not exist "
+                f"(agents are 0..{topo.n - 1}); address an existing agent or leave receiver=None "
+                "for the protocol to route."
+            )
+        off = ~topo.has_edges(send, recv)
+        if off.any():
+            i = int(np.flatnonzero(off)[0])
+            raise AgentError(
+                f"Agent {send[i]} sent a message to agent {recv[i]}, which is not its neighbour "
+                "under gossip; send to one of ctx.neighbours or leave receiver=None."
+            )
+
+    def neighbours(self, agent: int) -> NDArray[np.int64]:
+        return self.topology.neighbours(agent)
+
+
+class Gossip(MessageProtocol):
+    """Gossip on a graph: each round every message goes to some neighbours.
+
+    Args:
+        graph: A networkx graph over agents ``0..n-1``, a generator spec
+            (`SmallWorld(k=4, p=0.1)`, `RingLattice`, `ErdosRenyi`, `Grid`) or
+            its name (``"small_world"``).
+        fanout: Neighbours per message; None sends to every neighbour (DeGroot).
+        mode: ``"push"`` (the sender picks), ``"pull"`` (each receiver picks whom
+            it hears) or ``"push-pull"`` (both; a message is delivered once).
+        tolerance: Stop when the watched field's spread (max - min) falls below.
+        field: The numeric state field watched for convergence.
+
+    Example:
+        >>> Gossip(graph=SmallWorld(k=6, p=0.3), fanout=2, mode="push-pull")
+    """
+
+    name = "gossip"
+    instructions = "Share your current opinion with your neighbours."
+
+    def __init__(
+        self,
+        graph: nx.Graph | GraphSpec | str = "small_world",
+        *,
+        fanout: int | None = 1,
+        mode: GossipMode = "push",
+        tolerance: float = 1e-2,
+        field: str = "opinion",
+    ) -> None:
+        if mode not in ("push", "pull", "push-pull"):
+            raise ConfigError(f"Unknown gossip mode {mode!r}; use 'push', 'pull' or 'push-pull'.")
+        if fanout is not None and fanout < 1:
+            raise ConfigError(f"fanout must be >= 1 or None (every neighbour), got {fanout}.")
+        self.graph = graph_spec(graph) if isinstance(graph, str) else graph
+        self.fanout = fanout
+        self.mode: GossipMode = mode
+        self.tolerance = tolerance
+        self._field = field
+
+    @property
+    def field(self) -> str:
+        return self._field
+
+    def build(self, n_agents: int, seed: int) -> GossipRouter:
+        if isinstance(self.graph, GraphSpec):
+            topo = self.graph.build(n_agents, seed)
+        else:
+            topo = Topology.from_networkx(self.graph)
+            if topo.n != n_agents:
+                raise ConfigError(
+                    f"The graph has {topo.n} nodes but the population has {n_agents} agents; "
+                    "give one node per agent."
+                )
+        return GossipRouter(topo, self.mode, self.fanout)
+
+    def stop_reason(self, round: int, metrics: Mapping[str, float]) -> str | None:
+        spread = metrics.get("spread")
+        if spread is not None and spread < self.tolerance:
+            return "consensus"
+        return None
+
+    def describe(self) -> dict[str, object]:
+        graph = self.graph if isinstance(self.graph, GraphSpec) else f"networkx:{type(self.graph).__name__}"
+        return {
+            "name": self.name,
+            "graph": repr(graph),
+            "fanout": self.fanout,
+            "mode": self.mode,
+            "tolerance": self.tolerance,
+            "field": self._field,
+        }
+
+    def __repr__(self) -> str:
+        return f"Gossip(graph={self.graph!r}, fanout={self.fanout}, mode={self.mode!r})"

@@ -1,0 +1,227 @@
+"""Graphs as compressed arrays (CSR), built once, used for routing.
+
+networkx is how users describe graphs and measure them; routing a million agents
+needs arrays. `Topology.from_networkx` converts a user's graph; the named
+generators (`RingLattice`, `SmallWorld`, `ErdosRenyi`, `Grid`) build the arrays
+directly in numpy, the same graph every time for the same seed.
+
+An edge ``u -> v`` means u may send to v (v hears u). Undirected graphs hold
+both directions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from agents.rng import counter_integers, counter_uniform
+from orchestrator.errors import ConfigError
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["ErdosRenyi", "GraphSpec", "Grid", "RingLattice", "SmallWorld", "Topology", "graph_spec"]
+
+_GRAPH_STREAM = 3
+
+
+@dataclass(frozen=True, eq=False)
+class Topology:
+    """A directed graph over agents ``0..n-1`` in CSR form.
+
+    Attributes:
+        n: Number of nodes.
+        offsets: ``offsets[u]:offsets[u+1]`` indexes u's out-neighbours.
+        targets: Out-neighbour ids, ascending within each row.
+    """
+
+    n: int
+    offsets: NDArray[np.int64]
+    targets: NDArray[np.int64]
+
+    @classmethod
+    def from_edges(
+        cls, n: int, src: NDArray[np.int64], dst: NDArray[np.int64], *, undirected: bool
+    ) -> Topology:
+        """Build from edge arrays; drops duplicate edges, keeps self-loops."""
+        if undirected:
+            src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
+        key = np.unique(src.astype(np.int64) * n + dst.astype(np.int64))
+        src, dst = key // n, key % n
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(src, minlength=n), out=offsets[1:])
+        return cls(n, offsets, dst)
+
+    @classmethod
+    def from_networkx(cls, graph: nx.Graph) -> Topology:
+        """Convert a networkx graph whose nodes are the integers ``0..n-1``."""
+        n = graph.number_of_nodes()
+        nodes = set(graph.nodes)
+        if nodes != set(range(n)):
+            sample = sorted(map(repr, list(nodes - set(range(n)))[:3]))
+            raise ConfigError(
+                f"Graph nodes must be the agent ids 0..{n - 1}; found {', '.join(sample)}. "
+                "Relabel with networkx.convert_node_labels_to_integers(graph)."
+            )
+        edges = np.array(list(graph.edges()), dtype=np.int64).reshape(-1, 2)
+        return cls.from_edges(n, edges[:, 0], edges[:, 1], undirected=not graph.is_directed())
+
+    def to_networkx(self) -> nx.DiGraph:
+        """The graph as a networkx DiGraph (for metrics on small graphs)."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from(range(self.n))
+        src = np.repeat(np.arange(self.n), np.diff(self.offsets))
+        g.add_edges_from(zip(src.tolist(), self.targets.tolist()))
+        return g
+
+    @property
+    def out_degree(self) -> NDArray[np.int64]:
+        """Out-degree of every node."""
+        return np.diff(self.offsets)
+
+    @cached_property
+    def in_degree(self) -> NDArray[np.int64]:
+        """In-degree of every node."""
+        return np.bincount(self.targets, minlength=self.n)
+
+    @cached_property
+    def in_position(self) -> NDArray[np.int64]:
+        """For each edge ``u -> v`` (in CSR order): u's position among v's in-neighbours.
+
+        In-neighbour lists are ascending, so this is the rank of u among the
+        sources of edges into v.
+        """
+        src = np.repeat(np.arange(self.n, dtype=np.int64), self.out_degree)
+        order = np.argsort(self.targets, kind="stable")  # by target, then source (CSR order)
+        in_offsets = np.zeros(self.n + 1, np.int64)
+        np.cumsum(self.in_degree, out=in_offsets[1:])
+        pos = np.empty(len(src), np.int64)
+        pos[order] = np.arange(len(src)) - in_offsets[self.targets[order]]
+        return pos
+
+    @cached_property
+    def _edge_keys(self) -> NDArray[np.int64]:
+        src = np.repeat(np.arange(self.n, dtype=np.int64), self.out_degree)
+        return src * self.n + self.targets
+
+    def has_edges(self, src: NDArray[np.int64], dst: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Whether each ``src[i] -> dst[i]`` is an edge."""
+        keys = self._edge_keys
+        q = src * self.n + dst
+        i = np.minimum(np.searchsorted(keys, q), max(len(keys) - 1, 0))
+        return keys[i] == q if len(keys) else np.zeros(len(q), bool)
+
+    def neighbours(self, u: int) -> NDArray[np.int64]:
+        """Out-neighbours of `u`."""
+        return self.targets[self.offsets[u] : self.offsets[u + 1]]
+
+
+class GraphSpec:
+    """A named graph generator: `build(n, seed)` gives the same Topology for the same seed."""
+
+    def build(self, n: int, seed: int) -> Topology:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def _ring_edges(n: int, k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    if k % 2 or k < 2 or k >= n:
+        raise ConfigError(f"Ring lattice needs an even k with 2 <= k < n; got k={k}, n={n}.")
+    u = np.repeat(np.arange(n, dtype=np.int64), k // 2)
+    j = np.tile(np.arange(1, k // 2 + 1, dtype=np.int64), n)
+    return u, (u + j) % n
+
+
+@dataclass(frozen=True)
+class RingLattice(GraphSpec):
+    """Each node linked to its k nearest neighbours on a ring (k even)."""
+
+    k: int = 4
+
+    def build(self, n: int, seed: int) -> Topology:
+        u, v = _ring_edges(n, self.k)
+        return Topology.from_edges(n, u, v, undirected=True)
+
+
+@dataclass(frozen=True)
+class SmallWorld(GraphSpec):
+    """Watts–Strogatz: a ring lattice whose edges are rewired with probability p.
+
+    Each lattice edge ``(u, u+j)`` keeps u and, with probability p, gets a new
+    endpoint drawn uniformly among the other nodes (counter-based, by edge).
+    Rewirings that would duplicate an edge are dropped, so the edge count can
+    fall slightly below ``n*k/2``; with p=0 this is exactly networkx's
+    `watts_strogatz_graph(n, k, 0)`.
+    """
+
+    k: int = 6
+    p: float = 0.3
+
+    def build(self, n: int, seed: int) -> Topology:
+        u, v = _ring_edges(n, self.k)
+        e = np.arange(len(u), dtype=np.int64)
+        rewire = counter_uniform(seed, 0, e, 0, stream=_GRAPH_STREAM) < self.p
+        offset = 1 + counter_integers(seed, 0, e[rewire], n - 1, 1, stream=_GRAPH_STREAM)
+        v = v.copy()
+        v[rewire] = (u[rewire] + offset) % n
+        return Topology.from_edges(n, u, v, undirected=True)
+
+
+@dataclass(frozen=True)
+class ErdosRenyi(GraphSpec):
+    """G(n, m) with m = round(p * n(n-1)/2) undirected edges drawn by counter (no self-loops)."""
+
+    p: float = 0.001
+
+    def build(self, n: int, seed: int) -> Topology:
+        m = int(round(self.p * n * (n - 1) / 2))
+        e = np.arange(m, dtype=np.int64)
+        u = counter_integers(seed, 0, e, n, 0, stream=_GRAPH_STREAM)
+        v = (u + 1 + counter_integers(seed, 0, e, n - 1, 1, stream=_GRAPH_STREAM)) % n
+        return Topology.from_edges(n, u, v, undirected=True)
+
+
+@dataclass(frozen=True)
+class Grid(GraphSpec):
+    """A 2-D grid, `cols` wide (rows = n / cols), 4-neighbourhood; optionally a torus."""
+
+    cols: int = 0
+    torus: bool = False
+
+    def build(self, n: int, seed: int) -> Topology:
+        cols = self.cols or int(np.sqrt(n))
+        if cols <= 0 or n % cols:
+            raise ConfigError(f"Grid with cols={cols} cannot hold n={n} agents; n must be a multiple of cols.")
+        rows = n // cols
+        ids = np.arange(n, dtype=np.int64)
+        r, c = ids // cols, ids % cols
+        right = (c + 1 < cols) | self.torus
+        down = (r + 1 < rows) | self.torus
+        src = np.concatenate([ids[right], ids[down]])
+        dst = np.concatenate([(r * cols + (c + 1) % cols)[right], (((r + 1) % rows) * cols + c)[down]])
+        keep = src != dst
+        return Topology.from_edges(n, src[keep], dst[keep], undirected=True)
+
+
+_NAMED: dict[str, type[GraphSpec]] = {
+    "erdos_renyi": ErdosRenyi,
+    "grid": Grid,
+    "ring_lattice": RingLattice,
+    "small_world": SmallWorld,
+}
+
+
+def graph_spec(name: str) -> GraphSpec:
+    """The generator called `name`, with default parameters."""
+    try:
+        return _NAMED[name]()
+    except KeyError:
+        raise ConfigError(
+            f"Unknown graph {name!r}; known: {', '.join(sorted(_NAMED))}. "
+            "Or pass a networkx graph, or a spec such as SmallWorld(k=6, p=0.05)."
+        ) from None

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents import Agent, Message, Normal, OpinionAgent, Population, Uniform
+from orchestrator.errors import ConfigError
+
+
+class Talker(Agent):
+    mood: float = 1.0
+
+    def act(self, inbox, ctx):  # type: ignore[no-untyped-def]
+        return Message(kind="post", text="hi")
+
+
+def test_blocks_do_not_depend_on_sharding() -> None:
+    pop = Population.of(OpinionAgent, 1000, opinion=Uniform(-1, 1)) + Population.of(
+        OpinionAgent, 24, opinion=Normal(0, 2), stubbornness=1.0
+    )
+    whole = pop.blocks(0, 1024, seed=3)
+    split = pop.blocks(0, 500, seed=3) + pop.blocks(500, 1024, seed=3)
+    for name in ("opinion", "stubbornness"):
+        a = np.concatenate([b.state[name] for b in whole])
+        b = np.concatenate([b.state[name] for b in split])
+        assert np.array_equal(a, b)
+    assert len(pop) == 1024 and whole[1].state["stubbornness"].tolist() == [1.0] * 24
+    assert -1 <= whole[0].state["opinion"].min() and whole[0].state["opinion"].max() < 1
+
+
+def test_plain_classes_become_objects_with_ids() -> None:
+    pop = Population.of(Talker, 5, mood=np.arange(5.0))
+    (block,) = pop.blocks(2, 5, seed=0)
+    assert block.agents is not None
+    assert [(a.id, a.mood) for a in block.agents] == [(2, 2.0), (3, 3.0), (4, 4.0)]
+
+
+def test_from_agents_groups_by_class() -> None:
+    pop = Population.from_agents([Talker(), Talker(), OpinionAgent(opinion=0.3)])
+    assert [g.n for g in pop.groups] == [2, 1] and pop.classes == [Talker, OpinionAgent]
+
+
+def test_unknown_field_names_the_fields() -> None:
+    with pytest.raises(ConfigError, match=r"OpinionAgent has no state field 'opnion'; its fields are: opinion, stubbornness"):
+        Population.of(OpinionAgent, 3, opnion=0.1)
+
+
+def test_wrong_column_length() -> None:
+    with pytest.raises(ConfigError, match="Column 'opinion' has 2 values for 3 agents"):
+        Population.of(OpinionAgent, 3, opinion=[0.1, 0.2])

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import numpy as np
+
+from agents.context import BatchContext, Context
+from agents.rng import counter_integers, counter_uniform
+
+
+def test_draws_do_not_depend_on_sharding() -> None:
+    ids = np.arange(10_000)
+    whole = counter_uniform(7, 3, ids)
+    parts = np.concatenate([counter_uniform(7, 3, ids[:1234]), counter_uniform(7, 3, ids[1234:])])
+    assert np.array_equal(whole, parts)
+
+
+def test_draws_differ_by_seed_round_draw_and_stream() -> None:
+    ids = np.arange(1000)
+    base = counter_uniform(1, 0, ids)
+    for other in (
+        counter_uniform(2, 0, ids),
+        counter_uniform(1, 1, ids),
+        counter_uniform(1, 0, ids, 1),
+        counter_uniform(1, 0, ids, stream=5),
+    ):
+        assert not np.array_equal(base, other)
+
+
+def test_uniform_moments_and_integer_range() -> None:
+    u = counter_uniform(0, 0, np.arange(200_000))
+    assert 0.0 <= u.min() and u.max() < 1.0
+    assert abs(u.mean() - 0.5) < 0.005
+    assert abs(u.var() - 1 / 12) < 0.002
+    k = counter_integers(0, 0, np.arange(60_000), 6)
+    counts = np.bincount(k, minlength=6)
+    assert counts.min() > 9_500 and counts.max() < 10_500 and k.max() == 5
+
+
+def test_context_rng_is_lazy_and_reproducible() -> None:
+    a = Context(round=2, agent_id=5, seed=9).rng.random(3)
+    b = Context(round=2, agent_id=5, seed=9).rng.random(3)
+    c = Context(round=3, agent_id=5, seed=9).rng.random(3)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    ctx = BatchContext(1, np.arange(10, 20), 4)
+    assert np.array_equal(ctx.uniform()[5:], BatchContext(1, np.arange(15, 20), 4).uniform())

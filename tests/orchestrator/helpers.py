@@ -1,0 +1,68 @@
+"""Agents and helpers shared by the orchestrator tests (importable by Ray workers)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+
+from agents import Agent, Context, Message, OpinionAgent
+
+
+class PlainOpinion(OpinionAgent):
+    """OpinionAgent forced onto the plain-Python path."""
+
+    vectorised: ClassVar[bool] = False
+
+
+class Rude(Agent):
+    """Returns a string instead of a message from `bad_round` on."""
+
+    bad_round: int = 2
+
+    def act(self, inbox: list[Message], ctx: Context) -> object:
+        if ctx.round >= self.bad_round:
+            return "hello"
+        return Message(kind="post", text=f"round {ctx.round}")
+
+
+class Lost(Agent):
+    """Writes to an agent that does not exist."""
+
+    def act(self, inbox: list[Message], ctx: Context) -> Message:
+        return Message(kind="argument", text="anyone?", receiver=10_000)
+
+
+PEAK = {"now": 0, "max": 0}
+
+
+class Slow(Agent):
+    """An async agent that waits, as an LLM agent would."""
+
+    def act(self, inbox: list[Message], ctx: Context):  # type: ignore[no-untyped-def]
+        async def go() -> Message:
+            PEAK["now"] += 1
+            PEAK["max"] = max(PEAK["max"], PEAK["now"])
+            await asyncio.sleep(0.01)
+            PEAK["now"] -= 1
+            return Message(kind="signal", value=float(ctx.agent_id), payload={"heard": len(inbox)})
+
+        return go()
+
+
+def messages_hash(path: Path, run_id: str) -> tuple[int, str]:
+    """(rows, md5) of a run's messages, sorted by (round, sender, seq, receiver)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        row = con.execute(
+            """SELECT count(*), md5(string_agg(concat_ws(',', round, sender, seq, receiver, kind,
+                   value, text, payload), ';' ORDER BY round, sender, seq, receiver))
+               FROM messages WHERE run_id = ?""",
+            [run_id],
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return int(row[0]), str(row[1])

@@ -1,0 +1,151 @@
+"""Runs on the in-process runtime: results that could fail, and errors that must be clear."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import networkx as nx
+import numpy as np
+import pytest
+
+from agents import OpinionAgent, Population, Uniform
+from orchestrator import AgentError, ConfigError, LogError, launch
+from protocols import Gossip, SmallWorld
+from tests.orchestrator.helpers import PEAK, Lost, PlainOpinion, Rude, Slow, messages_hash
+
+
+def strongly_connected_digraph(n: int, seed: int) -> nx.DiGraph:
+    g = nx.gnp_random_graph(n, 0.12, seed=seed, directed=True)
+    assert nx.is_strongly_connected(g) and nx.is_aperiodic(g)
+    return g
+
+
+def test_degroot_limit_is_the_left_perron_weighted_mean(log_path: Path) -> None:
+    n = 40
+    g = strongly_connected_digraph(n, seed=3)
+    rng = np.random.default_rng(5)
+    x0, s = rng.random(n), rng.uniform(0.1, 0.6, n)
+    # Independently: x(t+1) = W x(t) with W = diag(s) + diag(1-s) D_in^-1 A^T.
+    a = nx.to_numpy_array(g, nodelist=range(n))  # a[j, i] = 1 for edge j -> i
+    w = np.diag(s) + np.diag(1 - s) @ (a.T / a.sum(axis=0)[:, None])
+    vals, vecs = np.linalg.eig(w.T)
+    pi = np.real(vecs[:, np.argmin(np.abs(vals - 1))])
+    expected = float(pi @ x0 / pi.sum())
+
+    pop = Population.of(OpinionAgent, n, opinion=x0, stubbornness=s)
+    run = launch(pop, Gossip(g, fanout=None, tolerance=1e-10), rounds=2000, seed=1, log=log_path, runtime="local")
+    assert run.stop_reason == "consensus"
+    assert abs(run.final["mean"] - expected) < 1e-6
+    final = run.sql(
+        f"SELECT value FROM states WHERE run_id = '{run.run_id}' AND field = 'opinion' "
+        f"AND round = {run.rounds - 1}"
+    ).column("value").to_numpy()
+    assert len(final) == n and np.max(np.abs(final - expected)) < 1e-6
+    # Every edge carries one message per round: an exact row count.
+    assert run.messages == run.rounds * g.number_of_edges()
+    assert run.sql("SELECT count(*) AS c FROM messages").column("c")[0].as_py() == run.messages
+
+
+def test_plain_and_vectorised_paths_agree(tmp_path: Path) -> None:
+    proto = Gossip(SmallWorld(k=4, p=0.2), fanout=2, mode="push-pull")
+    runs = [
+        launch(Population.of(cls, 500, opinion=Uniform()), proto, rounds=15, seed=3, log=tmp_path / f"{cls.__name__}.duckdb", runtime="local", hosts=2)
+        for cls in (OpinionAgent, PlainOpinion)
+    ]
+    a, b = (
+        r.sql("SELECT round, sender, seq, receiver, value FROM messages ORDER BY ALL").to_pandas() for r in runs
+    )
+    assert len(a) == len(b) == runs[0].messages > 0
+    assert (a[["round", "sender", "seq", "receiver"]].values == b[["round", "sender", "seq", "receiver"]].values).all()
+    assert np.max(np.abs(a["value"].values - b["value"].values)) < 1e-12
+
+
+def test_local_hosts_give_the_same_log(tmp_path: Path) -> None:
+    pop = Population.of(OpinionAgent, 2000, opinion=Uniform())
+    hashes = {
+        h: messages_hash(tmp_path / f"h{h}.duckdb", launch(pop, Gossip(fanout=2), rounds=8, seed=9, log=tmp_path / f"h{h}.duckdb", runtime="local", hosts=h).run_id)
+        for h in (1, 3)
+    }
+    assert hashes[1] == hashes[3] and hashes[1][0] > 0
+
+
+def test_consensus_view_and_tables(log_path: Path) -> None:
+    run = launch(Population.of(OpinionAgent, 1000, opinion=Uniform()), Gossip(fanout=2, mode="push-pull"), rounds=200, seed=2, log=log_path, runtime="local")
+    assert run.stop_reason == "consensus" and run.final["spread"] < 1e-2
+    view = run.sql("SELECT round, messages, spread FROM consensus_by_round ORDER BY round").to_pandas()
+    assert len(view) == run.rounds and view["messages"].sum() == run.messages
+    assert view["spread"].iloc[-1] < 1e-2 <= view["spread"].iloc[-2]
+    counts = run.sql(
+        "SELECT (SELECT count(*) FROM agents) a, (SELECT count(DISTINCT round) FROM states) s, "
+        "(SELECT status FROM runs) st, (SELECT count(*) FROM events WHERE kind = 'stopped') e"
+    ).to_pylist()[0]
+    assert counts == {"a": 1000, "s": 2 + (run.rounds - 1) // 10, "st": "finished", "e": 1}
+
+
+def test_async_agents_run_concurrently_within_the_bound(log_path: Path) -> None:
+    PEAK.update(now=0, max=0)
+    run = launch(Population.of(Slow, 120), Gossip(SmallWorld(k=4, p=0.0), fanout=1), rounds=3, seed=0, log=log_path, runtime="local", max_concurrency=25)
+    assert PEAK["max"] == 25
+    assert run.messages == 3 * 120
+    payloads = run.sql("SELECT payload->>'heard' AS h FROM messages WHERE round = 2").column("h").to_pylist()
+    assert sum(int(h) for h in payloads) == 120  # each round-1 message was heard once
+
+
+def test_agent_returning_garbage_is_named_and_earlier_rounds_are_kept(log_path: Path) -> None:
+    pop = Population.of(Rude, 200)
+    with pytest.raises(AgentError) as info:
+        launch(pop, Gossip(SmallWorld(k=4, p=0.0)), rounds=5, seed=0, log=log_path, runtime="local")
+    assert str(info.value) == (
+        "Agent 0 (Rude).act returned 'hello' (str) in round 2; return a Message, a list of Messages, or None."
+    )
+    con = duckdb.connect(str(log_path), read_only=True)
+    assert con.execute("SELECT count(*), max(round) FROM messages").fetchone() == (400, 1)
+    status, reason = con.execute("SELECT status, stop_reason FROM runs").fetchone()  # type: ignore[misc]
+    assert status == "failed" and "returned 'hello'" in reason
+    assert con.execute("SELECT count(*) FROM events WHERE kind = 'error'").fetchone() == (1,)
+
+
+def test_message_to_missing_agent(log_path: Path) -> None:
+    with pytest.raises(AgentError, match=r"Agent 0 sent a message to agent 10000, which does not exist \(agents are 0..99\)"):
+        launch(Population.of(Lost, 100), Gossip(SmallWorld(k=4, p=0.0)), rounds=2, log=log_path, runtime="local")
+
+
+def test_unknown_protocol_and_bad_arguments(log_path: Path) -> None:
+    pop = Population.of(OpinionAgent, 10)
+    with pytest.raises(ConfigError, match="Unknown protocol 'gosip'; known: .*gossip.*Is its package installed"):
+        launch(pop, "gosip", log=log_path)
+    with pytest.raises(ConfigError, match="rounds must be >= 1, got 0"):
+        launch(pop, "gossip", rounds=0, log=log_path)
+    with pytest.raises(ConfigError, match="Unknown runtime 'cloud'"):
+        launch(pop, "gossip", runtime="cloud", log=log_path)  # type: ignore[arg-type]
+
+
+def test_log_in_missing_directory(tmp_path: Path) -> None:
+    bad = tmp_path / "nope" / "run.duckdb"
+    with pytest.raises(ConfigError) as info:
+        launch(Population.of(OpinionAgent, 10), "gossip", log=bad, runtime="local")
+    assert str(info.value) == (
+        f"Log directory '{bad.parent}' does not exist (log path '{bad}'); "
+        f"create it (mkdir -p {bad.parent}) or pick another log path."
+    )
+
+
+def test_log_locked_by_another_process(log_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb,sys,time; c=duckdb.connect({str(log_path)!r}); print('ok', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        with pytest.raises(LogError, match=rf"The log '{log_path}' is locked by process {holder.pid} .*use another log path"):
+            launch(Population.of(OpinionAgent, 10), "gossip", log=log_path, runtime="local")
+    finally:
+        holder.communicate("")
+    # Once free, the same path works.
+    again = launch(Population.of(OpinionAgent, 64, opinion=Uniform()), "gossip", rounds=2, log=log_path, runtime="local")
+    assert again.messages == 128

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from agents import Message, MessageBatch
+from orchestrator.errors import AgentError, ConfigError
+from protocols import Gossip, SmallWorld, Topology
+
+N = 300
+
+
+def graph() -> nx.DiGraph:
+    return nx.gnp_random_graph(N, 0.05, seed=4, directed=True)
+
+
+def route(mode: str, fanout: int | None, senders: np.ndarray, round: int = 3) -> MessageBatch:
+    router = Gossip(graph(), fanout=fanout, mode=mode).build(N, 0)  # type: ignore[arg-type]
+    out = MessageBatch.broadcast(senders, "opinion", senders / N)
+    return router.route(out, round, seed=11)
+
+
+def pairs(b: MessageBatch) -> list[tuple[int, int]]:
+    return list(zip(b.sender.tolist(), b.receiver.tolist()))
+
+
+def test_push_sends_fanout_distinct_neighbours() -> None:
+    g = graph()
+    d = route("push", 3, np.arange(N))
+    for s in range(N):
+        mine = d.receiver[d.sender == s]
+        assert len(mine) == min(3, g.out_degree(s)) == len(set(mine.tolist()))
+        assert set(mine.tolist()) <= set(g.successors(s))
+    assert np.all(np.diff(d.sender) >= 0)  # ordered by sender
+
+
+def test_pull_gives_each_receiver_fanout_in_neighbours() -> None:
+    g = graph()
+    d = route("pull", 2, np.arange(N))
+    for r in range(N):
+        heard = d.sender[d.receiver == r]
+        assert len(heard) == min(2, g.in_degree(r))
+        assert set(heard.tolist()) <= set(g.predecessors(r))
+
+
+def test_push_pull_is_the_union_without_duplicates() -> None:
+    push, pull, both = (set(pairs(route(m, 2, np.arange(N)))) for m in ("push", "pull", "push-pull"))
+    both_list = pairs(route("push-pull", 2, np.arange(N)))
+    assert both == push | pull and len(both_list) == len(both)
+
+
+def test_fanout_none_is_every_edge() -> None:
+    assert set(pairs(route("push", None, np.arange(N)))) == set(graph().edges())
+
+
+def test_routing_does_not_depend_on_how_senders_are_split() -> None:
+    router = Gossip(graph(), fanout=2, mode="push-pull").build(N, 0)
+    out = MessageBatch.broadcast(np.arange(N), "opinion", np.arange(N) / N)
+    whole = router.route(out, 5, 1)
+    parts = [router.route(out.slice(a, b), 5, 1) for a, b in ((0, 77), (77, 200), (200, N))]
+    joined = MessageBatch.concat(parts)
+    assert pairs(whole) == pairs(joined) and np.array_equal(whole.value, joined.value)
+    assert pairs(whole) != pairs(router.route(out, 6, 1))  # new draws each round
+
+
+def test_direct_messages_are_checked() -> None:
+    router = Gossip(SmallWorld(k=4, p=0.0), fanout=1).build(20, 0)
+    ok = MessageBatch.from_messages(
+        [Message(kind="vote", receiver=1), Message(kind="opinion")], np.array([0, 0]), np.array([0, 1], np.int32)
+    )
+    d = router.route(ok, 0, 0)
+    assert d.receiver[0] == 1 and d.seq.tolist()[0] == 0 and len(d) == 2
+    missing = MessageBatch.from_messages([Message(kind="vote", receiver=99)], np.array([3]), np.array([0], np.int32))
+    with pytest.raises(AgentError, match=r"Agent 3 sent a message to agent 99, which does not exist \(agents are 0..19\)"):
+        router.route(missing, 0, 0)
+    far = MessageBatch.from_messages([Message(kind="vote", receiver=10)], np.array([3]), np.array([0], np.int32))
+    with pytest.raises(AgentError, match="not its neighbour"):
+        router.route(far, 0, 0)
+
+
+def test_bad_settings() -> None:
+    with pytest.raises(ConfigError, match="Unknown gossip mode 'shout'"):
+        Gossip(mode="shout")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="fanout must be >= 1"):
+        Gossip(fanout=0)
+    with pytest.raises(ConfigError, match="graph has 300 nodes but the population has 10"):
+        Gossip(graph()).build(10, 0)
+    with pytest.raises(ConfigError, match="Unknown graph 'smallworld'; known: erdos_renyi, grid"):
+        Gossip("smallworld")
+
+
+def test_stop_rule() -> None:
+    g = Gossip(tolerance=0.1)
+    assert g.stop_reason(3, {"spread": 0.05}) == "consensus"
+    assert g.stop_reason(3, {"spread": 0.5}) is None
+    assert Topology.from_networkx(nx.path_graph(3)).neighbours(1).tolist() == [0, 2]

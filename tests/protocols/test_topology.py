@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from orchestrator.errors import ConfigError
+from protocols import ErdosRenyi, Grid, RingLattice, SmallWorld, Topology
+
+
+def edges(topo: Topology) -> set[tuple[int, int]]:
+    return set(topo.to_networkx().edges())
+
+
+def directed(g: nx.Graph) -> set[tuple[int, int]]:
+    return set(g.edges()) | {(v, u) for u, v in g.edges()}
+
+
+def test_ring_lattice_matches_networkx() -> None:
+    assert edges(RingLattice(k=6).build(50, 0)) == directed(nx.watts_strogatz_graph(50, 6, 0))
+
+
+def test_small_world_without_rewiring_is_the_lattice() -> None:
+    assert edges(SmallWorld(k=4, p=0.0).build(40, 1)) == directed(nx.watts_strogatz_graph(40, 4, 0))
+
+
+def test_small_world_is_seeded_and_keeps_size() -> None:
+    a, b, c = (SmallWorld(k=4, p=0.2).build(2000, s) for s in (5, 5, 6))
+    assert np.array_equal(a.targets, b.targets) and not np.array_equal(a.targets, c.targets)
+    g = nx.Graph(a.to_networkx())
+    assert 0.97 * 4000 <= g.number_of_edges() <= 4000  # a few rewirings collide
+    assert nx.number_of_selfloops(g) == 0
+    # Rewiring shortens paths: far below the lattice's n/(2k) = 250.
+    assert nx.average_shortest_path_length(g) < 12
+
+
+def test_grid_matches_networkx() -> None:
+    g = nx.convert_node_labels_to_integers(nx.grid_2d_graph(6, 7), ordering="sorted")
+    assert edges(Grid(cols=7).build(42, 0)) == directed(g)
+
+
+def test_erdos_renyi_edge_count() -> None:
+    topo = ErdosRenyi(p=0.01).build(1000, 3)
+    g = nx.Graph(topo.to_networkx())
+    expected = 0.01 * 1000 * 999 / 2
+    assert 0.98 * expected <= g.number_of_edges() <= expected and nx.number_of_selfloops(g) == 0
+
+
+def test_from_networkx_directed_and_positions() -> None:
+    g = nx.gnp_random_graph(60, 0.1, seed=2, directed=True)
+    topo = Topology.from_networkx(g)
+    assert edges(topo) == set(g.edges())
+    src = np.repeat(np.arange(topo.n), topo.out_degree)
+    for e, (u, v) in enumerate(zip(src, topo.targets)):
+        assert sorted(g.predecessors(int(v))).index(int(u)) == topo.in_position[e]
+    assert np.array_equal(topo.in_degree, [g.in_degree(i) for i in range(60)])
+    assert topo.has_edges(np.array([0, 1]), np.array([int(topo.neighbours(0)[0]), 1])).tolist() == [True, False]
+
+
+def test_bad_node_labels_name_the_fix() -> None:
+    with pytest.raises(ConfigError, match="convert_node_labels_to_integers"):
+        Topology.from_networkx(nx.Graph([("a", "b")]))
+
+
+def test_bad_lattice_k() -> None:
+    with pytest.raises(ConfigError, match="even k"):
+        RingLattice(k=3).build(10, 0)
