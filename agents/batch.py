@@ -232,7 +232,8 @@ class Inbox:
     def sum(self, values: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
         """Per-agent sum of `values` (default: the messages' values), in message order."""
         v = self.batch.value if values is None else values
-        return np.bincount(self.local_receiver(), weights=v, minlength=len(self.offsets) - 1)
+        sums = np.bincount(self.local_receiver(), weights=v, minlength=len(self.offsets) - 1)
+        return sums.astype(np.float64, copy=False)
 
     def mean(self) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         """Per-agent mean of received values, and whether the agent received any."""

@@ -157,7 +157,9 @@ class Population:
     def _block(g: _Group, gi: int, start: int, a: int, b: int, seed: int) -> Block:
         ids = np.arange(a, b, dtype=np.int64)
         if g.agents is not None:
-            agents = [m.model_copy(update={"id": int(i)}) for m, i in zip(g.agents[a - start : b - start], ids)]
+            agents = [
+                m.model_copy(update={"id": int(i)}) for m, i in zip(g.agents[a - start : b - start], ids)
+            ]
             return Block(g.cls, ids, {}, agents)
         defaults = {name: f.default for name, f in g.cls.model_fields.items() if name != "id"}
         state: dict[str, NDArray[np.float64]] = {}

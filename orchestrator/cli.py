@@ -15,7 +15,9 @@ from rich.table import Table
 
 from orchestrator.errors import MootError
 
-app = typer.Typer(help="moot: societies of agents on Ray, every message logged to DuckDB.", no_args_is_help=True)
+app = typer.Typer(
+    help="moot: societies of agents on Ray, every message logged to DuckDB.", no_args_is_help=True
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -91,14 +93,28 @@ def run(
 
 def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title="run summary", show_header=False)
-    for key in ("agents", "hosts", "rounds", "messages", "final_spread", "stop_reason", "seconds",
-                "messages_per_second"):
+    for key in (
+        "agents",
+        "hosts",
+        "rounds",
+        "messages",
+        "final_spread",
+        "stop_reason",
+        "seconds",
+        "messages_per_second",
+    ):
         value = summary.get(key)
-        shown = f"{value:,}" if isinstance(value, int) else f"{value:.3g}" if isinstance(value, float) else str(value)
+        shown = (
+            f"{value:,}"
+            if isinstance(value, int)
+            else f"{value:.3g}"
+            if isinstance(value, float)
+            else str(value)
+        )
         table.add_row(key.replace("_", " "), shown)
     console.print(table)
     console.print(f"log: [bold]{summary['log']}[/] (run_id {summary['run_id']})")
-    console.print(f"try: moot sql {summary['log']} \"SELECT * FROM consensus_by_round ORDER BY round\"")
+    console.print(f'try: moot sql {summary["log"]} "SELECT * FROM consensus_by_round ORDER BY round"')
 
 
 def _run_script(script: Path, address: str | None, local: bool) -> None:

@@ -8,6 +8,7 @@ run is done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import time
@@ -118,10 +119,8 @@ def _versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for pkg in ("moot", "ray", "duckdb", "pyarrow", "numpy", "networkx", "pydantic"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     return out
 
 
@@ -150,7 +149,16 @@ def run_rounds(
     writer.execute(
         "INSERT INTO runs (run_id, started_at, seed, protocol, config, versions, n_agents, n_hosts, status) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')",
-        [run_id, _now(), seed, protocol.name, json.dumps(config, default=str), json.dumps(_versions()), n, hosts],
+        [
+            run_id,
+            _now(),
+            seed,
+            protocol.name,
+            json.dumps(config, default=str),
+            json.dumps(_versions()),
+            n,
+            hosts,
+        ],
     )
     total = 0
     done_rounds = 0
@@ -188,10 +196,11 @@ def run_rounds(
             total += int(metrics["messages"])
             done_rounds = r + 1
             final = metrics
-            proto = protocol.name
 
-            def log_round(r: int = r, fetch: Callable[[], MessageBatch] = fetch, m: RoundMetrics = metrics) -> None:
-                writer.append("messages", messages_table(fetch(), r, run_id, proto))
+            def log_round(
+                r: int = r, fetch: Callable[[], MessageBatch] = fetch, m: RoundMetrics = metrics
+            ) -> None:
+                writer.append("messages", messages_table(fetch(), r, run_id, protocol.name))
                 writer.append(
                     "metrics",
                     pa.table(
@@ -213,15 +222,15 @@ def run_rounds(
                 break
             if state_every and (r + 1) % state_every == 0 and r + 1 < rounds:
                 _log_states(writer, run_id, runtime, r)
-        if not (state_every and done_rounds % state_every == 0 and reason == "rounds" and done_rounds < rounds):
+        if not (
+            state_every and done_rounds % state_every == 0 and reason == "rounds" and done_rounds < rounds
+        ):
             _log_states(writer, run_id, runtime, done_rounds - 1)
         writer.flush()
     except BaseException as exc:
         # Keep what is logged: finish pending appends, then record the failure.
-        try:
+        with contextlib.suppress(MootError):
             writer.flush()
-        except MootError:
-            pass
         detail = f"{type(exc).__name__}: {exc}"
         try:
             event("error", detail, round=done_rounds)
@@ -240,7 +249,9 @@ def run_rounds(
         "stop_reason = ? WHERE run_id = ?",
         [_now(), done_rounds, total, seconds, reason, run_id],
     )
-    return RunResult(run_id, done_rounds, total, seconds, reason, final, hosts, sorted({n for _, n in placement}))
+    return RunResult(
+        run_id, done_rounds, total, seconds, reason, final, hosts, sorted({n for _, n in placement})
+    )
 
 
 def _log_states(writer: LogWriter, run_id: str, runtime: Runtime, round: int) -> None:

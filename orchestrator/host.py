@@ -217,7 +217,9 @@ class Host:
                 ) from exc
         pending = [i for i, r in enumerate(results) if inspect.isawaitable(r)]
         if pending:
-            done = asyncio.run(self._gather([results[i] for i in pending], [agents[i] for i in pending], round))
+            done = asyncio.run(
+                self._gather([results[i] for i in pending], [agents[i] for i in pending], round)
+            )
             for i, r in zip(pending, done):
                 results[i] = r
         return results
@@ -265,32 +267,40 @@ class Host:
         values, ids = self._field_values()
         return ChunkStats.of(values, ids, sent)
 
+    @staticmethod
+    def _numeric_state(block: Block) -> dict[str, NDArray[np.float64]]:
+        if block.agents is None:
+            return block.state
+        cols: dict[str, NDArray[np.float64]] = {}
+        for name in block.cls.state_fields():
+            col = [getattr(a, name) for a in block.agents]
+            if all(isinstance(v, (int, float, bool)) for v in col):
+                cols[name] = np.asarray(col, np.float64)
+        return cols
+
     def states(self, round: int) -> pa.Table:
         """Every numeric state field of every agent, long format: round, agent, field, value."""
-        agents, fields, values = [], [], []
+        names: list[str] = []
+        agents: list[NDArray[np.int64]] = []
+        codes: list[NDArray[np.int32]] = []
+        values: list[NDArray[np.float64]] = []
         for block in self.blocks:
-            if block.agents is None:
-                cols = block.state
-            else:
-                cols = {}
-                for name in block.cls.state_fields():
-                    col = [getattr(a, name) for a in block.agents]
-                    if all(isinstance(v, (int, float, bool)) for v in col):
-                        cols[name] = np.asarray(col, np.float64)
-            for name, col in cols.items():
+            for name, col in self._numeric_state(block).items():
+                if name not in names:
+                    names.append(name)
                 agents.append(block.ids)
-                fields.append(np.full(len(block.ids), name, dtype=object))
+                codes.append(np.full(len(block.ids), names.index(name), np.int32))
                 values.append(col)
-        if not agents:
-            return pa.table({"round": pa.array([], pa.int32()), "agent": pa.array([], pa.int64()),
-                             "field": pa.array([], pa.string()), "value": pa.array([], pa.float64())})
         n = sum(len(a) for a in agents)
         return pa.table(
             {
                 "round": pa.array(np.full(n, round, np.int32)),
-                "agent": pa.array(np.concatenate(agents)),
-                "field": pa.array(np.concatenate(fields)).dictionary_encode(),
-                "value": pa.array(np.concatenate(values)),
+                "agent": pa.array(np.concatenate(agents) if agents else np.empty(0, np.int64)),
+                "field": pa.DictionaryArray.from_arrays(
+                    pa.array(np.concatenate(codes) if codes else np.empty(0, np.int32)),
+                    pa.array(names, pa.string()),
+                ),
+                "value": pa.array(np.concatenate(values) if values else np.empty(0)),
             }
         )
 

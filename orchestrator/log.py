@@ -31,7 +31,7 @@ SCHEMA_VERSION = 1
 
 _KIND_ENUM = ", ".join(f"'{k}'" for k in KINDS)
 
-SCHEMA = f"""
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
     seed BIGINT, protocol VARCHAR, config JSON, versions JSON, n_agents BIGINT,
@@ -215,7 +215,9 @@ def open_log(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     """
     p = Path(path).expanduser()
     if not p.is_file():
-        raise ConfigError(f"No log at {str(p)!r}; pass the path given to launch(log=...) or `moot run --log`.")
+        raise ConfigError(
+            f"No log at {str(p)!r}; pass the path given to launch(log=...) or `moot run --log`."
+        )
     return _connect(p, read_only=True, config=dict(_LOCKED_DOWN))
 
 

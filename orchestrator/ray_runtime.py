@@ -65,12 +65,18 @@ def _unwrap(exc: BaseException) -> BaseException:
         if isinstance(cause, MootError):
             return cause
     if isinstance(exc, ray.exceptions.RayActorError):
-        return ClusterError(f"A host actor died: {exc}; see the Ray logs of its node. The log keeps every round so far.")
+        return ClusterError(
+            f"A host actor died: {exc}; see the Ray logs of its node. The log keeps every round so far."
+        )
     return exc
 
 
 def _get(refs: Any) -> Any:
+    """ray.get, with moot errors unwrapped. For a list, results are taken in order, so
+    when several hosts fail the error raised is the first host's, not the quickest's."""
     try:
+        if isinstance(refs, list):
+            return [ray.get(r) for r in refs]
         return ray.get(refs)
     except ray.exceptions.RayError as exc:
         raise _unwrap(exc) from exc
@@ -95,10 +101,10 @@ class RayRuntime(Runtime):
 
     @staticmethod
     def default_hosts() -> int:
-        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
 
     def _nodes(self) -> list[str]:
-        alive = [n for n in ray.nodes() if n.get("Alive")]
+        alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
         with_cpu = [n for n in alive if n.get("Resources", {}).get("CPU", 0) > 0] or alive
         return sorted(n["NodeID"] for n in with_cpu)
 
@@ -119,9 +125,7 @@ class RayRuntime(Runtime):
         hosts = len(bounds) - 1
         self.actors = [
             actor_cls.options(  # type: ignore[attr-defined]
-                scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[h % len(nodes)], soft=True),
-                max_concurrency=1,
-                **self.host_options,
+                scheduling_strategy=self._strategy(h, nodes), max_concurrency=1, **self.host_options
             ).remote(h, pop_ref, bounds_ref, router_ref, seed, field, instructions, max_concurrency)
             for h in range(hosts)
         ]
@@ -130,16 +134,31 @@ class RayRuntime(Runtime):
         self._last = [[empty] * hosts for _ in range(hosts)]
         return list(enumerate(placed))
 
+    def _strategy(self, h: int, nodes: list[str]) -> Any:
+        """Round-robin over alive nodes for resource-free hosts; Ray's SPREAD when hosts ask
+        for resources (a GPU, a label), so a host never waits on a node that lacks them.
+
+        Hard affinity: with soft affinity and zero resources Ray may pile hosts on one node.
+        """
+        needs = {
+            k: v for k, v in self.host_options.items() if k in ("num_cpus", "num_gpus", "resources", "memory")
+        }
+        if any(needs.values()):
+            return "SPREAD"
+        return NodeAffinitySchedulingStrategy(nodes[h % len(nodes)], soft=False)
+
     def step(self, round: int) -> tuple[list[ChunkStats], Callable[[], MessageBatch]]:
         hosts = len(self.actors)
         refs = [
-            actor.step.options(num_returns=hosts + 1).remote(round, *(self._last[src][h] for src in range(hosts)))
+            actor.step.options(num_returns=hosts + 1).remote(
+                round, *(self._last[src][h] for src in range(hosts))
+            )
             for h, actor in enumerate(self.actors)
         ]
         stats: list[ChunkStats] = _get([r[-1] for r in refs])
         self._last = [r[:-1] for r in refs]
         out_refs = [ref for r in refs for ref in r[:-1]]
-        return stats, lambda: MessageBatch.concat(_get(out_refs))
+        return stats, lambda: MessageBatch.concat(ray.get(out_refs))
 
     def states(self, round: int) -> Callable[[], list[pa.Table]]:
         refs = [a.states.remote(round) for a in self.actors]

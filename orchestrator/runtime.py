@@ -60,7 +60,7 @@ class Runtime(ABC):
     def blocks(self) -> list[tuple[int, int, int, list[tuple[str, int, int]]]]:
         """(host, lo, hi, [(class, first, end)]) per host, for the `agents` table."""
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Release the hosts."""
 
 

@@ -13,7 +13,7 @@ from agents.batch import MessageBatch
 from agents.rng import counter_integers
 from orchestrator.errors import AgentError, ConfigError
 from protocols.base import MessageProtocol, Router
-from protocols.topology import GraphSpec, SmallWorld, Topology, graph_spec
+from protocols.topology import GraphSpec, Topology, graph_spec
 
 if TYPE_CHECKING:
     import networkx as nx

@@ -150,7 +150,7 @@ class RingLattice(GraphSpec):
 
 @dataclass(frozen=True)
 class SmallWorld(GraphSpec):
-    """Watts–Strogatz: a ring lattice whose edges are rewired with probability p.
+    """Watts-Strogatz: a ring lattice whose edges are rewired with probability p.
 
     Each lattice edge ``(u, u+j)`` keeps u and, with probability p, gets a new
     endpoint drawn uniformly among the other nodes (counter-based, by edge).
@@ -179,7 +179,7 @@ class ErdosRenyi(GraphSpec):
     p: float = 0.001
 
     def build(self, n: int, seed: int) -> Topology:
-        m = int(round(self.p * n * (n - 1) / 2))
+        m = round(self.p * n * (n - 1) / 2)
         e = np.arange(m, dtype=np.int64)
         u = counter_integers(seed, 0, e, n, 0, stream=_GRAPH_STREAM)
         v = (u + 1 + counter_integers(seed, 0, e, n - 1, 1, stream=_GRAPH_STREAM)) % n
@@ -196,7 +196,9 @@ class Grid(GraphSpec):
     def build(self, n: int, seed: int) -> Topology:
         cols = self.cols or int(np.sqrt(n))
         if cols <= 0 or n % cols:
-            raise ConfigError(f"Grid with cols={cols} cannot hold n={n} agents; n must be a multiple of cols.")
+            raise ConfigError(
+                f"Grid with cols={cols} cannot hold n={n} agents; n must be a multiple of cols."
+            )
         rows = n // cols
         ids = np.arange(n, dtype=np.int64)
         r, c = ids // cols, ids % cols

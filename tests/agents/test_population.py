@@ -25,7 +25,7 @@ def test_blocks_do_not_depend_on_sharding() -> None:
         b = np.concatenate([b.state[name] for b in split])
         assert np.array_equal(a, b)
     assert len(pop) == 1024 and whole[1].state["stubbornness"].tolist() == [1.0] * 24
-    assert -1 <= whole[0].state["opinion"].min() and whole[0].state["opinion"].max() < 1
+    assert whole[0].state["opinion"].min() >= -1 and whole[0].state["opinion"].max() < 1
 
 
 def test_plain_classes_become_objects_with_ids() -> None:
@@ -41,7 +41,9 @@ def test_from_agents_groups_by_class() -> None:
 
 
 def test_unknown_field_names_the_fields() -> None:
-    with pytest.raises(ConfigError, match=r"OpinionAgent has no state field 'opnion'; its fields are: opinion, stubbornness"):
+    with pytest.raises(
+        ConfigError, match=r"OpinionAgent has no state field 'opnion'; its fields are: opinion, stubbornness"
+    ):
         Population.of(OpinionAgent, 3, opnion=0.1)
 
 

@@ -36,13 +36,19 @@ def test_degroot_limit_is_the_left_perron_weighted_mean(log_path: Path) -> None:
     expected = float(pi @ x0 / pi.sum())
 
     pop = Population.of(OpinionAgent, n, opinion=x0, stubbornness=s)
-    run = launch(pop, Gossip(g, fanout=None, tolerance=1e-10), rounds=2000, seed=1, log=log_path, runtime="local")
+    run = launch(
+        pop, Gossip(g, fanout=None, tolerance=1e-10), rounds=2000, seed=1, log=log_path, runtime="local"
+    )
     assert run.stop_reason == "consensus"
     assert abs(run.final["mean"] - expected) < 1e-6
-    final = run.sql(
-        f"SELECT value FROM states WHERE run_id = '{run.run_id}' AND field = 'opinion' "
-        f"AND round = {run.rounds - 1}"
-    ).column("value").to_numpy()
+    final = (
+        run.sql(
+            f"SELECT value FROM states WHERE run_id = '{run.run_id}' AND field = 'opinion' "
+            f"AND round = {run.rounds - 1}"
+        )
+        .column("value")
+        .to_numpy()
+    )
     assert len(final) == n and np.max(np.abs(final - expected)) < 1e-6
     # Every edge carries one message per round: an exact row count.
     assert run.messages == run.rounds * g.number_of_edges()
@@ -52,28 +58,57 @@ def test_degroot_limit_is_the_left_perron_weighted_mean(log_path: Path) -> None:
 def test_plain_and_vectorised_paths_agree(tmp_path: Path) -> None:
     proto = Gossip(SmallWorld(k=4, p=0.2), fanout=2, mode="push-pull")
     runs = [
-        launch(Population.of(cls, 500, opinion=Uniform()), proto, rounds=15, seed=3, log=tmp_path / f"{cls.__name__}.duckdb", runtime="local", hosts=2)
+        launch(
+            Population.of(cls, 500, opinion=Uniform()),
+            proto,
+            rounds=15,
+            seed=3,
+            log=tmp_path / f"{cls.__name__}.duckdb",
+            runtime="local",
+            hosts=2,
+        )
         for cls in (OpinionAgent, PlainOpinion)
     ]
     a, b = (
-        r.sql("SELECT round, sender, seq, receiver, value FROM messages ORDER BY ALL").to_pandas() for r in runs
+        r.sql("SELECT round, sender, seq, receiver, value FROM messages ORDER BY ALL").to_pandas()
+        for r in runs
     )
     assert len(a) == len(b) == runs[0].messages > 0
-    assert (a[["round", "sender", "seq", "receiver"]].values == b[["round", "sender", "seq", "receiver"]].values).all()
+    assert (
+        a[["round", "sender", "seq", "receiver"]].values == b[["round", "sender", "seq", "receiver"]].values
+    ).all()
     assert np.max(np.abs(a["value"].values - b["value"].values)) < 1e-12
 
 
 def test_local_hosts_give_the_same_log(tmp_path: Path) -> None:
     pop = Population.of(OpinionAgent, 2000, opinion=Uniform())
     hashes = {
-        h: messages_hash(tmp_path / f"h{h}.duckdb", launch(pop, Gossip(fanout=2), rounds=8, seed=9, log=tmp_path / f"h{h}.duckdb", runtime="local", hosts=h).run_id)
+        h: messages_hash(
+            tmp_path / f"h{h}.duckdb",
+            launch(
+                pop,
+                Gossip(fanout=2),
+                rounds=8,
+                seed=9,
+                log=tmp_path / f"h{h}.duckdb",
+                runtime="local",
+                hosts=h,
+            ).run_id,
+        )
         for h in (1, 3)
     }
     assert hashes[1] == hashes[3] and hashes[1][0] > 0
 
 
 def test_consensus_view_and_tables(log_path: Path) -> None:
-    run = launch(Population.of(OpinionAgent, 1000, opinion=Uniform()), Gossip(fanout=2, mode="push-pull"), rounds=200, seed=2, log=log_path, runtime="local")
+    run = launch(
+        Population.of(OpinionAgent, 1000, opinion=Uniform()),
+        Gossip(fanout=2, mode="push-pull"),
+        rounds=200,
+        seed=2,
+        log=log_path,
+        runtime="local",
+    )
     assert run.stop_reason == "consensus" and run.final["spread"] < 1e-2
     view = run.sql("SELECT round, messages, spread FROM consensus_by_round ORDER BY round").to_pandas()
     assert len(view) == run.rounds and view["messages"].sum() == run.messages
@@ -87,7 +122,15 @@ def test_consensus_view_and_tables(log_path: Path) -> None:
 
 def test_async_agents_run_concurrently_within_the_bound(log_path: Path) -> None:
     PEAK.update(now=0, max=0)
-    run = launch(Population.of(Slow, 120), Gossip(SmallWorld(k=4, p=0.0), fanout=1), rounds=3, seed=0, log=log_path, runtime="local", max_concurrency=25)
+    run = launch(
+        Population.of(Slow, 120),
+        Gossip(SmallWorld(k=4, p=0.0), fanout=1),
+        rounds=3,
+        seed=0,
+        log=log_path,
+        runtime="local",
+        max_concurrency=25,
+    )
     assert PEAK["max"] == 25
     assert run.messages == 3 * 120
     payloads = run.sql("SELECT payload->>'heard' AS h FROM messages WHERE round = 2").column("h").to_pylist()
@@ -109,13 +152,19 @@ def test_agent_returning_garbage_is_named_and_earlier_rounds_are_kept(log_path: 
 
 
 def test_message_to_missing_agent(log_path: Path) -> None:
-    with pytest.raises(AgentError, match=r"Agent 0 sent a message to agent 10000, which does not exist \(agents are 0..99\)"):
-        launch(Population.of(Lost, 100), Gossip(SmallWorld(k=4, p=0.0)), rounds=2, log=log_path, runtime="local")
+    with pytest.raises(
+        AgentError, match=r"Agent 0 sent a message to agent 10000, which does not exist \(agents are 0..99\)"
+    ):
+        launch(
+            Population.of(Lost, 100), Gossip(SmallWorld(k=4, p=0.0)), rounds=2, log=log_path, runtime="local"
+        )
 
 
 def test_unknown_protocol_and_bad_arguments(log_path: Path) -> None:
     pop = Population.of(OpinionAgent, 10)
-    with pytest.raises(ConfigError, match="Unknown protocol 'gosip'; known: .*gossip.*Is its package installed"):
+    with pytest.raises(
+        ConfigError, match=r"Unknown protocol 'gosip'; known: .*gossip.*Is its package installed"
+    ):
         launch(pop, "gosip", log=log_path)
     with pytest.raises(ConfigError, match="rounds must be >= 1, got 0"):
         launch(pop, "gossip", rounds=0, log=log_path)
@@ -135,17 +184,26 @@ def test_log_in_missing_directory(tmp_path: Path) -> None:
 
 def test_log_locked_by_another_process(log_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb,sys,time; c=duckdb.connect({str(log_path)!r}); print('ok', flush=True); sys.stdin.read()"],
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,sys; c=duckdb.connect({str(log_path)!r}); print('ok', flush=True); "
+            "sys.stdin.read()",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
-        with pytest.raises(LogError, match=rf"The log '{log_path}' is locked by process {holder.pid} .*use another log path"):
+        with pytest.raises(
+            LogError, match=rf"The log '{log_path}' is locked by process {holder.pid} .*use another log path"
+        ):
             launch(Population.of(OpinionAgent, 10), "gossip", log=log_path, runtime="local")
     finally:
         holder.communicate("")
     # Once free, the same path works.
-    again = launch(Population.of(OpinionAgent, 64, opinion=Uniform()), "gossip", rounds=2, log=log_path, runtime="local")
+    again = launch(
+        Population.of(OpinionAgent, 64, opinion=Uniform()), "gossip", rounds=2, log=log_path, runtime="local"
+    )
     assert again.messages == 128

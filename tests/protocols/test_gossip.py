@@ -67,14 +67,22 @@ def test_routing_does_not_depend_on_how_senders_are_split() -> None:
 def test_direct_messages_are_checked() -> None:
     router = Gossip(SmallWorld(k=4, p=0.0), fanout=1).build(20, 0)
     ok = MessageBatch.from_messages(
-        [Message(kind="vote", receiver=1), Message(kind="opinion")], np.array([0, 0]), np.array([0, 1], np.int32)
+        [Message(kind="vote", receiver=1), Message(kind="opinion")],
+        np.array([0, 0]),
+        np.array([0, 1], np.int32),
     )
     d = router.route(ok, 0, 0)
     assert d.receiver[0] == 1 and d.seq.tolist()[0] == 0 and len(d) == 2
-    missing = MessageBatch.from_messages([Message(kind="vote", receiver=99)], np.array([3]), np.array([0], np.int32))
-    with pytest.raises(AgentError, match=r"Agent 3 sent a message to agent 99, which does not exist \(agents are 0..19\)"):
+    missing = MessageBatch.from_messages(
+        [Message(kind="vote", receiver=99)], np.array([3]), np.array([0], np.int32)
+    )
+    with pytest.raises(
+        AgentError, match=r"Agent 3 sent a message to agent 99, which does not exist \(agents are 0..19\)"
+    ):
         router.route(missing, 0, 0)
-    far = MessageBatch.from_messages([Message(kind="vote", receiver=10)], np.array([3]), np.array([0], np.int32))
+    far = MessageBatch.from_messages(
+        [Message(kind="vote", receiver=10)], np.array([3]), np.array([0], np.int32)
+    )
     with pytest.raises(AgentError, match="not its neighbour"):
         router.route(far, 0, 0)
 

@@ -54,7 +54,10 @@ def test_from_networkx_directed_and_positions() -> None:
     for e, (u, v) in enumerate(zip(src, topo.targets)):
         assert sorted(g.predecessors(int(v))).index(int(u)) == topo.in_position[e]
     assert np.array_equal(topo.in_degree, [g.in_degree(i) for i in range(60)])
-    assert topo.has_edges(np.array([0, 1]), np.array([int(topo.neighbours(0)[0]), 1])).tolist() == [True, False]
+    assert topo.has_edges(np.array([0, 1]), np.array([int(topo.neighbours(0)[0]), 1])).tolist() == [
+        True,
+        False,
+    ]
 
 
 def test_bad_node_labels_name_the_fix() -> None:

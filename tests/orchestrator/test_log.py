@@ -1,0 +1,109 @@
+"""The log's schema, and the locked-down connection user queries go through."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agents import OpinionAgent, Population, Uniform
+from orchestrator import ConfigError, LogError, QueryRefused, launch
+from orchestrator.cli import app
+from orchestrator.log import LogWriter, query
+
+HOSTILE = {
+    "INSERT INTO runs (run_id) VALUES ('x')": "read-only mode",
+    "COPY messages TO '/tmp/moot-stolen.csv'": "file system operations are disabled",
+    "SELECT * FROM read_csv('/etc/passwd')": "file system operations are disabled",
+    "ATTACH '/tmp/other.duckdb' AS other": "file system operations are disabled",
+    "INSTALL httpfs": "file system operations are disabled",
+    "SET threads = 1": "the configuration has been locked",
+    "DROP TABLE messages": "read-only mode",
+    "LOAD httpfs": "disabled through configuration",
+}
+
+
+@pytest.fixture(scope="module")
+def small_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("log") / "run.duckdb"
+    launch(
+        Population.of(OpinionAgent, 300, opinion=Uniform()),
+        "gossip",
+        rounds=5,
+        seed=1,
+        log=path,
+        runtime="local",
+    )
+    return path
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("sql", list(HOSTILE))
+def test_moot_sql_refuses_hostile_queries_and_changes_nothing(small_log: Path, sql: str) -> None:
+    before = digest(small_log)
+    result = CliRunner().invoke(app, ["sql", str(small_log), sql])
+    assert result.exit_code == 2
+    assert "Query refused" in result.output and HOSTILE[sql] in result.output
+    assert "may only read it" in result.output
+    assert digest(small_log) == before
+    assert not Path("/tmp/moot-stolen.csv").exists()
+
+
+def test_query_error_types(small_log: Path) -> None:
+    with pytest.raises(QueryRefused):
+        query(small_log, "CREATE TABLE t (a INT)")
+    with pytest.raises(LogError, match="Query failed: Catalog Error: Table with name nope does not exist"):
+        query(small_log, "SELECT * FROM nope")
+    with pytest.raises(ConfigError, match="No log at"):
+        query(small_log.parent / "missing.duckdb", "SELECT 1")
+
+
+def test_moot_sql_reads(small_log: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["sql", str(small_log), "SELECT count(*) AS n FROM messages", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    n = query(small_log, "SELECT sum(messages) AS m FROM consensus_by_round").column("m")[0].as_py()
+    assert result.output.strip() == f'[{{"n": {n}}}]'
+
+
+def test_many_runs_share_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "two.duckdb"
+    a = launch(
+        Population.of(OpinionAgent, 100, opinion=Uniform()),
+        "gossip",
+        rounds=3,
+        seed=1,
+        log=path,
+        runtime="local",
+    )
+    b = launch(
+        Population.of(OpinionAgent, 100, opinion=Uniform()),
+        "gossip",
+        rounds=4,
+        seed=2,
+        log=path,
+        runtime="local",
+    )
+    rows = query(path, "SELECT run_id, rounds, messages FROM run_summary ORDER BY rounds").to_pylist()
+    assert rows == [
+        {"run_id": a.run_id, "rounds": 3, "messages": a.messages},
+        {"run_id": b.run_id, "rounds": 4, "messages": b.messages},
+    ]
+
+
+def test_writer_reports_a_failed_background_append(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path / "w.duckdb")
+
+    def boom() -> None:
+        raise LogError("disk full (simulated)")
+
+    writer.submit(boom)
+    with pytest.raises(LogError, match="simulated"):
+        writer.flush()
+    writer.close()

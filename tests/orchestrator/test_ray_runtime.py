@@ -1,0 +1,86 @@
+"""The Ray runtime on a real two-node cluster (127.0.0.1, one CPU per node)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import duckdb
+import pytest
+import ray
+
+from agents import OpinionAgent, Population, Uniform
+from orchestrator import AgentError, launch
+from orchestrator.ray_runtime import RayRuntime
+from protocols import Gossip, SmallWorld
+from tests.orchestrator.helpers import PlainOpinion, Rude, messages_hash
+
+pytestmark = pytest.mark.ray
+
+
+def study(log: Path, **kw: object):  # type: ignore[no-untyped-def]
+    pop = Population.of(OpinionAgent, 3000, opinion=Uniform()) + Population.of(
+        PlainOpinion, 200, opinion=Uniform()
+    )
+    return launch(
+        pop, Gossip(SmallWorld(k=6, p=0.3), fanout=2, mode="push-pull"), rounds=6, seed=42, log=log, **kw
+    )  # type: ignore[arg-type]
+
+
+def test_same_seed_same_log_in_process_and_on_1_or_3_hosts(ray_cluster: object, tmp_path: Path) -> None:
+    results = {}
+    for name, kw in {
+        "local": {"runtime": "local"},
+        "ray1": {"runtime": "ray", "hosts": 1},
+        "ray3": {"runtime": "ray", "hosts": 3},
+    }.items():
+        run = study(tmp_path / f"{name}.duckdb", **kw)
+        results[name] = messages_hash(tmp_path / f"{name}.duckdb", run.run_id)
+    assert results["local"][0] > 3200 * 6  # every agent sent something every round
+    assert results["local"] == results["ray1"] == results["ray3"]
+
+
+def test_hosts_spread_over_both_nodes_and_log_matches_one_node(ray_cluster: object, tmp_path: Path) -> None:
+    nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
+    assert len(nodes) == 2
+    spread = study(tmp_path / "spread.duckdb", runtime="ray", hosts=4)
+    assert set(spread.nodes) == set(nodes)
+    con = duckdb.connect(str(tmp_path / "spread.duckdb"), read_only=True)
+    per_node = dict(con.execute("SELECT node, count(DISTINCT host) FROM agents GROUP BY node").fetchall())
+    con.close()
+    assert per_node == {nodes[0]: 2, nodes[1]: 2}
+    one = study(tmp_path / "one.duckdb", runtime=_OneNode(nodes[0], 4))
+    assert set(one.nodes) == {nodes[0]}
+    assert messages_hash(tmp_path / "spread.duckdb", spread.run_id) == messages_hash(
+        tmp_path / "one.duckdb", one.run_id
+    )
+
+
+class _OneNode(RayRuntime):
+    """Every host on one node: the single-node baseline inside the same cluster."""
+
+    def __init__(self, node: str, hosts: int) -> None:
+        super().__init__(hosts)
+        self.node = node
+
+    def _nodes(self) -> list[str]:
+        return [self.node]
+
+
+def test_agent_error_crosses_the_actor_boundary_intact(ray_cluster: object, tmp_path: Path) -> None:
+    with pytest.raises(AgentError) as info:
+        launch(
+            Population.of(Rude, 300),
+            Gossip(SmallWorld(k=4, p=0.0)),
+            rounds=4,
+            log=tmp_path / "r.duckdb",
+            runtime="ray",
+            hosts=2,
+        )
+    assert str(info.value) == (
+        "Agent 0 (Rude).act returned 'hello' (str) in round 2; return a Message, a list of Messages, or None."
+    )
+    assert pickle.loads(pickle.dumps(info.value)).args == info.value.args
+    con = duckdb.connect(str(tmp_path / "r.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM messages").fetchone() == (600,)
+    con.close()
