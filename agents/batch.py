@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -203,44 +204,64 @@ class MessageBatch:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Inbox:
-    """The messages a block of agents received, grouped by receiver.
+    """The messages a block of agents received.
 
-    Messages for local agent ``i`` (position ``i`` in the block) are
-    ``batch[offsets[i]:offsets[i+1]]``, ordered by (sender, seq).
+    Messages stay in arrival order, which is global (sender, seq) order: hosts
+    hold ascending id ranges and each sends its messages sorted by sender. So
+    per-agent sums over this order are the same whatever the sharding, and need
+    no sort. Grouping by receiver (for plain agents) is done on first use.
 
     Attributes:
-        batch: The messages, sorted by receiver then (sender, seq).
-        offsets: CSR offsets per local agent, length ``n_agents + 1``.
+        batch: The messages, in (sender, seq) order.
+        local: Block-local index of each message's receiver.
+        n: Number of agents in the block.
         round: The round in which the messages were sent.
     """
 
     batch: MessageBatch
-    offsets: NDArray[np.int64]
+    local: NDArray[np.int64]
+    n: int
     round: int
 
-    @property
+    @classmethod
+    def grouped(cls, batch: MessageBatch, offsets: NDArray[np.int64], round: int) -> Inbox:
+        """An inbox from messages already grouped by receiver (CSR `offsets`)."""
+        local = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        return cls(batch, local, len(offsets) - 1, round)
+
+    @cached_property
     def counts(self) -> NDArray[np.int64]:
         """How many messages each agent received."""
-        return np.diff(self.offsets)
-
-    def local_receiver(self) -> NDArray[np.int64]:
-        """Block-local index of each message's receiver."""
-        return np.repeat(np.arange(len(self.offsets) - 1), self.counts)
+        return np.bincount(self.local, minlength=self.n)
 
     def sum(self, values: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
-        """Per-agent sum of `values` (default: the messages' values), in message order."""
+        """Per-agent sum of `values` (default: the messages' values), in (sender, seq) order."""
         v = self.batch.value if values is None else values
-        sums = np.bincount(self.local_receiver(), weights=v, minlength=len(self.offsets) - 1)
+        sums = np.bincount(self.local, weights=v, minlength=self.n)
         return sums.astype(np.float64, copy=False)
 
     def mean(self) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         """Per-agent mean of received values, and whether the agent received any."""
         counts = self.counts
-        has = counts > 0
-        return self.sum() / np.maximum(counts, 1), has
+        return self.sum() / np.maximum(counts, 1), counts > 0
+
+    @cached_property
+    def _grouped(self) -> tuple[MessageBatch, NDArray[np.int64]]:
+        order = np.argsort(self.local, kind="stable")
+        offsets = np.zeros(self.n + 1, np.int64)
+        np.cumsum(self.counts, out=offsets[1:])
+        return self.batch.take(order), offsets
 
     def messages(self, i: int) -> list[Message]:
-        """The messages of local agent `i` as `Message` objects."""
-        return [self.batch.message(j, self.round) for j in range(self.offsets[i], self.offsets[i + 1])]
+        """The messages of local agent `i` as `Message` objects, in (sender, seq) order."""
+        batch, offsets = self._grouped
+        return [batch.message(j, self.round) for j in range(offsets[i], offsets[i + 1])]
+
+    def select(self, start: int, stop: int) -> Inbox:
+        """The inbox of local agents ``start:stop``."""
+        if start == 0 and stop == self.n:
+            return self
+        idx = np.flatnonzero((self.local >= start) & (self.local < stop))
+        return Inbox(self.batch.take(idx), self.local[idx] - start, stop - start, self.round)

@@ -112,6 +112,7 @@ class RunResult:
     final: RoundMetrics
     hosts: int
     nodes: list[str] = field(default_factory=list)
+    setup_seconds: float = 0.0
 
 
 def _versions() -> dict[str, str]:
@@ -165,6 +166,7 @@ def run_rounds(
     reason = "rounds"
     final: RoundMetrics = {}
     placement: list[tuple[int, str]] = []
+    setup = 0.0
 
     def event(kind: str, detail: str, round: int | None = None, host: int | None = None) -> None:
         writer.execute(
@@ -188,6 +190,7 @@ def run_rounds(
         for h, node in placement:
             event("host_started", f"agents {bounds[h]}..{bounds[h + 1] - 1} on node {node}", host=h)
         _log_states(writer, run_id, runtime, -1)
+        setup = time.perf_counter() - started
         for r in range(rounds):
             t0 = time.perf_counter()
             stats, fetch = runtime.step(r)
@@ -249,9 +252,8 @@ def run_rounds(
         "stop_reason = ? WHERE run_id = ?",
         [_now(), done_rounds, total, seconds, reason, run_id],
     )
-    return RunResult(
-        run_id, done_rounds, total, seconds, reason, final, hosts, sorted({n for _, n in placement})
-    )
+    nodes = sorted({n for _, n in placement})
+    return RunResult(run_id, done_rounds, total, seconds, reason, final, hosts, nodes, setup)
 
 
 def _log_states(writer: LogWriter, run_id: str, runtime: Runtime, round: int) -> None:

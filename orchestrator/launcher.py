@@ -40,6 +40,8 @@ class Run:
         n_agents: Population size.
         hosts: Number of hosts.
         nodes: Ray node ids the hosts ran on (``["local"]`` in-process).
+        setup_seconds: Part of `seconds` spent before the first round (graph,
+            hosts, initial state).
     """
 
     run_id: str
@@ -52,6 +54,7 @@ class Run:
     n_agents: int
     hosts: int
     nodes: tuple[str, ...]
+    setup_seconds: float = 0.0
 
     def sql(self, query_text: str) -> pa.Table:
         """Run a read-only query on the log and return Arrow.
@@ -214,6 +217,7 @@ def launch(
         n_agents=len(pop),
         hosts=n_hosts,
         nodes=tuple(result.nodes),
+        setup_seconds=result.setup_seconds,
     )
 
 

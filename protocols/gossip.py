@@ -24,6 +24,12 @@ GossipMode = Literal["push", "pull", "push-pull"]
 _PUSH_STREAM, _PULL_STREAM = 10, 11
 
 
+def _within(diff: NDArray[np.int64], deg: NDArray[np.int64], fanout: int) -> NDArray[np.bool_]:
+    """Whether ``diff mod deg`` < min(fanout, deg), for diff in (-deg, deg)."""
+    diff = diff + deg * (diff < 0)
+    return diff < np.minimum(fanout, deg)
+
+
 @dataclass(frozen=True, eq=False)
 class GossipRouter(Router):
     """Routes broadcasts over a `Topology`; see `Gossip` for the rules."""
@@ -57,10 +63,19 @@ class GossipRouter(Router):
         topo = self.topology
         deg = topo.out_degree[senders]
         total = int(deg.sum())
-        row = np.repeat(np.arange(len(senders), dtype=np.int64), deg)
-        starts = np.cumsum(deg) - deg
-        pos = np.arange(total, dtype=np.int64) - np.repeat(starts, deg)  # position in sender's row
-        edge = np.repeat(topo.offsets[senders], deg) + pos
+        lo = int(senders[0]) if len(senders) else 0
+        if len(senders) and int(senders[-1]) - lo + 1 == len(senders) and not seqs.any():
+            # The common case: one broadcast from each of a contiguous run of agents.
+            # Their edges are one contiguous slice of the CSR arrays.
+            first, last = int(topo.offsets[lo]), int(topo.offsets[lo + len(senders)])
+            edge: slice | NDArray[np.int64] = slice(first, last)
+            row = topo.edge_source[first:last] - lo
+            pos = topo.edge_position[first:last]
+        else:
+            row = np.repeat(np.arange(len(senders), dtype=np.int64), deg)
+            starts = np.cumsum(deg) - deg
+            pos = np.arange(total, dtype=np.int64) - np.repeat(starts, deg)  # position in sender's row
+            edge = np.repeat(topo.offsets[senders], deg) + pos
         recv = topo.targets[edge]
         if self.fanout is None:
             return row, recv
@@ -69,14 +84,21 @@ class GossipRouter(Router):
             # Each sender takes `fanout` consecutive neighbours from a random start:
             # every neighbour is equally likely, with no repeats.
             start = counter_integers(seed, round, senders, np.maximum(deg, 1), 0, stream=_PUSH_STREAM)
-            start = start + seqs.astype(np.int64)  # a second message goes one step on
-            d = np.repeat(deg, deg)
-            keep |= (pos - np.repeat(start, deg)) % np.maximum(d, 1) < np.minimum(self.fanout, d)
+            start = (start + seqs) % np.maximum(deg, 1)  # a second message goes one step on
+            d = deg[row]
+            keep |= _within(pos - start[row], d, self.fanout)
         if self.mode in ("pull", "push-pull"):
             # Each receiver pulls from `fanout` consecutive in-neighbours from a random start.
             indeg = topo.in_degree[recv]
-            start = counter_integers(seed, round, recv, np.maximum(indeg, 1), 0, stream=_PULL_STREAM)
-            keep |= (topo.in_position[edge] - start) % np.maximum(indeg, 1) < np.minimum(self.fanout, indeg)
+            if total > topo.n:  # cheaper to draw once per node than once per edge
+                everyone = np.arange(topo.n, dtype=np.int64)
+                table = counter_integers(
+                    seed, round, everyone, np.maximum(topo.in_degree, 1), 0, stream=_PULL_STREAM
+                )
+                start = table[recv]
+            else:
+                start = counter_integers(seed, round, recv, np.maximum(indeg, 1), 0, stream=_PULL_STREAM)
+            keep |= _within(topo.in_position[edge] - start, indeg, self.fanout)
         return row[keep], recv[keep]
 
     @staticmethod
@@ -154,7 +176,7 @@ class Gossip(MessageProtocol):
                     f"The graph has {topo.n} nodes but the population has {n_agents} agents; "
                     "give one node per agent."
                 )
-        return GossipRouter(topo, self.mode, self.fanout)
+        return GossipRouter(topo.precompute(), self.mode, self.fanout)
 
     def stop_reason(self, round: int, metrics: Mapping[str, float]) -> str | None:
         spread = metrics.get("spread")

@@ -50,7 +50,9 @@ class Topology:
         """Build from edge arrays; drops duplicate edges, keeps self-loops."""
         if undirected:
             src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
-        key = np.unique(src.astype(np.int64) * n + dst.astype(np.int64))
+        key = np.sort(src.astype(np.int64) * n + dst.astype(np.int64))
+        if len(key) > 1:  # np.unique would hash; sorting is several times faster here
+            key = key[np.r_[True, key[1:] != key[:-1]]]
         src, dst = key // n, key % n
         offsets = np.zeros(n + 1, np.int64)
         np.cumsum(np.bincount(src, minlength=n), out=offsets[1:])
@@ -97,7 +99,7 @@ class Topology:
         In-neighbour lists are ascending, so this is the rank of u among the
         sources of edges into v.
         """
-        src = np.repeat(np.arange(self.n, dtype=np.int64), self.out_degree)
+        src = self.edge_source
         order = np.argsort(self.targets, kind="stable")  # by target, then source (CSR order)
         in_offsets = np.zeros(self.n + 1, np.int64)
         np.cumsum(self.in_degree, out=in_offsets[1:])
@@ -106,9 +108,23 @@ class Topology:
         return pos
 
     @cached_property
+    def edge_source(self) -> NDArray[np.int64]:
+        """Source node of every edge, in CSR order."""
+        return np.repeat(np.arange(self.n, dtype=np.int64), self.out_degree)
+
+    @cached_property
+    def edge_position(self) -> NDArray[np.int64]:
+        """Position of every edge within its source's row."""
+        return np.arange(len(self.targets), dtype=np.int64) - self.offsets[self.edge_source]
+
+    def precompute(self) -> Topology:
+        """Compute the cached edge columns now (before the topology is shipped to hosts)."""
+        _ = self.in_degree, self.in_position, self.edge_source, self.edge_position
+        return self
+
+    @cached_property
     def _edge_keys(self) -> NDArray[np.int64]:
-        src = np.repeat(np.arange(self.n, dtype=np.int64), self.out_degree)
-        return src * self.n + self.targets
+        return self.edge_source * self.n + self.targets
 
     def has_edges(self, src: NDArray[np.int64], dst: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Whether each ``src[i] -> dst[i]`` is an edge."""

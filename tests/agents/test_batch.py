@@ -35,7 +35,7 @@ def test_inbox_sum_and_mean_match_python() -> None:
     batch = MessageBatch.broadcast(np.arange(400), "opinion", values).with_receivers(recv)
     offsets = np.zeros(51, np.int64)
     np.cumsum(np.bincount(recv, minlength=50), out=offsets[1:])
-    inbox = Inbox(batch, offsets, round=0)
+    inbox = Inbox.grouped(batch, offsets, round=0)
     mean, heard = inbox.mean()
     for i in range(50):
         mine = values[recv == i]

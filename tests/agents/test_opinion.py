@@ -13,7 +13,7 @@ def test_act_and_act_batch_agree() -> None:
     batch = MessageBatch.broadcast(rng.integers(0, n, m), "opinion", rng.random(m)).with_receivers(recv)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(recv, minlength=n), out=offsets[1:])
-    inbox = Inbox(batch, offsets, 0)
+    inbox = Inbox.grouped(batch, offsets, 0)
     state = {"opinion": opinion.copy(), "stubbornness": stub.copy()}
     out = OpinionAgent.act_batch(state, inbox, BatchContext(1, np.arange(n), 0))
     for i in range(n):
@@ -27,6 +27,6 @@ def test_act_and_act_batch_agree() -> None:
 def test_fully_stubborn_agent_never_moves() -> None:
     agent = OpinionAgent(opinion=0.2, stubbornness=1.0)
     batch = MessageBatch.broadcast(np.arange(3), "opinion", np.array([1.0, 1.0, 1.0]))
-    inbox = Inbox(batch.with_receivers(np.zeros(3, np.int64)), np.array([0, 3]), 0)
+    inbox = Inbox.grouped(batch.with_receivers(np.zeros(3, np.int64)), np.array([0, 3]), 0)
     agent.act(inbox.messages(0), Context(1, 0, 0))
     assert agent.opinion == 0.2
