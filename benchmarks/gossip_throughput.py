@@ -13,6 +13,7 @@ Ray process it started, sampled every 100 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -54,10 +55,8 @@ def one(agents: int, path: str, rounds: int) -> dict[str, object]:
         while not stop.is_set():
             total = 0
             for p in [me, *me.children(recursive=True)]:
-                try:
+                with contextlib.suppress(psutil.Error):
                     total += p.memory_info().rss
-                except psutil.Error:
-                    pass
             peak[0] = max(peak[0], total)
             time.sleep(0.1)
 
@@ -133,13 +132,15 @@ def main() -> None:
     lines = [
         f"# gossip throughput ({stamp}, {meta['cpus']} CPUs, Python {meta['python']})",
         "",
-        "| agents | path | hosts | rounds | messages | msg/s (rounds) | msg/s (incl. setup) | setup s | peak RSS GB |",
+        "| agents | path | hosts | rounds | messages | msg/s (rounds) | msg/s (incl. setup) "
+        "| setup s | peak RSS GB |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['agents']:,} | {r['path']} | {r['hosts']} | {r['rounds']} | {r['messages']:,} | "
-            f"{r['messages_per_s']:,} | {r['messages_per_s_incl_setup']:,} | {r['setup_s']} | {r['peak_rss_gb']} |"
+            f"{r['messages_per_s']:,} | {r['messages_per_s_incl_setup']:,} | {r['setup_s']} "
+            f"| {r['peak_rss_gb']} |"
         )
     (RESULTS / "gossip_throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

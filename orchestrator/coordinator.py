@@ -23,7 +23,7 @@ from agents.batch import MessageBatch
 from agents.message import KINDS
 from agents.population import Population
 from orchestrator.errors import MootError
-from orchestrator.host import ChunkStats, shard_bounds
+from orchestrator.host import ChunkStats, HostSpec, shard_bounds
 from orchestrator.log import LogWriter
 from orchestrator.runtime import Runtime
 from protocols.base import MessageProtocol
@@ -177,15 +177,10 @@ def run_rounds(
     try:
         bounds = shard_bounds(n, hosts)
         router = protocol.build(n, seed)
-        placement = runtime.start(
-            population,
-            bounds,
-            router,
-            seed=seed,
-            field=protocol.field,
-            instructions=protocol.instructions,
-            max_concurrency=max_concurrency,
+        spec = HostSpec(
+            population, bounds, router, seed, protocol.field, protocol.instructions, max_concurrency
         )
+        placement = runtime.start(spec)
         _log_agents(writer, run_id, runtime, dict(placement))
         for h, node in placement:
             event("host_started", f"agents {bounds[h]}..{bounds[h + 1] - 1} on node {node}", host=h)

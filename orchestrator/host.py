@@ -26,7 +26,7 @@ from agents.population import Block, Population
 from orchestrator.errors import AgentError
 from protocols.base import Router
 
-__all__ = ["CHUNK", "ChunkStats", "Host", "shard_bounds"]
+__all__ = ["CHUNK", "ChunkStats", "Host", "HostSpec", "shard_bounds"]
 
 CHUNK = 64
 """Agents per statistics chunk. Shards start on chunk boundaries, so per-chunk
@@ -99,40 +99,51 @@ def _bad_output(agent: Agent, round: int, value: object) -> AgentError:
     )
 
 
-class Host:
-    """Holds agents ``[lo, hi)`` and steps them.
+@dataclass(frozen=True)
+class HostSpec:
+    """What every host of a run is built from (shipped once to each host).
 
-    Args:
-        index: This host's position (0-based).
-        population: The whole population's description; the host builds its shard.
+    Attributes:
+        population: The whole population's description; each host builds its shard.
         bounds: All hosts' boundaries (see `shard_bounds`).
         router: The compiled protocol.
         seed: The run's seed.
         field: State field whose statistics are reported, or None.
         instructions: The protocol's instructions, passed to agents.
-        max_concurrency: Bound on concurrent async `act` calls.
+        max_concurrency: Bound on concurrent async `act` calls per host.
     """
 
-    def __init__(
-        self,
-        index: int,
-        population: Population,
-        bounds: NDArray[np.int64],
-        router: Router,
-        seed: int,
-        field: str | None,
-        instructions: str = "",
-        max_concurrency: int = 64,
-    ) -> None:
+    population: Population
+    bounds: NDArray[np.int64]
+    router: Router
+    seed: int
+    field: str | None = None
+    instructions: str = ""
+    max_concurrency: int = 64
+
+    @property
+    def hosts(self) -> int:
+        return len(self.bounds) - 1
+
+
+class Host:
+    """Holds agents ``[lo, hi)`` and steps them.
+
+    Args:
+        index: This host's position (0-based).
+        spec: The run's host specification.
+    """
+
+    def __init__(self, index: int, spec: HostSpec) -> None:
         self.index = index
-        self.lo, self.hi = int(bounds[index]), int(bounds[index + 1])
-        self.bounds = bounds
-        self.router = router
-        self.seed = seed
-        self.field = field
-        self.instructions = instructions
-        self.max_concurrency = max_concurrency
-        self.blocks: list[Block] = population.blocks(self.lo, self.hi, seed)
+        self.lo, self.hi = int(spec.bounds[index]), int(spec.bounds[index + 1])
+        self.bounds = spec.bounds
+        self.router = spec.router
+        self.seed = spec.seed
+        self.field = spec.field
+        self.instructions = spec.instructions
+        self.max_concurrency = spec.max_concurrency
+        self.blocks: list[Block] = spec.population.blocks(self.lo, self.hi, spec.seed)
 
     def ping(self) -> int:
         """Round-trip check; returns the host index."""

@@ -12,18 +12,14 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import ray
-from numpy.typing import NDArray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from agents.batch import MessageBatch
-from agents.population import Population
 from orchestrator.errors import ClusterError, MootError
-from orchestrator.host import ChunkStats, Host
+from orchestrator.host import ChunkStats, Host, HostSpec
 from orchestrator.runtime import HostPlacement, Runtime
-from protocols.base import Router
 
 __all__ = ["RayRuntime", "ensure_ray"]
 
@@ -108,25 +104,15 @@ class RayRuntime(Runtime):
         with_cpu = [n for n in alive if n.get("Resources", {}).get("CPU", 0) > 0] or alive
         return sorted(n["NodeID"] for n in with_cpu)
 
-    def start(
-        self,
-        population: Population,
-        bounds: NDArray[np.int64],
-        router: Router,
-        *,
-        seed: int,
-        field: str | None,
-        instructions: str,
-        max_concurrency: int,
-    ) -> list[HostPlacement]:
+    def start(self, spec: HostSpec) -> list[HostPlacement]:
         nodes = self._nodes()
-        pop_ref, bounds_ref, router_ref = ray.put(population), ray.put(bounds), ray.put(router)
+        spec_ref = ray.put(spec)
         actor_cls = ray.remote(_HostActor)
-        hosts = len(bounds) - 1
+        hosts = spec.hosts
         self.actors = [
             actor_cls.options(  # type: ignore[attr-defined]
                 scheduling_strategy=self._strategy(h, nodes), max_concurrency=1, **self.host_options
-            ).remote(h, pop_ref, bounds_ref, router_ref, seed, field, instructions, max_concurrency)
+            ).remote(h, spec_ref)
             for h in range(hosts)
         ]
         placed = _get([a.node.remote() for a in self.actors])

@@ -9,14 +9,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-import numpy as np
 import pyarrow as pa
-from numpy.typing import NDArray
 
 from agents.batch import MessageBatch
-from agents.population import Population
-from orchestrator.host import ChunkStats, Host
-from protocols.base import Router
+from orchestrator.host import ChunkStats, Host, HostSpec
 
 __all__ = ["HostPlacement", "InProcessRuntime", "Runtime"]
 
@@ -30,17 +26,7 @@ class Runtime(ABC):
     kind: str
 
     @abstractmethod
-    def start(
-        self,
-        population: Population,
-        bounds: NDArray[np.int64],
-        router: Router,
-        *,
-        seed: int,
-        field: str | None,
-        instructions: str,
-        max_concurrency: int,
-    ) -> list[HostPlacement]:
+    def start(self, spec: HostSpec) -> list[HostPlacement]:
         """Create the hosts and their shards; return where each host landed."""
 
     @abstractmethod
@@ -74,21 +60,8 @@ class InProcessRuntime(Runtime):
         self.hosts: list[Host] = []
         self._last: list[tuple[MessageBatch, ...]] = []
 
-    def start(
-        self,
-        population: Population,
-        bounds: NDArray[np.int64],
-        router: Router,
-        *,
-        seed: int,
-        field: str | None,
-        instructions: str,
-        max_concurrency: int,
-    ) -> list[HostPlacement]:
-        self.hosts = [
-            Host(h, population, bounds, router, seed, field, instructions, max_concurrency)
-            for h in range(len(bounds) - 1)
-        ]
+    def start(self, spec: HostSpec) -> list[HostPlacement]:
+        self.hosts = [Host(h, spec) for h in range(spec.hosts)]
         empty = MessageBatch.empty()
         self._last = [tuple(empty for _ in self.hosts) for _ in self.hosts]
         return [(h, "local") for h in range(len(self.hosts))]

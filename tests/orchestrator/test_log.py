@@ -12,6 +12,7 @@ from agents import OpinionAgent, Population, Uniform
 from orchestrator import ConfigError, LogError, QueryRefused, launch
 from orchestrator.cli import app
 from orchestrator.log import LogWriter, query
+from protocols import Gossip
 
 HOSTILE = {
     "INSERT INTO runs (run_id) VALUES ('x')": "read-only mode",
@@ -107,3 +108,48 @@ def test_writer_reports_a_failed_background_append(tmp_path: Path) -> None:
     with pytest.raises(LogError, match="simulated"):
         writer.flush()
     writer.close()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real 1 MiB filesystem (tmpfs), so the log really runs out of space."""
+    import subprocess
+
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mnt)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_is_a_clear_error_and_keeps_earlier_rounds(tiny_disk: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import duckdb
+
+    log = tiny_disk / "full.duckdb"
+    with pytest.raises(LogError) as info:
+        launch(
+            Population.of(OpinionAgent, 3000, opinion=Uniform()),
+            Gossip(tolerance=0.0),
+            rounds=500,
+            log=log,
+            runtime="local",
+        )
+    assert str(info.value) == (
+        f"The disk holding '{log}' is full; rows already appended are kept. "
+        "Free space, or pass a log path on another disk."
+    )
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(log, copy)
+    if log.with_suffix(".duckdb.wal").exists():
+        shutil.copy(log.with_suffix(".duckdb.wal"), tmp_path / "copy.duckdb.wal")
+    con = duckdb.connect(str(copy))
+    rounds, rows = con.execute("SELECT count(DISTINCT round), count(*) FROM messages").fetchone()  # type: ignore[misc]
+    per_round = con.execute("SELECT count(*) FROM messages GROUP BY round").fetchall()
+    con.close()
+    assert rounds >= 1 and rows == sum(r[0] for r in per_round) and min(r[0] for r in per_round) >= 3000

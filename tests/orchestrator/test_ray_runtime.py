@@ -84,3 +84,17 @@ def test_agent_error_crosses_the_actor_boundary_intact(ray_cluster: object, tmp_
     con = duckdb.connect(str(tmp_path / "r.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM messages").fetchone() == (600,)
     con.close()
+
+
+def test_ray_errors_are_translated_at_one_boundary() -> None:
+    from orchestrator.errors import ClusterError
+    from orchestrator.ray_runtime import _unwrap
+
+    cause = AgentError("Agent 3 (X).act raised ValueError('boom') in round 1.")
+    task_error = ray.exceptions.RayTaskError("step", "Traceback ...", cause)
+    assert _unwrap(task_error) is cause
+    died = _unwrap(ray.exceptions.RayActorError())
+    assert isinstance(died, ClusterError) and "A host actor died" in str(died)
+    assert "The log keeps every round so far" in str(died)
+    other = ValueError("not ray")
+    assert _unwrap(other) is other
