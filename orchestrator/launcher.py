@@ -15,6 +15,7 @@ from agents.agent import Agent
 from agents.population import Population
 from orchestrator.coordinator import ProgressFn, RoundMetrics, run_rounds
 from orchestrator.errors import ConfigError
+from orchestrator.live import LiveServer
 from orchestrator.log import LogWriter, check_log_path, query
 from orchestrator.runtime import InProcessRuntime, Runtime
 from protocols.base import MessageProtocol
@@ -176,6 +177,7 @@ def launch(
         "classes": [c.__name__ for c in pop.classes],
     }
     writer = LogWriter(path)
+    live = _serve_live(writer, path)
     bar = None
     if progress is True:
         from orchestrator.progress import RoundBar
@@ -205,6 +207,8 @@ def launch(
         if bar is not None:
             bar.stop()
         rt.shutdown()
+        if live is not None:
+            live.stop()
         writer.close()
     return Run(
         run_id=result.run_id,
@@ -219,6 +223,14 @@ def launch(
         nodes=tuple(result.nodes),
         setup_seconds=result.setup_seconds,
     )
+
+
+def _serve_live(writer: LogWriter, path: Path) -> LiveServer | None:
+    """Answer `moot sql` on this log while the run holds it (best effort)."""
+    try:
+        return LiveServer(writer.con, path).start()
+    except OSError:  # e.g. a read-only directory: the run goes on, queries wait for the end
+        return None
 
 
 def _runtime(

@@ -128,6 +128,10 @@ class LogWriter:
             if not types.fetchall():
                 self.con.execute(f"CREATE TYPE message_kind AS ENUM ({_KIND_ENUM})")
             self.con.execute(SCHEMA)
+            # The writer only appends Arrow it was handed: no files, no settings. This
+            # makes its cursors safe to answer users' read-only queries during a run.
+            self.con.execute("SET enable_external_access = false")
+            self.con.execute("SET lock_configuration = true")
         except duckdb.Error as exc:
             self.con.close()
             raise _translate(exc, self.path) from exc
@@ -228,7 +232,15 @@ def query(path: str | os.PathLike[str], sql: str) -> pa.Table:
         QueryRefused: The query tried to write, touch files, or change settings.
         LogError: The log is locked by a live run, or the query is invalid.
     """
-    con = open_log(path)
+    try:
+        con = open_log(path)
+    except LogError:
+        from orchestrator.live import ask
+
+        live = ask(Path(path).expanduser(), sql)  # a live run holds the log: ask it
+        if live is None:
+            raise
+        return live
     try:
         return run_query(con, sql)
     finally:

@@ -28,6 +28,9 @@ class RoundBar:
         self.progress.start()
 
     def stop(self) -> None:
+        # A run that stops early (consensus) is complete: close the bar at its round.
+        done = self.progress.tasks[0].completed
+        self.progress.update(self.task, total=done)
         self.progress.stop()
 
     def update(self, round: int, metrics: RoundMetrics) -> None:

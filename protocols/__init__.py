@@ -3,9 +3,10 @@
 from protocols.base import MessageProtocol, Router
 from protocols.gossip import Gossip, GossipRouter
 from protocols.registry import available_protocols, get_protocol
-from protocols.topology import ErdosRenyi, GraphSpec, Grid, RingLattice, SmallWorld, Topology
+from protocols.topology import BarabasiAlbert, ErdosRenyi, GraphSpec, Grid, RingLattice, SmallWorld, Topology
 
 __all__ = [
+    "BarabasiAlbert",
     "ErdosRenyi",
     "Gossip",
     "GossipRouter",

@@ -2,7 +2,7 @@
 
 networkx is how users describe graphs and measure them; routing a million agents
 needs arrays. `Topology.from_networkx` converts a user's graph; the named
-generators (`RingLattice`, `SmallWorld`, `ErdosRenyi`, `Grid`) build the arrays
+generators (`RingLattice`, `SmallWorld`, `ErdosRenyi`, `BarabasiAlbert`, `Grid`) build the arrays
 directly in numpy, the same graph every time for the same seed.
 
 An edge ``u -> v`` means u may send to v (v hears u). Undirected graphs hold
@@ -24,7 +24,16 @@ from orchestrator.errors import ConfigError
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["ErdosRenyi", "GraphSpec", "Grid", "RingLattice", "SmallWorld", "Topology", "graph_spec"]
+__all__ = [
+    "BarabasiAlbert",
+    "ErdosRenyi",
+    "GraphSpec",
+    "Grid",
+    "RingLattice",
+    "SmallWorld",
+    "Topology",
+    "graph_spec",
+]
 
 _GRAPH_STREAM = 3
 
@@ -226,7 +235,48 @@ class Grid(GraphSpec):
         return Topology.from_edges(n, src[keep], dst[keep], undirected=True)
 
 
+@dataclass(frozen=True)
+class BarabasiAlbert(GraphSpec):
+    """Preferential attachment: each new node links to m earlier nodes, chosen by degree.
+
+    Built as Batagelj & Brandes (2005) do: every new edge copies the endpoint of
+    a uniformly drawn earlier edge end, which is choosing a node with probability
+    proportional to its degree. Copies chain back to earlier edges; the chains
+    are resolved by pointer jumping, in O(log n) vectorised passes. Node m starts
+    linked to nodes 0..m-1 (a star, as in networkx). Repeated picks collapse, so
+    a few nodes get fewer than m distinct edges.
+    """
+
+    m: int = 2
+
+    def build(self, n: int, seed: int) -> Topology:
+        m = self.m
+        if not 1 <= m < n:
+            raise ConfigError(f"Barabasi-Albert needs 1 <= m < n; got m={m}, n={n}.")
+        slots = (n - m) * m
+        slot = np.arange(slots, dtype=np.int64)
+        src = m + slot // m
+        dst = np.full(slots, -1, np.int64)
+        dst[:m] = np.arange(m)
+        later = slot[m:]
+        # An endpoint of the edges of earlier nodes: 2 * (v - m) * m of them.
+        ptr = np.full(slots, -1, np.int64)
+        ptr[m:] = counter_integers(seed, 0, later, 2 * (src[m:] - m) * m, 0, stream=_GRAPH_STREAM)
+        todo = later
+        while len(todo):
+            p = ptr[todo]
+            even = p % 2 == 0
+            dst[todo[even]] = m + (p[even] // 2) // m  # the source end of edge p // 2
+            odd_slots, prior = todo[~even], (p[~even] - 1) // 2  # the target end of edge `prior`
+            known = dst[prior] >= 0
+            dst[odd_slots[known]] = dst[prior[known]]
+            ptr[odd_slots[~known]] = ptr[prior[~known]]  # jump back along the chain
+            todo = odd_slots[~known]
+        return Topology.from_edges(n, src, dst, undirected=True)
+
+
 _NAMED: dict[str, type[GraphSpec]] = {
+    "barabasi_albert": BarabasiAlbert,
     "erdos_renyi": ErdosRenyi,
     "grid": Grid,
     "ring_lattice": RingLattice,

@@ -68,3 +68,21 @@ def test_bad_node_labels_name_the_fix() -> None:
 def test_bad_lattice_k() -> None:
     with pytest.raises(ConfigError, match="even k"):
         RingLattice(k=3).build(10, 0)
+
+
+def test_barabasi_albert_is_preferential() -> None:
+    from protocols import BarabasiAlbert
+
+    n, m = 20_000, 2
+    a, b = BarabasiAlbert(m=m).build(n, 4), BarabasiAlbert(m=m).build(n, 4)
+    assert np.array_equal(a.targets, b.targets)
+    g = nx.Graph(a.to_networkx())
+    assert nx.number_of_selfloops(g) == 0 and nx.is_connected(g)
+    assert 0.95 * (n - m) * m <= g.number_of_edges() <= (n - m) * m
+    # Heavy tail, like networkx's own generator on the same size (uniform attachment would give ~15).
+    ref = nx.barabasi_albert_graph(n, m, seed=4)
+    ours, theirs = max(d for _, d in g.degree()), max(d for _, d in ref.degree())
+    assert ours > 100 and 0.3 < ours / theirs < 3
+    # Early nodes collect more links than late ones, on average.
+    deg = a.out_degree
+    assert deg[:100].mean() > 10 * deg[-10_000:].mean()

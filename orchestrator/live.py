@@ -1,0 +1,153 @@
+"""Queries on a live run's log.
+
+DuckDB lets one process write a file and no other open it, not even read-only.
+So while a run holds its log, the coordinator answers queries itself: a small
+server on 127.0.0.1 (ephemeral port) runs each query on a cursor of the writer's
+connection. That connection has external access disabled and its configuration
+locked, and the server accepts only SELECT statements. It announces itself in
+``<log>.live`` (port, pid and a random token, readable by the owner only);
+`ask` is the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import socketserver
+import struct
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from orchestrator.errors import LogError, QueryRefused
+
+__all__ = ["LiveServer", "ask", "check_read_only", "live_file"]
+
+
+def live_file(log: Path) -> Path:
+    """Where a live run announces its query server."""
+    return log.with_name(log.name + ".live")
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Refuse anything but SELECT statements (with external access off, they only read)."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise LogError(f"Query failed: {str(exc).splitlines()[0]}") from exc
+    for st in statements:
+        if st.type != duckdb.StatementType.SELECT:
+            kind = str(st.type).rsplit(".", 1)[-1]
+            raise QueryRefused(
+                f"Query refused: {kind} statements cannot run on a live run's log. "
+                "Queries on a moot log may only read it: no writes, no files, no settings, no extensions."
+            )
+
+
+def _send(sock: socket.socket, data: bytes) -> None:
+    sock.sendall(struct.pack("!Q", len(data)) + data)
+
+
+def _recv(sock: socket.socket) -> bytes:
+    def exactly(n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = sock.recv(min(n - len(buf), 1 << 20))
+            if not chunk:
+                raise ConnectionError("connection closed")
+            buf += chunk
+        return bytes(buf)
+
+    (n,) = struct.unpack("!Q", exactly(8))
+    return exactly(n)
+
+
+class LiveServer:
+    """Serves read-only queries on a log while its run holds it.
+
+    Args:
+        con: The writer's connection (external access off, configuration locked).
+        log: The log's path (the announcement goes beside it).
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, log: Path) -> None:
+        self.con = con
+        self.path = live_file(log)
+        self.token = secrets.token_hex(16)
+        server = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                server._answer(self.request)
+
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moot-live-sql", daemon=True)
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        port = self._server.server_address[1]
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"port": port, "pid": os.getpid(), "token": self.token}, f)
+        return self
+
+    def _answer(self, sock: socket.socket) -> None:
+        try:
+            request = json.loads(_recv(sock))
+            if not secrets.compare_digest(str(request.get("token", "")), self.token):
+                raise QueryRefused("Query refused: wrong token for this live run.")
+            sql = str(request["sql"])
+            cur = self.con.cursor()
+            try:
+                check_read_only(cur, sql)
+                table = cur.sql(sql).to_arrow_table()
+            finally:
+                cur.close()
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            _send(sock, b"T" + sink.getvalue().to_pybytes())
+        except QueryRefused as exc:
+            _send(sock, b"R" + str(exc).encode())
+        except duckdb.PermissionException as exc:
+            first = str(exc).splitlines()[0]
+            _send(sock, b"R" + f"Query refused: {first}. Queries on a moot log may only read it.".encode())
+        except (duckdb.Error, LogError) as exc:
+            _send(sock, b"E" + str(exc).splitlines()[0].encode())
+        except (ConnectionError, ValueError, KeyError):
+            return
+
+    def stop(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def ask(log: Path, sql: str, timeout: float = 60.0) -> pa.Table | None:
+    """Ask the live run holding `log`; None if no live run announces itself."""
+    path = live_file(log)
+    try:
+        info = json.loads(path.read_text())
+        port, token = int(info["port"]), str(info["token"])
+    except (OSError, ValueError, KeyError):
+        return None
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            _send(sock, json.dumps({"token": token, "sql": sql}).encode())
+            reply = _recv(sock)
+    except OSError:
+        return None  # the run ended meanwhile
+    status, body = reply[:1], reply[1:]
+    if status == b"T":
+        return pa.ipc.open_stream(body).read_all()
+    if status == b"R":
+        raise QueryRefused(body.decode())
+    first = body.decode()
+    raise LogError(first if first.startswith("Query failed") else f"Query failed: {first}")
