@@ -35,8 +35,8 @@ class Agent(BaseModel):
         ...         return Message(kind="opinion", value=self.opinion)
 
     A class may also offer `act_batch`, a classmethod over the states of many
-    agents at once as numpy columns; hosts use it when present. That is how
-    rule-based populations reach millions of agents.
+    agents at once as numpy columns; hosts use it when the class defines it
+    (numeric fields only). That is how rule-based populations reach millions.
 
     Attributes:
         id: Global agent id, set by the engine (-1 until placed).
@@ -46,8 +46,9 @@ class Agent(BaseModel):
 
     id: int = -1
 
-    # Set on a class to give `act_batch`; see `OpinionAgent`.
-    vectorised: ClassVar[bool] = False
+    vectorised: ClassVar[bool | None] = None
+    """Whether hosts step this class with `act_batch`. None (the default): when the
+    class overrides `act_batch`. False forces the one-by-one `act` path."""
 
     def act(self, inbox: list[Message], ctx: Context) -> ActResult | Awaitable[ActResult]:
         """Read this round's inbox and return the messages to send.
@@ -76,6 +77,13 @@ class Agent(BaseModel):
             The messages the block sends, or None.
         """
         raise NotImplementedError(f"{cls.__name__} has no act_batch")
+
+    @classmethod
+    def uses_batch(cls) -> bool:
+        """Whether hosts step this class with `act_batch` (see `vectorised`)."""
+        if cls.vectorised is not None:
+            return cls.vectorised
+        return cls.act_batch.__func__ is not Agent.act_batch.__func__  # type: ignore[attr-defined]
 
     @classmethod
     def state_fields(cls) -> list[str]:

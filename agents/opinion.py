@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
@@ -30,8 +28,6 @@ class OpinionAgent(Agent):
         stubbornness: Weight on its own opinion, in [0, 1]; 1 never moves, 0 adopts
             the mean of what it heard. The default 0.5 is pairwise-averaging gossip.
     """
-
-    vectorised: ClassVar[bool] = True
 
     opinion: float = 0.0
     stubbornness: float = Field(default=0.5, ge=0.0, le=1.0)

@@ -171,7 +171,7 @@ class Population:
                 state[name] = np.asarray(col, dtype=np.float64)[a - start : b - start].copy()
             else:
                 state[name] = np.full(len(ids), col, dtype=np.float64)
-        if g.cls.vectorised:
+        if g.cls.uses_batch():
             return Block(g.cls, ids, state, None)
         names = list(state)
         agents = [

@@ -125,6 +125,7 @@ def _run_script(script: Path, address: str | None, local: bool) -> None:
         os.environ["MOOT_ADDRESS"] = address
     if local:
         os.environ["MOOT_RUNTIME"] = "local"
+    os.environ.setdefault("MOOT_PROGRESS", "1")
     sys.argv = [str(script)]
     sys.path.insert(0, str(script.parent.resolve()))
     try:

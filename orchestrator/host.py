@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Coroutine, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +127,34 @@ class HostSpec:
         return len(self.bounds) - 1
 
 
+# Module-level on purpose: a coroutine method would make Ray treat the host as an
+# async actor, whose methods run inside an event loop.
+async def _gather(calls: list[Awaitable[Any]], agents: list[Agent], round: int, bound: int) -> list[Any]:
+    """Await agents' `act` coroutines, at most `bound` at a time, results in order."""
+    gate = asyncio.Semaphore(bound)
+
+    async def one(call: Awaitable[Any], agent: Agent) -> Any:
+        async with gate:
+            try:
+                return await call
+            except Exception as exc:
+                raise AgentError(
+                    f"Agent {agent.id} ({type(agent).__name__}).act raised {exc!r} in round {round}."
+                ) from exc
+
+    return list(await asyncio.gather(*(one(c, a) for c, a in zip(calls, agents))))
+
+
+def _run(coro: Coroutine[Any, Any, list[Any]]) -> list[Any]:
+    """Run `coro` to completion, on a private loop in a thread if one is already running here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 class Host:
     """Holds agents ``[lo, hi)`` and steps them.
 
@@ -223,26 +252,11 @@ class Host:
                 ) from exc
         pending = [i for i, r in enumerate(results) if inspect.isawaitable(r)]
         if pending:
-            done = asyncio.run(
-                self._gather([results[i] for i in pending], [agents[i] for i in pending], round)
-            )
+            calls, owners = [results[i] for i in pending], [agents[i] for i in pending]
+            done = _run(_gather(calls, owners, round, self.max_concurrency))
             for i, r in zip(pending, done):
                 results[i] = r
         return results
-
-    async def _gather(self, calls: list[Awaitable[Any]], agents: list[Agent], round: int) -> list[Any]:
-        gate = asyncio.Semaphore(self.max_concurrency)
-
-        async def one(call: Awaitable[Any], agent: Agent) -> Any:
-            async with gate:
-                try:
-                    return await call
-                except Exception as exc:
-                    raise AgentError(
-                        f"Agent {agent.id} ({type(agent).__name__}).act raised {exc!r} in round {round}."
-                    ) from exc
-
-        return list(await asyncio.gather(*(one(c, a) for c, a in zip(calls, agents))))
 
     def _split(self, delivered: MessageBatch) -> list[MessageBatch]:
         hosts = len(self.bounds) - 1

@@ -142,7 +142,8 @@ def launch(
             and last only).
         max_concurrency: Bound on concurrent async `act` calls per host.
         run_id: Key of the run in the log; default a fresh id.
-        progress: A callback ``(round, metrics)``, or True for a progress bar.
+        progress: A callback ``(round, metrics)``, True for a progress bar, or
+            None: a bar when run by ``moot run script.py`` (``MOOT_PROGRESS=1``).
 
     Returns:
         The finished run's handle; ``run.sql(...)`` queries its log.
@@ -179,6 +180,8 @@ def launch(
     writer = LogWriter(path)
     live = _serve_live(writer, path)
     bar = None
+    if progress is None:
+        progress = os.environ.get("MOOT_PROGRESS") == "1"  # set by `moot run script.py`
     if progress is True:
         from orchestrator.progress import RoundBar
 

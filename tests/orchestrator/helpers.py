@@ -14,7 +14,7 @@ from agents import Agent, Context, Message, OpinionAgent
 class PlainOpinion(OpinionAgent):
     """OpinionAgent forced onto the plain-Python path."""
 
-    vectorised: ClassVar[bool] = False
+    vectorised: ClassVar[bool | None] = False
 
 
 class Rude(Agent):
@@ -66,3 +66,12 @@ def messages_hash(path: Path, run_id: str) -> tuple[int, str]:
         con.close()
     assert row is not None
     return int(row[0]), str(row[1])
+
+
+class Boom(Agent):
+    """Raises in round 1."""
+
+    def act(self, inbox: list[Message], ctx: Context) -> Message:
+        if ctx.round == 1 and self.id == 5:
+            raise ValueError("no opinion today")
+        return Message(kind="opinion", value=1.0)

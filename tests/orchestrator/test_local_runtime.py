@@ -14,7 +14,7 @@ import pytest
 from agents import OpinionAgent, Population, Uniform
 from orchestrator import AgentError, ConfigError, LogError, launch
 from protocols import Gossip, SmallWorld
-from tests.orchestrator.helpers import PEAK, Lost, PlainOpinion, Rude, Slow, messages_hash
+from tests.orchestrator.helpers import PEAK, Boom, Lost, PlainOpinion, Rude, Slow, messages_hash
 
 
 def strongly_connected_digraph(n: int, seed: int) -> nx.DiGraph:
@@ -207,3 +207,18 @@ def test_log_locked_by_another_process(log_path: Path) -> None:
         Population.of(OpinionAgent, 64, opinion=Uniform()), "gossip", rounds=2, log=log_path, runtime="local"
     )
     assert again.messages == 128
+
+
+def test_agent_that_raises_is_named_with_its_cause(log_path: Path) -> None:
+    with pytest.raises(AgentError) as info:
+        launch(
+            Population.of(Boom, 64), Gossip(SmallWorld(k=4, p=0.0)), rounds=3, log=log_path, runtime="local"
+        )
+    assert str(info.value) == "Agent 5 (Boom).act raised ValueError('no opinion today') in round 1."
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_vectorised_path_is_chosen_when_act_batch_is_defined() -> None:
+    from agents import Agent
+
+    assert OpinionAgent.uses_batch() and not PlainOpinion.uses_batch() and not Agent.uses_batch()

@@ -13,7 +13,7 @@ from agents import OpinionAgent, Population, Uniform
 from orchestrator import AgentError, launch
 from orchestrator.ray_runtime import RayRuntime
 from protocols import Gossip, SmallWorld
-from tests.orchestrator.helpers import PlainOpinion, Rude, messages_hash
+from tests.orchestrator.helpers import PlainOpinion, Rude, Slow, messages_hash
 
 pytestmark = pytest.mark.ray
 
@@ -98,3 +98,21 @@ def test_ray_errors_are_translated_at_one_boundary() -> None:
     assert "The log keeps every round so far" in str(died)
     other = ValueError("not ray")
     assert _unwrap(other) is other
+
+
+def test_async_agents_on_ray_give_the_in_process_log(ray_cluster: object, tmp_path: Path) -> None:
+    proto = Gossip(SmallWorld(k=4, p=0.2), fanout=2, mode="push")
+    runs = {
+        rt: launch(
+            Population.of(Slow, 400),
+            proto,
+            rounds=3,
+            seed=5,
+            log=tmp_path / f"{rt}.duckdb",
+            runtime=rt,
+            hosts=2,
+        )
+        for rt in ("local", "ray")
+    }
+    hashes = {rt: messages_hash(tmp_path / f"{rt}.duckdb", run.run_id) for rt, run in runs.items()}
+    assert hashes["local"] == hashes["ray"] and hashes["local"][0] == 3 * 400 * 2

@@ -94,7 +94,9 @@ def test_bad_settings() -> None:
         Gossip(fanout=0)
     with pytest.raises(ConfigError, match="graph has 300 nodes but the population has 10"):
         Gossip(graph()).build(10, 0)
-    with pytest.raises(ConfigError, match="Unknown graph 'smallworld'; known: barabasi_albert, erdos_renyi, grid"):
+    with pytest.raises(
+        ConfigError, match="Unknown graph 'smallworld'; known: barabasi_albert, erdos_renyi, grid"
+    ):
         Gossip("smallworld")
 
 
