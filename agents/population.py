@@ -161,21 +161,42 @@ class Population:
                 m.model_copy(update={"id": int(i)}) for m, i in zip(g.agents[a - start : b - start], ids)
             ]
             return Block(g.cls, ids, {}, agents)
-        defaults = {name: f.default for name, f in g.cls.model_fields.items() if name != "id"}
-        state: dict[str, NDArray[np.float64]] = {}
-        for salt, name in enumerate(g.cls.state_fields()):
-            col = g.columns.get(name, defaults[name])
-            if isinstance(col, (Uniform, Normal)):
-                state[name] = col.draw(seed, ids, salt)
-            elif isinstance(col, (Sequence, np.ndarray)) and not isinstance(col, str):
-                state[name] = np.asarray(col, dtype=np.float64)[a - start : b - start].copy()
-            else:
-                state[name] = np.full(len(ids), col, dtype=np.float64)
+        fields = g.cls.state_fields()
         if g.cls.uses_batch():
+            state: dict[str, NDArray[np.float64]] = {}
+            for salt, name in enumerate(fields):
+                info = g.cls.model_fields[name]
+                col = g.columns.get(name, info.default)
+                if not isinstance(
+                    col, (int, float, bool, Uniform, Normal, Sequence, np.ndarray)
+                ) or isinstance(col, str):
+                    raise ConfigError(
+                        f"{g.cls.__name__}.{name} is {type(col).__name__}; a class with act_batch holds "
+                        "numeric state only. Make the field a number, or drop act_batch."
+                    )
+                state[name] = _column(col, seed, ids, salt, a - start, b - start)
             return Block(g.cls, ids, state, None)
-        names = list(state)
-        agents = [
-            g.cls.model_validate({"id": int(i), **{n: state[n][k].item() for n in names}})
-            for k, i in enumerate(ids)
-        ]
+        given = {
+            name: _column(g.columns[name], seed, ids, salt, a - start, b - start)
+            for salt, name in enumerate(fields)
+            if name in g.columns
+        }
+        agents = []
+        for k, i in enumerate(ids):
+            values = {name: col[k].item() for name, col in given.items()}
+            try:
+                agents.append(g.cls.model_validate({"id": int(i), **values}))
+            except ValueError as exc:
+                raise ConfigError(
+                    f"Agent {i} ({g.cls.__name__}) got invalid initial state {values}: {exc}"
+                ) from exc
         return Block(g.cls, ids, {}, agents)
+
+
+def _column(col: Column, seed: int, ids: NDArray[np.int64], salt: int, a: int, b: int) -> NDArray[np.float64]:
+    """Initial values of one field for the agents `ids` (positions a:b of their group)."""
+    if isinstance(col, (Uniform, Normal)):
+        return col.draw(seed, ids, salt)
+    if isinstance(col, (Sequence, np.ndarray)) and not isinstance(col, str):
+        return np.asarray(col, dtype=np.float64)[a:b].copy()
+    return np.full(len(ids), col, dtype=np.float64)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import Field
 
 from agents import Agent, Message, Normal, OpinionAgent, Population, Uniform
 from orchestrator.errors import ConfigError
@@ -50,3 +51,40 @@ def test_unknown_field_names_the_fields() -> None:
 def test_wrong_column_length() -> None:
     with pytest.raises(ConfigError, match="Column 'opinion' has 2 values for 3 agents"):
         Population.of(OpinionAgent, 3, opinion=[0.1, 0.2])
+
+
+class Chatty(Agent):
+    name: str = "anon"
+    history: list[str] = Field(default_factory=list)
+    mood: float = 0.5
+
+    def act(self, inbox, ctx):  # type: ignore[no-untyped-def]
+        return None
+
+
+def test_plain_classes_keep_non_numeric_defaults() -> None:
+    (block,) = Population.of(Chatty, 3, mood=Uniform(0, 1)).blocks(0, 3, seed=1)
+    assert block.agents is not None
+    assert [(a.name, a.history) for a in block.agents] == [("anon", [])] * 3
+    assert block.agents[0].history is not block.agents[1].history
+    assert all(0 <= a.mood < 1 for a in block.agents)
+
+
+class Wordy(OpinionAgent):
+    label: str = "x"
+
+
+def test_batch_classes_need_numeric_state() -> None:
+    with pytest.raises(
+        ConfigError, match=r"Wordy.label is str; a class with act_batch holds numeric state only"
+    ):
+        Population.of(Wordy, 3).blocks(0, 3, seed=0)
+
+
+def test_invalid_initial_state_is_named() -> None:
+    from tests.orchestrator.helpers import PlainOpinion
+
+    with pytest.raises(
+        ConfigError, match=r"Agent 0 \(PlainOpinion\) got invalid initial state \{'stubbornness': 2.0\}"
+    ):
+        Population.of(PlainOpinion, 2, stubbornness=2.0).blocks(0, 2, seed=0)
