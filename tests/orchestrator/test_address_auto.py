@@ -1,0 +1,91 @@
+"""`moot run --address auto` joins a cluster started with `ray start --head`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import psutil
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop_session(session: str) -> None:
+    """Stop one Ray session's processes (`ray stop` would stop every cluster here)."""
+    procs = [p for p in psutil.process_iter(["cmdline"]) if session in " ".join(p.info["cmdline"] or [])]
+    family = {q for p in procs for q in [p, *p.children(recursive=True)]}
+    for p in family:
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(signal.SIGKILL)
+    psutil.wait_procs(list(family), timeout=10)
+
+
+def test_address_auto_joins_ray_start_head(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
+    port = _free_port()
+    started = subprocess.run(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=1",
+            "--node-ip-address=127.0.0.1",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--ray-client-server-port={_free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert started.returncode == 0, started.stderr[-2000:]
+    session = os.path.basename(os.path.realpath("/tmp/ray/session_latest"))
+    try:
+        log = tmp_path / "auto.duckdb"
+        out = subprocess.run(
+            [
+                str(BIN / "moot"),
+                "run",
+                "--address",
+                "auto",
+                "--agents",
+                "3000",
+                "--rounds",
+                "200",
+                "--log",
+                str(log),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert "Connected to Ray cluster" in out.stderr + out.stdout and "consensus" in out.stdout
+        con = duckdb.connect(str(log), read_only=True)
+        runtime, nodes = con.execute(
+            "SELECT config->>'runtime', (SELECT count(DISTINCT node) FROM agents) FROM runs"
+        ).fetchone()  # type: ignore[misc]
+        con.close()
+        assert runtime == "ray" and nodes == 1
+    finally:
+        _stop_session(session)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if session in " ".join(p.info["cmdline"] or [])]
