@@ -146,15 +146,15 @@ class Population:
         """Build the agents with ids in [lo, hi): the shard of one host."""
         out: list[Block] = []
         start = 0
-        for gi, g in enumerate(self.groups):
+        for g in self.groups:
             a, b = max(lo, start), min(hi, start + g.n)
             if a < b:
-                out.append(self._block(g, gi, start, a, b, seed))
+                out.append(self._block(g, start, a, b, seed))
             start += g.n
         return out
 
     @staticmethod
-    def _block(g: _Group, gi: int, start: int, a: int, b: int, seed: int) -> Block:
+    def _block(g: _Group, start: int, a: int, b: int, seed: int) -> Block:
         ids = np.arange(a, b, dtype=np.int64)
         if g.agents is not None:
             agents = [

@@ -75,3 +75,14 @@ class Boom(Agent):
         if ctx.round == 1 and self.id == 5:
             raise ValueError("no opinion today")
         return Message(kind="opinion", value=1.0)
+
+
+class Crash(Agent):
+    """Kills its own process in round 2 (a host lost mid-run). Only for Ray hosts."""
+
+    def act(self, inbox: list[Message], ctx: Context) -> Message:
+        if ctx.round == 2 and self.id == 0:
+            import os
+
+            os._exit(1)
+        return Message(kind="opinion", value=0.0)

@@ -13,7 +13,7 @@ from agents import OpinionAgent, Population, Uniform
 from orchestrator import AgentError, launch
 from orchestrator.ray_runtime import RayRuntime
 from protocols import Gossip, SmallWorld
-from tests.orchestrator.helpers import PlainOpinion, Rude, Slow, messages_hash
+from tests.orchestrator.helpers import Crash, PlainOpinion, Rude, Slow, messages_hash
 
 pytestmark = pytest.mark.ray
 
@@ -116,3 +116,24 @@ def test_async_agents_on_ray_give_the_in_process_log(ray_cluster: object, tmp_pa
     }
     hashes = {rt: messages_hash(tmp_path / f"{rt}.duckdb", run.run_id) for rt, run in runs.items()}
     assert hashes["local"] == hashes["ray"] and hashes["local"][0] == 3 * 400 * 2
+
+
+def test_a_lost_host_is_a_cluster_error_and_the_log_keeps_earlier_rounds(
+    ray_cluster: object, tmp_path: Path
+) -> None:
+    from orchestrator import ClusterError
+
+    log = tmp_path / "lost.duckdb"
+    with pytest.raises(ClusterError, match="A host actor died"):
+        launch(
+            Population.of(Crash, 256),
+            Gossip(SmallWorld(k=4, p=0.0)),
+            rounds=5,
+            log=log,
+            runtime="ray",
+            hosts=2,
+        )
+    con = duckdb.connect(str(log), read_only=True)
+    assert con.execute("SELECT count(*), max(round) FROM messages").fetchone() == (512, 1)
+    assert con.execute("SELECT status FROM runs").fetchone() == ("failed",)
+    con.close()
