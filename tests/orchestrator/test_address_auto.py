@@ -25,9 +25,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _stop_session(session: str) -> None:
-    """Stop one Ray session's processes (`ray stop` would stop every cluster here)."""
-    procs = [p for p in psutil.process_iter(["cmdline"]) if session in " ".join(p.info["cmdline"] or [])]
+def _cluster_processes(session: str, gcs: str) -> list[psutil.Process]:
+    """Processes of one Ray cluster: named by its session directory or its GCS address."""
+    return [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if session in (line := " ".join(p.info["cmdline"] or [])) or gcs in line
+    ]
+
+
+def _stop_session(session: str, gcs: str) -> None:
+    """Stop one Ray cluster's processes (`ray stop` would stop every cluster here)."""
+    procs = _cluster_processes(session, gcs)
     family = {q for p in procs for q in [p, *p.children(recursive=True)]}
     for p in family:
         with contextlib.suppress(psutil.Error):
@@ -87,5 +96,5 @@ def test_address_auto_joins_ray_start_head(tmp_path: Path) -> None:
         con.close()
         assert runtime == "ray" and nodes == 1
     finally:
-        _stop_session(session)
-    assert not [p for p in psutil.process_iter(["cmdline"]) if session in " ".join(p.info["cmdline"] or [])]
+        _stop_session(session, f"127.0.0.1:{port}")
+    assert not _cluster_processes(session, f"127.0.0.1:{port}")
