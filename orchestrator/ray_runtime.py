@@ -37,12 +37,15 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     """
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("MOOT_ADDRESS") or None
+    # Join a cluster only when asked (RAY_ADDRESS is how `ray job submit` asks). Left
+    # to itself, ray.init() also joins whatever /tmp/ray/ray_current_cluster names,
+    # and waits forever if that cluster is gone; "local" always starts a fresh one.
+    address = address or os.environ.get("MOOT_ADDRESS") or os.environ.get("RAY_ADDRESS") or None
     try:
         if address:
             ray.init(address=address, log_to_driver=True)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
         fix = (

@@ -1,4 +1,4 @@
-"""`moot run --address auto` joins a cluster started with `ray start --head`."""
+"""Which Ray `moot run` uses: a fresh local instance by default, a running cluster when asked."""
 
 from __future__ import annotations
 
@@ -44,7 +44,11 @@ def _stop_session(session: str, gcs: str) -> None:
     psutil.wait_procs(list(family), timeout=10)
 
 
+CURRENT = Path("/tmp/ray/ray_current_cluster")  # what `auto` (and a bare ray.init) joins
+
+
 def test_address_auto_joins_ray_start_head(tmp_path: Path) -> None:
+    before = CURRENT.read_text() if CURRENT.exists() else None
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
     port = _free_port()
@@ -97,4 +101,36 @@ def test_address_auto_joins_ray_start_head(tmp_path: Path) -> None:
         assert runtime == "ray" and nodes == 1
     finally:
         _stop_session(session, f"127.0.0.1:{port}")
+        # Leave no pointer to the stopped cluster: a bare ray.init() would wait on it forever.
+        if before is None:
+            CURRENT.unlink(missing_ok=True)
+        else:
+            CURRENT.write_text(before)
     assert not _cluster_processes(session, f"127.0.0.1:{port}")
+
+
+def test_no_address_starts_a_fresh_local_ray_despite_a_stale_cluster_file(tmp_path: Path) -> None:
+    """A bare ray.init() would join the dead cluster named in ray_current_cluster and wait forever."""
+    before = CURRENT.read_text() if CURRENT.exists() else None
+    CURRENT.parent.mkdir(parents=True, exist_ok=True)
+    CURRENT.write_text(f"127.0.0.1:{_free_port()}")  # nothing listens there
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MOOT_ADDRESS")}
+    try:
+        log = tmp_path / "fresh.duckdb"
+        out = subprocess.run(
+            [str(BIN / "moot"), "run", "--agents", "2000", "--rounds", "5", "--log", str(log)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=240,
+        )
+    finally:
+        if before is None:
+            CURRENT.unlink(missing_ok=True)
+        else:
+            CURRENT.write_text(before)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Started a local Ray instance" in out.stderr + out.stdout
+    con = duckdb.connect(str(log), read_only=True)
+    assert con.execute("SELECT rounds, config->>'runtime' FROM runs").fetchone() == (5, "ray")
+    con.close()
