@@ -114,7 +114,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_row(key.replace("_", " "), shown)
     console.print(table)
     console.print(f"log: [bold]{summary['log']}[/] (run_id {summary['run_id']})")
-    console.print(f'try: moot sql {summary["log"]} "SELECT * FROM consensus_by_round ORDER BY round"')
+    run_id = summary["run_id"]
+    query = f"SELECT round, mean, spread FROM consensus_by_round WHERE run_id = '{run_id}' ORDER BY round"
+    console.print(f'try: moot sql {summary["log"]} "{query}"', highlight=False, soft_wrap=True)
 
 
 def _run_script(script: Path, address: str | None, local: bool) -> None:
