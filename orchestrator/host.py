@@ -24,7 +24,7 @@ from agents.batch import Inbox, MessageBatch
 from agents.context import BatchContext, Context
 from agents.message import Message
 from agents.population import Block, Population
-from orchestrator.errors import AgentError
+from orchestrator.errors import AgentError, MootError, ProtocolError
 from protocols.base import Router
 
 __all__ = ["CHUNK", "ChunkStats", "Host", "HostSpec", "shard_bounds"]
@@ -127,6 +127,28 @@ class HostSpec:
         return len(self.bounds) - 1
 
 
+def _canonical(out: MessageBatch, block: Block, round: int) -> MessageBatch:
+    """An `act_batch` result in (sender, seq) order, with seq numbering each sender's messages."""
+    if len(out) == 0:
+        return out
+    lo, hi = int(block.ids[0]), int(block.ids[-1])
+    if out.sender.min() < lo or out.sender.max() > hi:
+        bad = int(out.sender[(out.sender < lo) | (out.sender > hi)][0])
+        raise AgentError(
+            f"{block.cls.__name__}.act_batch sent a message as agent {bad}, outside its block "
+            f"({lo}..{hi}) in round {round}; use ctx.ids as senders."
+        )
+    if np.any(np.diff(out.sender) < 0):
+        out = out.take(np.lexsort((out.seq, out.sender)))
+    new = np.r_[True, out.sender[1:] != out.sender[:-1]]
+    if new.all():
+        seq = np.zeros(len(out), np.int32)
+    else:
+        starts = np.flatnonzero(new)
+        seq = (np.arange(len(out)) - np.repeat(starts, np.diff(np.r_[starts, len(out)]))).astype(np.int32)
+    return MessageBatch(out.sender, seq, out.kind, out.value, out.receiver, out.text, out.payload, out.topic)
+
+
 # Module-level on purpose: a coroutine method would make Ray treat the host as an
 # async actor, whose methods run inside an event loop.
 async def _gather(calls: list[Awaitable[Any]], agents: list[Agent], round: int, bound: int) -> list[Any]:
@@ -191,13 +213,23 @@ class Host:
         """
         inbox = self._inbox(MessageBatch.concat(inboxes), round - 1)
         outs = [self._act(block, inbox, round) for block in self.blocks]
-        delivered = self.router.route(MessageBatch.concat(outs), round, self.seed)
+        try:
+            delivered = self.router.route(MessageBatch.concat(outs), round, self.seed)
+        except MootError:
+            raise
+        except Exception as exc:
+            raise ProtocolError(
+                f"{type(self.router).__name__}.route raised {exc!r} in round {round}."
+            ) from exc
         return (*self._split(delivered), self._stats(len(delivered)))
 
     def _inbox(self, batch: MessageBatch, round: int) -> Inbox:
         local = batch.receiver - self.lo
         if len(local) and (local.min() < 0 or local.max() >= self.hi - self.lo):
-            raise AgentError(f"Host {self.index} got messages for agents outside [{self.lo}, {self.hi}).")
+            raise ProtocolError(
+                f"Host {self.index} got messages for agents outside [{self.lo}, {self.hi}); "
+                "the protocol's router delivered to the wrong host."
+            )
         # Sources arrive in host order, each ordered by (sender, seq): the batch is in
         # global (sender, seq) order, whatever the number of hosts.
         return Inbox(batch, local, self.hi - self.lo, round)
@@ -223,9 +255,7 @@ class Host:
                     f"{block.cls.__name__}.act_batch returned {type(out).__name__} in round {round}; "
                     "return a MessageBatch or None."
                 )
-            if len(out) > 1 and np.any(np.diff(out.sender) < 0):
-                out = out.take(np.lexsort((out.seq, out.sender)))
-            return out
+            return _canonical(out, block, round)
         results = self._act_objects(block.agents, box, round)
         messages: list[Message] = []
         counts = np.zeros(len(block.agents), np.int64)

@@ -222,3 +222,46 @@ def test_vectorised_path_is_chosen_when_act_batch_is_defined() -> None:
     from agents import Agent
 
     assert OpinionAgent.uses_batch() and not PlainOpinion.uses_batch() and not Agent.uses_batch()
+
+
+class Twice(OpinionAgent):
+    """A vectorised class that sends two messages per agent, with careless seqs."""
+
+    @classmethod
+    def act_batch(cls, state, inbox, ctx):  # type: ignore[no-untyped-def]
+        from agents import MessageBatch
+
+        one = MessageBatch.broadcast(ctx.ids, "opinion", state["opinion"])
+        return MessageBatch.concat([one, one])  # seq 0 twice per sender, senders unsorted
+
+
+class Impostor(OpinionAgent):
+    @classmethod
+    def act_batch(cls, state, inbox, ctx):  # type: ignore[no-untyped-def]
+        from agents import MessageBatch
+
+        return MessageBatch.broadcast(ctx.ids + 1, "opinion", state["opinion"])
+
+
+def test_act_batch_output_gets_unique_ids_and_checked_senders(log_path: Path) -> None:
+    run = launch(
+        Population.of(Twice, 128, opinion=Uniform()),
+        Gossip(SmallWorld(k=4, p=0.0), fanout=1),
+        rounds=2,
+        log=log_path,
+        runtime="local",
+    )
+    dupes = (
+        run.sql(
+            "SELECT count(*) AS n FROM (SELECT round, sender, seq, receiver FROM messages "
+            "GROUP BY ALL HAVING count(*) > 1)"
+        )
+        .column("n")[0]
+        .as_py()
+    )
+    seqs = run.sql("SELECT DISTINCT seq FROM messages ORDER BY seq").column("seq").to_pylist()
+    assert dupes == 0 and seqs == [0, 1] and run.messages == 2 * 128 * 2
+    with pytest.raises(
+        AgentError, match=r"Impostor.act_batch sent a message as agent 128, outside its block \(0..127\)"
+    ):
+        launch(Population.of(Impostor, 128), "gossip", rounds=2, log=log_path, runtime="local")
