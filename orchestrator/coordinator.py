@@ -220,10 +220,7 @@ def run_rounds(
                 break
             if state_every and (r + 1) % state_every == 0 and r + 1 < rounds:
                 _log_states(writer, run_id, runtime, r)
-        if not (
-            state_every and done_rounds % state_every == 0 and reason == "rounds" and done_rounds < rounds
-        ):
-            _log_states(writer, run_id, runtime, done_rounds - 1)
+        _log_states(writer, run_id, runtime, done_rounds - 1)  # the loop never logs the last round
         writer.flush()
     except BaseException as exc:
         # Keep what is logged: finish pending appends, then record the failure.
