@@ -48,6 +48,9 @@ def run(
     hosts: Annotated[int | None, typer.Option(help="Host actors (default: one per CPU).")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster to join: auto, ray://host:10001.")] = None,
     local: Annotated[bool, typer.Option("--local", help="Run in-process, without Ray.")] = False,
+    state_every: Annotated[
+        int, typer.Option(help="Log every agent's state every N rounds (0: first, last).")
+    ] = 10,
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="Protocol option key=value (e.g. -o fanout=2).")
     ] = None,
@@ -83,6 +86,7 @@ def run(
             runtime="local" if local else "ray",
             hosts=hosts,
             address=address,
+            state_every=state_every,
             progress=True,
         )
     except MootError as exc:

@@ -20,13 +20,28 @@ MOOT = str(Path(sys.executable).parent / "moot")
 def test_run_builtin_study_in_process(tmp_path: Path) -> None:
     log = tmp_path / "cli.duckdb"
     result = CliRunner().invoke(
-        app, ["run", "--local", "--agents", "3000", "--rounds", "200", "--seed", "3", "--log", str(log)]
+        app,
+        [
+            "run",
+            "--local",
+            "--agents",
+            "3000",
+            "--rounds",
+            "200",
+            "--seed",
+            "3",
+            "--state-every",
+            "0",
+            "--log",
+            str(log),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "stop reason" in result.output and "consensus" in result.output and str(log) in result.output
     con = duckdb.connect(str(log), read_only=True)
     spread, messages = con.execute("SELECT final_spread, messages FROM run_summary").fetchone()  # type: ignore[misc]
     assert spread < 0.01 and f"{messages:,}" in result.output
+    assert con.execute("SELECT count(DISTINCT round), count(*) FROM states").fetchone() == (2, 2 * 2 * 3000)
     con.close()
 
 
