@@ -23,7 +23,10 @@ os.environ.pop("MOOT_RUNTIME", None)
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[object]:
-    """A real Ray cluster of two nodes on 127.0.0.1, one CPU each, started once."""
+    """A real Ray cluster of two nodes on 127.0.0.1, one CPU each, started once.
+
+    The second node also offers 2 units of a custom resource, `big_model`.
+    """
     import ray
     from ray.cluster_utils import Cluster
 
@@ -31,7 +34,7 @@ def ray_cluster() -> Iterator[object]:
         initialize_head=True,
         head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False},
     )
-    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={"big_model": 2})
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
     try:

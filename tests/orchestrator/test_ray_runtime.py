@@ -137,3 +137,19 @@ def test_a_lost_host_is_a_cluster_error_and_the_log_keeps_earlier_rounds(
     assert con.execute("SELECT count(*), max(round) FROM messages").fetchone() == (512, 1)
     assert con.execute("SELECT status FROM runs").fetchone() == ("failed",)
     con.close()
+
+
+def test_hosts_asking_for_a_resource_land_where_it_is(ray_cluster: object, tmp_path: Path) -> None:
+    nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
+    (where,) = [node for node, res in nodes.items() if res.get("big_model")]
+    run = study(
+        tmp_path / "big.duckdb",
+        runtime="ray",
+        hosts=2,
+        host_options={"num_cpus": 0, "resources": {"big_model": 1}},
+    )
+    assert run.nodes == (where,)
+    local = study(tmp_path / "local.duckdb", runtime="local")
+    assert messages_hash(tmp_path / "big.duckdb", run.run_id) == messages_hash(
+        tmp_path / "local.duckdb", local.run_id
+    )
