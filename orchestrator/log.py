@@ -1,7 +1,10 @@
 """The interaction log: one DuckDB file, written by one writer, read with SQL.
 
 Tables: ``runs``, ``agents``, ``messages``, ``states``, ``metrics``,
-``llm_calls``, ``events``; views: ``consensus_by_round``, ``run_summary``. A
+``llm_calls``, ``events``; views: ``consensus_by_round``, ``run_summary``; table
+macros: ``agreement_by_round(run_id, field, tol)`` (share of agents within `tol`
+of the median, per logged round) and ``rounds_to_agreement(run_id, field, tol,
+share)``. A
 file can hold many runs, keyed by ``run_id``. Rows reach the writer as Arrow
 tables and are appended in bulk (never row by row).
 
@@ -63,6 +66,14 @@ CREATE OR REPLACE VIEW consensus_by_round AS
         max(value) FILTER (name = 'spread') AS spread,
         max(value) FILTER (name = 'seconds') AS seconds
     FROM metrics GROUP BY run_id, round ORDER BY run_id, round;
+CREATE OR REPLACE MACRO agreement_by_round(rid, fld, tol) AS TABLE
+    WITH s AS (SELECT round, value FROM states WHERE run_id = rid AND field = fld),
+         m AS (SELECT round, median(value) AS med FROM s GROUP BY round)
+    SELECT s.round, count(*) AS agents, m.med AS median,
+        avg(CASE WHEN abs(s.value - m.med) <= tol THEN 1.0 ELSE 0.0 END) AS share
+    FROM s JOIN m USING (round) GROUP BY s.round, m.med ORDER BY s.round;
+CREATE OR REPLACE MACRO rounds_to_agreement(rid, fld, tol, target) AS TABLE
+    SELECT min(round) AS round FROM agreement_by_round(rid, fld, tol) WHERE share >= target;
 CREATE OR REPLACE VIEW run_summary AS
     SELECT r.run_id, r.protocol, r.n_agents, r.n_hosts, r.rounds, r.messages, r.seconds,
         r.stop_reason, r.status, c.spread AS final_spread, c.mean AS final_mean

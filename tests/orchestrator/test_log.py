@@ -153,3 +153,34 @@ def test_full_disk_is_a_clear_error_and_keeps_earlier_rounds(tiny_disk: Path, tm
     per_round = con.execute("SELECT count(*) FROM messages GROUP BY round").fetchall()
     con.close()
     assert rounds >= 1 and rows == sum(r[0] for r in per_round) and min(r[0] for r in per_round) >= 3000
+
+
+def test_agreement_macros_match_numpy(tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "agree.duckdb"
+    run = launch(
+        Population.of(OpinionAgent, 500, opinion=Uniform()),
+        Gossip(fanout=2, mode="push-pull"),
+        rounds=60,
+        seed=4,
+        log=path,
+        runtime="local",
+        state_every=5,
+    )
+    got = query(path, f"SELECT * FROM agreement_by_round('{run.run_id}', 'opinion', 0.05)").to_pylist()
+    states = query(
+        path, "SELECT round, value FROM states WHERE field = 'opinion' ORDER BY round, agent"
+    ).to_pandas()
+    expected = []
+    for rnd, group in states.groupby("round"):
+        v = group["value"].to_numpy()
+        expected.append((rnd, float(np.mean(np.abs(v - np.median(v)) <= 0.05))))
+    assert [r["round"] for r in got] == [r for r, _ in expected]
+    assert [r["share"] for r in got] == pytest.approx([share for _, share in expected])
+    assert got[0]["round"] == -1 and got[0]["agents"] == 500
+    first = next(r for r, share in expected if share >= 0.9)
+    rounds = query(
+        path, f"SELECT * FROM rounds_to_agreement('{run.run_id}', 'opinion', 0.05, 0.9)"
+    ).to_pylist()
+    assert rounds == [{"round": first}]
