@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 
 import numpy as np
 from numpy.typing import NDArray
@@ -117,19 +118,13 @@ class Population:
     @classmethod
     def from_agents(cls, agents: Sequence[Agent]) -> Population:
         """A population of ready-made agent objects (small runs, mixed classes)."""
-        groups: list[_Group] = []
         for a in agents:
             if not isinstance(a, Agent):
                 raise ConfigError(
                     f"Population.from_agents got {a!r} ({type(a).__name__}); give Agent instances."
                 )
-            if groups and groups[-1].cls is type(a) and groups[-1].agents is not None:
-                last = groups.pop()
-                assert last.agents is not None
-                groups.append(_Group(last.cls, last.n + 1, agents=(*last.agents, a)))
-            else:
-                groups.append(_Group(type(a), 1, agents=(a,)))
-        return cls(tuple(groups))
+        runs = (tuple(run) for _, run in groupby(agents, key=type))
+        return cls(tuple(_Group(type(run[0]), len(run), agents=run) for run in runs))
 
     def __add__(self, other: Population) -> Population:
         return Population(self.groups + other.groups)
@@ -167,9 +162,9 @@ class Population:
             for salt, name in enumerate(fields):
                 info = g.cls.model_fields[name]
                 col = g.columns.get(name, info.default)
-                if not isinstance(
-                    col, (int, float, bool, Uniform, Normal, Sequence, np.ndarray)
-                ) or isinstance(col, str):
+                if isinstance(col, str) or not isinstance(
+                    col, (int, float, Uniform, Normal, Sequence, np.ndarray)
+                ):
                     raise ConfigError(
                         f"{g.cls.__name__}.{name} is {type(col).__name__}; a class with act_batch holds "
                         "numeric state only. Make the field a number, or drop act_batch."

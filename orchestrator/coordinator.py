@@ -110,7 +110,6 @@ class RunResult:
     seconds: float
     stop_reason: str
     final: RoundMetrics
-    hosts: int
     nodes: list[str] = field(default_factory=list)
     setup_seconds: float = 0.0
 
@@ -245,7 +244,7 @@ def run_rounds(
         [_now(), done_rounds, total, seconds, reason, run_id],
     )
     nodes = sorted({n for _, n in placement})
-    return RunResult(run_id, done_rounds, total, seconds, reason, final, hosts, nodes, setup)
+    return RunResult(run_id, done_rounds, total, seconds, reason, final, nodes, setup)
 
 
 def _log_states(writer: LogWriter, run_id: str, runtime: Runtime, round: int) -> None:
@@ -259,7 +258,7 @@ def _log_states(writer: LogWriter, run_id: str, runtime: Runtime, round: int) ->
 
 
 def _log_agents(writer: LogWriter, run_id: str, runtime: Runtime, nodes: dict[int, str]) -> None:
-    for host, _lo, _hi, blocks in runtime.blocks():
+    for host, blocks in runtime.blocks():
         for cls, a, b in blocks:
             n = b - a
             writer.append(

@@ -196,10 +196,6 @@ class Host:
         self.max_concurrency = spec.max_concurrency
         self.blocks: list[Block] = spec.population.blocks(self.lo, self.hi, spec.seed)
 
-    def ping(self) -> int:
-        """Round-trip check; returns the host index."""
-        return self.index
-
     def step(self, round: int, *inboxes: MessageBatch) -> tuple[Any, ...]:
         """Step every agent one round.
 
@@ -356,7 +352,6 @@ class Host:
             }
         )
 
-    def placement(self) -> tuple[int, int, int, list[tuple[str, int, int]]]:
-        """(index, lo, hi, [(class name, first id, last id + 1) per block]) for the `agents` table."""
-        blocks = [(b.cls.__name__, int(b.ids[0]), int(b.ids[-1]) + 1) for b in self.blocks]
-        return self.index, self.lo, self.hi, blocks
+    def placement(self) -> tuple[int, list[tuple[str, int, int]]]:
+        """(index, [(class name, first id, last id + 1) per block]) for the `agents` table."""
+        return self.index, [(b.cls.__name__, int(b.ids[0]), int(b.ids[-1]) + 1) for b in self.blocks]

@@ -15,6 +15,7 @@ from agents.agent import Agent
 from agents.population import Population
 from orchestrator.coordinator import ProgressFn, RoundMetrics, run_rounds
 from orchestrator.errors import ConfigError
+from orchestrator.host import CHUNK
 from orchestrator.live import LiveServer
 from orchestrator.log import LogWriter, check_log_path, query
 from orchestrator.runtime import InProcessRuntime, Runtime
@@ -164,9 +165,8 @@ def launch(
     if hosts is not None and hosts < 1:
         raise ConfigError(f"hosts must be >= 1, got {hosts}.")
     path = check_log_path(log)
-    rt = _runtime(runtime or os.environ.get("MOOT_RUNTIME") or "ray", hosts, address, host_options)
-    n_hosts = hosts or (getattr(rt, "default_hosts", lambda: 1)() if rt.kind == "ray" else 1)
-    n_hosts = max(1, min(n_hosts, -(-len(pop) // 64)))
+    rt = _runtime(runtime or os.environ.get("MOOT_RUNTIME") or "ray", address, host_options)
+    n_hosts = max(1, min(hosts or rt.default_hosts(), -(-len(pop) // CHUNK)))  # a host per chunk at most
     rid = run_id or uuid.uuid4().hex[:12]
     config = {
         "protocol": proto.describe(),
@@ -236,18 +236,16 @@ def _serve_live(writer: LogWriter, path: Path) -> LiveServer | None:
         return None
 
 
-def _runtime(
-    runtime: str | Runtime, hosts: int | None, address: str | None, host_options: Mapping[str, Any] | None
-) -> Runtime:
+def _runtime(runtime: str | Runtime, address: str | None, host_options: Mapping[str, Any] | None) -> Runtime:
     if isinstance(runtime, Runtime):
         return runtime
     if runtime == "local":
         if address:
             raise ConfigError(f"address={address!r} needs runtime='ray'; the local runtime runs in-process.")
-        return InProcessRuntime(hosts or 1)
+        return InProcessRuntime()
     if runtime == "ray":
         from orchestrator.ray_runtime import RayRuntime, ensure_ray
 
         ensure_ray(address)
-        return RayRuntime(hosts, host_options)
+        return RayRuntime(host_options)
     raise ConfigError(f"Unknown runtime {runtime!r}; use 'ray' or 'local'.")

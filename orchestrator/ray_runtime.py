@@ -29,7 +29,7 @@ class _HostActor(Host):
         return str(ray.get_runtime_context().get_node_id())
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+def ensure_ray(address: str | None = None) -> bool:
     """Connect to Ray: join `address` (``auto``, ``ray://...``, ``host:port``) or start a local instance.
 
     Returns:
@@ -45,7 +45,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         if address:
             ray.init(address=address, log_to_driver=True)
         else:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+            ray.init(address="local", include_dashboard=False, log_to_driver=True)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
         fix = (
@@ -70,13 +70,11 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def _get(refs: Any) -> Any:
-    """ray.get, with moot errors unwrapped. For a list, results are taken in order, so
-    when several hosts fail the error raised is the first host's, not the quickest's."""
+def _get(refs: list[Any]) -> list[Any]:
+    """ray.get, with moot errors unwrapped. Results are taken in order, so when several
+    hosts fail the error raised is the first host's, not the quickest's."""
     try:
-        if isinstance(refs, list):
-            return [ray.get(r) for r in refs]
-        return ray.get(refs)
+        return [ray.get(r) for r in refs]
     except ray.exceptions.RayError as exc:
         raise _unwrap(exc) from exc
 
@@ -85,21 +83,19 @@ class RayRuntime(Runtime):
     """Hosts as Ray actors.
 
     Args:
-        hosts: Number of host actors; None gives one per CPU of the cluster.
         host_options: Ray actor options for each host (``num_cpus``, ``num_gpus``,
             ``resources``, ``memory``), so a heavy agent can have a host of its own.
     """
 
     kind = "ray"
 
-    def __init__(self, hosts: int | None = None, host_options: Mapping[str, Any] | None = None) -> None:
-        self.n_hosts = hosts
+    def __init__(self, host_options: Mapping[str, Any] | None = None) -> None:
         self.host_options = dict(host_options or {"num_cpus": 0})
         self.actors: list[Any] = []
         self._last: list[list[Any]] = []
 
-    @staticmethod
-    def default_hosts() -> int:
+    def default_hosts(self) -> int:
+        """One host per CPU of the cluster."""
         return max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
 
     def _nodes(self) -> list[str]:
@@ -129,10 +125,7 @@ class RayRuntime(Runtime):
 
         Hard affinity: with soft affinity and zero resources Ray may pile hosts on one node.
         """
-        needs = {
-            k: v for k, v in self.host_options.items() if k in ("num_cpus", "num_gpus", "resources", "memory")
-        }
-        if any(needs.values()):
+        if any(self.host_options.get(k) for k in ("num_cpus", "num_gpus", "resources", "memory")):
             return "SPREAD"
         return NodeAffinitySchedulingStrategy(nodes[h % len(nodes)], soft=False)
 
@@ -147,14 +140,14 @@ class RayRuntime(Runtime):
         stats: list[ChunkStats] = _get([r[-1] for r in refs])
         self._last = [r[:-1] for r in refs]
         out_refs = [ref for r in refs for ref in r[:-1]]
-        return stats, lambda: MessageBatch.concat(ray.get(out_refs))
+        return stats, lambda: MessageBatch.concat(_get(out_refs))
 
     def states(self, round: int) -> Callable[[], list[pa.Table]]:
         refs = [a.states.remote(round) for a in self.actors]
-        return lambda: list(_get(refs))
+        return lambda: _get(refs)
 
-    def blocks(self) -> list[tuple[int, int, int, list[tuple[str, int, int]]]]:
-        return list(_get([a.placement.remote() for a in self.actors]))
+    def blocks(self) -> list[tuple[int, list[tuple[str, int, int]]]]:
+        return _get([a.placement.remote() for a in self.actors])
 
     def shutdown(self) -> None:
         for a in self.actors:

@@ -43,8 +43,12 @@ class Runtime(ABC):
         """A function fetching every host's state snapshot (called on the writer thread)."""
 
     @abstractmethod
-    def blocks(self) -> list[tuple[int, int, int, list[tuple[str, int, int]]]]:
-        """(host, lo, hi, [(class, first, end)]) per host, for the `agents` table."""
+    def blocks(self) -> list[tuple[int, list[tuple[str, int, int]]]]:
+        """(host, [(class, first id, end id)]) per host, for the `agents` table."""
+
+    def default_hosts(self) -> int:
+        """How many hosts to use when the caller does not say."""
+        return 1
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Release the hosts."""
@@ -55,8 +59,7 @@ class InProcessRuntime(Runtime):
 
     kind = "local"
 
-    def __init__(self, hosts: int = 1) -> None:
-        self.n_hosts = hosts
+    def __init__(self) -> None:
         self.hosts: list[Host] = []
         self._last: list[tuple[MessageBatch, ...]] = []
 
@@ -79,5 +82,5 @@ class InProcessRuntime(Runtime):
         tables = [h.states(round) for h in self.hosts]
         return lambda: tables
 
-    def blocks(self) -> list[tuple[int, int, int, list[tuple[str, int, int]]]]:
+    def blocks(self) -> list[tuple[int, list[tuple[str, int, int]]]]:
         return [h.placement() for h in self.hosts]

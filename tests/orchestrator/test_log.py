@@ -75,21 +75,16 @@ def test_moot_sql_reads(small_log: Path) -> None:
 
 def test_many_runs_share_a_file(tmp_path: Path) -> None:
     path = tmp_path / "two.duckdb"
-    a = launch(
-        Population.of(OpinionAgent, 100, opinion=Uniform()),
-        "gossip",
-        rounds=3,
-        seed=1,
-        log=path,
-        runtime="local",
-    )
-    b = launch(
-        Population.of(OpinionAgent, 100, opinion=Uniform()),
-        "gossip",
-        rounds=4,
-        seed=2,
-        log=path,
-        runtime="local",
+    a, b = (
+        launch(
+            Population.of(OpinionAgent, 100, opinion=Uniform()),
+            "gossip",
+            rounds=r,
+            seed=r,
+            log=path,
+            runtime="local",
+        )
+        for r in (3, 4)
     )
     rows = query(path, "SELECT run_id, rounds, messages FROM run_summary ORDER BY rounds").to_pylist()
     assert rows == [

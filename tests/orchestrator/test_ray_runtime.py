@@ -49,7 +49,7 @@ def test_hosts_spread_over_both_nodes_and_log_matches_one_node(ray_cluster: obje
     per_node = dict(con.execute("SELECT node, count(DISTINCT host) FROM agents GROUP BY node").fetchall())
     con.close()
     assert per_node == {nodes[0]: 2, nodes[1]: 2}
-    one = study(tmp_path / "one.duckdb", runtime=_OneNode(nodes[0], 4))
+    one = study(tmp_path / "one.duckdb", runtime=_OneNode(nodes[0]), hosts=4)
     assert set(one.nodes) == {nodes[0]}
     assert messages_hash(tmp_path / "spread.duckdb", spread.run_id) == messages_hash(
         tmp_path / "one.duckdb", one.run_id
@@ -59,8 +59,8 @@ def test_hosts_spread_over_both_nodes_and_log_matches_one_node(ray_cluster: obje
 class _OneNode(RayRuntime):
     """Every host on one node: the single-node baseline inside the same cluster."""
 
-    def __init__(self, node: str, hosts: int) -> None:
-        super().__init__(hosts)
+    def __init__(self, node: str) -> None:
+        super().__init__()
         self.node = node
 
     def _nodes(self) -> list[str]:
