@@ -8,6 +8,7 @@ values do not depend on the sharding.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -19,7 +20,7 @@ from agents.agent import Agent
 from agents.rng import counter_uniform
 from orchestrator.errors import ConfigError
 
-__all__ = ["Block", "Column", "Normal", "Population", "Uniform"]
+__all__ = ["Block", "Column", "Normal", "Population", "Uniform", "check_columns"]
 
 _INIT_STREAM = 2
 
@@ -93,7 +94,7 @@ class Population:
     groups: tuple[_Group, ...]
 
     @classmethod
-    def of(cls, agent_cls: type[Agent], n: int, **columns: Column) -> Population:
+    def of(cls, agent_cls: type[Agent], n: int, /, **columns: Column) -> Population:
         """`n` agents of `agent_cls`, with initial state given per field."""
         if not (isinstance(agent_cls, type) and issubclass(agent_cls, Agent)):
             raise ConfigError(
@@ -113,6 +114,22 @@ class Population:
                 raise ConfigError(
                     f"Column {name!r} has {len(col)} values for {n} agents; give one per agent."
                 )
+        # Fail on the driver, before anything runs: constants through the class's own
+        # validation, arrays against the fields' constraints (vectorised).
+        constants = {k: v for k, v in columns.items() if isinstance(v, (int, float, bool, str))}
+        try:
+            agent_cls.model_validate(constants)
+        except ValueError as exc:
+            raise ConfigError(
+                f"Population.of({agent_cls.__name__}, ...) got invalid state {constants}: {_first_error(exc)}"
+            ) from None
+        if agent_cls.uses_batch():
+            arrays = {
+                k: np.asarray(v, np.float64)
+                for k, v in columns.items()
+                if isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, str)
+            }
+            check_columns(agent_cls, arrays, np.arange(n, dtype=np.int64))
         return cls((_Group(agent_cls, n, dict(columns)),))
 
     @classmethod
@@ -131,6 +148,18 @@ class Population:
 
     def __len__(self) -> int:
         return sum(g.n for g in self.groups)
+
+    def describe(self) -> list[dict[str, object]]:
+        """The groups: class, count and how each column was given (logged in ``runs.config``)."""
+        out: list[dict[str, object]] = []
+        for g in self.groups:
+            entry: dict[str, object] = {"class": f"{g.cls.__module__}.{g.cls.__qualname__}", "n": g.n}
+            if g.agents is not None:
+                entry["from_agents"] = True
+            else:
+                entry["columns"] = {name: _describe_column(col) for name, col in g.columns.items()}
+            out.append(entry)
+        return out
 
     @property
     def classes(self) -> list[type[Agent]]:
@@ -170,6 +199,7 @@ class Population:
                         "numeric state only. Make the field a number, or drop act_batch."
                     )
                 state[name] = _column(col, seed, ids, salt, a - start, b - start)
+            check_columns(g.cls, state, ids)
             return Block(g.cls, ids, state, None)
         given = {
             name: _column(g.columns[name], seed, ids, salt, a - start, b - start)
@@ -186,6 +216,73 @@ class Population:
                     f"Agent {i} ({g.cls.__name__}) got invalid initial state {values}: {exc}"
                 ) from exc
         return Block(g.cls, ids, {}, agents)
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        e = errors()[0]
+        where = ".".join(str(p) for p in e.get("loc", ())) or "value"
+        return f"{where}: {e.get('msg')} (got {e.get('input')!r})."
+    return str(exc)
+
+
+def _describe_column(col: Column) -> object:
+    if isinstance(col, Uniform):
+        return {"uniform": [col.low, col.high]}
+    if isinstance(col, Normal):
+        return {"normal": [col.mean, col.std]}
+    if isinstance(col, (Sequence, np.ndarray)) and not isinstance(col, str):
+        arr = np.asarray(col, np.float64)
+        digest = hashlib.sha256(np.ascontiguousarray(arr, dtype="<f8").tobytes()).hexdigest()
+        return {"values": len(arr), "mean": float(arr.mean()) if len(arr) else None, "sha256": digest}
+    return col
+
+
+_BOUNDS = (
+    ("ge", np.greater_equal, ">="),
+    ("gt", np.greater, ">"),
+    ("le", np.less_equal, "<="),
+    ("lt", np.less, "<"),
+)
+
+
+def check_columns(cls: type[Agent], state: Mapping[str, NDArray[np.float64]], ids: NDArray[np.int64]) -> None:
+    """Check state columns against the fields' types and constraints, vectorised.
+
+    What pydantic checks per object on the plain path, checked per column here:
+    bounds (``Field(ge=, gt=, le=, lt=)``), whole numbers for ``int``, 0/1 for
+    ``bool``, and finite values where a field forbids inf/nan.
+
+    Raises:
+        ConfigError: Naming the field, the rule, the first agent that breaks it and its value.
+    """
+    for name, col in state.items():
+        info = cls.model_fields.get(name)
+        if info is None:
+            continue
+        rules: list[tuple[str, NDArray[np.bool_]]] = []
+        if info.annotation is bool:
+            rules.append(("must be 0 or 1 (a bool)", (col == 0) | (col == 1)))
+        elif info.annotation is int:
+            rules.append(("must be a whole number (an int)", np.isfinite(col) & (col == np.round(col))))
+        for meta in info.metadata:
+            for attr, op, sign in _BOUNDS:
+                bound = getattr(meta, attr, None)
+                if bound is not None:
+                    with np.errstate(invalid="ignore"):
+                        rules.append((f"must be {sign} {bound}", op(col, bound) | np.isnan(col)))
+            if getattr(meta, "allow_inf_nan", True) is False:
+                rules.append(("must be finite", np.isfinite(col)))
+        for rule, ok in rules:
+            if not ok.all():
+                bad = np.flatnonzero(~ok)
+                i = int(bad[0])
+                raise ConfigError(
+                    f"{cls.__name__}.{name} {rule}, but agent {int(ids[i])} has {float(col[i])!r} "
+                    f"({len(bad)} of {len(col)} agents out of range); fix the column given to "
+                    "Population.of."
+                )
 
 
 def _column(col: Column, seed: int, ids: NDArray[np.int64], salt: int, a: int, b: int) -> NDArray[np.float64]:

@@ -13,7 +13,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["agent_rng", "counter_bits", "counter_integers", "counter_uniform"]
+__all__ = [
+    "agent_rng",
+    "counter_bits",
+    "counter_integers",
+    "counter_uniform",
+    "scalar_head",
+    "scalar_uniform",
+]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -66,6 +73,27 @@ def counter_integers(
     """Integers in [0, high) per id (high may differ per id and must be > 0)."""
     u = counter_uniform(seed, round, ids, draw, stream=stream)
     return np.minimum((u * high).astype(np.int64), np.asarray(high, dtype=np.int64) - 1)
+
+
+def _mix_int(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def scalar_head(seed: int, round: int, draw: int, stream: int) -> int:
+    """The per-(seed, stream, round, draw) part of `counter_bits`, as a Python int."""
+    head = _mix_int((seed * 0x9E3779B1 + stream) & _MASK)
+    return _mix_int(head ^ ((round * 0x85EBCA77 + draw * 0xC2B2AE3D) & _MASK))
+
+
+def scalar_uniform(head: int, agent: int) -> float:
+    """`counter_uniform` for one id, in plain Python (no numpy call): about a microsecond.
+
+    ``scalar_uniform(scalar_head(seed, r, d, s), i) == counter_uniform(seed, r, [i], d, stream=s)[0]``.
+    """
+    z = ((agent & _MASK) * 0x9E3779B97F4A7C15 + head) & _MASK
+    return (_mix_int(_mix_int(z)) >> 11) * (1.0 / (1 << 53))
 
 
 def agent_rng(seed: int, agent: int, round: int) -> np.random.Generator:

@@ -21,8 +21,9 @@ from orchestrator.errors import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.launcher import Run, launch
-    from orchestrator.log import open_log
+    from orchestrator.launcher import Run, launch, params
+    from orchestrator.log import open_log, query
+    from orchestrator.message_log import MessageLog
 
 __all__ = [
     "AgentError",
@@ -30,15 +31,25 @@ __all__ = [
     "ConfigError",
     "LLMError",
     "LogError",
+    "MessageLog",
     "MootError",
     "ProtocolError",
     "QueryRefused",
     "Run",
     "launch",
     "open_log",
+    "params",
+    "query",
 ]
 
-_LAZY = {"Run": "orchestrator.launcher", "launch": "orchestrator.launcher", "open_log": "orchestrator.log"}
+_LAZY = {
+    "MessageLog": "orchestrator.message_log",
+    "Run": "orchestrator.launcher",
+    "launch": "orchestrator.launcher",
+    "open_log": "orchestrator.log",
+    "params": "orchestrator.launcher",
+    "query": "orchestrator.log",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -27,72 +27,192 @@ def _fail(exc: MootError) -> None:
     raise typer.Exit(2)
 
 
-def _parse_option(text: str) -> tuple[str, Any]:
+def _parse_option(text: str, flag: str = "-o") -> tuple[str, Any]:
     if "=" not in text:
-        raise typer.BadParameter(f"{text!r} is not key=value; e.g. -o fanout=2")
+        raise typer.BadParameter(f"{text!r} is not key=value; e.g. {flag} fanout=2")
     key, raw = text.split("=", 1)
     try:
-        return key, json.loads(raw)
+        return key.strip(), json.loads(raw)
     except json.JSONDecodeError:
-        return key, raw
+        return key.strip(), raw
+
+
+def make_protocol(name: str, options: dict[str, Any]) -> Any:
+    """Build protocol `name` from command-line options, naming any bad option and the fix."""
+    import inspect
+
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+    from orchestrator.errors import ConfigError
+    from protocols import get_protocol
+
+    cls = get_protocol(name)
+    sig = inspect.signature(cls.__init__)
+    accepted = [p for p in sig.parameters.values() if p.name != "self" and p.kind is not p.VAR_KEYWORD]
+    names = sorted(p.name for p in accepted)
+    module = sys.modules.get(cls.__module__)
+    for key, value in list(options.items()):
+        param = sig.parameters.get(key)
+        if param is None or param.name == "self":
+            raise ConfigError(
+                f"Unknown option {key!r} for protocol {name!r}; its options are: {', '.join(names)}."
+            )
+        hint = param.annotation
+        if isinstance(hint, str):
+            try:
+                hint = eval(hint, vars(module) if module else {})
+            except Exception:  # a type only imported for type checkers: the protocol checks it
+                continue
+        if hint is inspect.Parameter.empty:
+            continue
+        try:
+            adapter: TypeAdapter[Any] = TypeAdapter(hint, config=ConfigDict(arbitrary_types_allowed=True))
+            options[key] = adapter.validate_python(value)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ConfigError(
+                f"Option {key}={value!r} for protocol {name!r} is not valid: {err['msg']}. "
+                f"Expected {_type_name(param.annotation)}; e.g. -o {key}={_example(param.default)}."
+            ) from None
+        except Exception:  # a type pydantic cannot check: the protocol checks it
+            continue
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise ConfigError(f"Protocol {name!r} rejected options {options}: {exc}.") from exc
+
+
+def _type_name(annotation: Any) -> str:
+    return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+
+
+def _example(default: Any) -> str:
+    import inspect
+
+    if default is inspect.Parameter.empty or default is None:
+        return "..."
+    return str(default)
+
+
+def _check_script_flags(ctx: typer.Context, script: Path) -> None:
+    """Flags that only the built-in study uses are refused for a script, never ignored."""
+    only_builtin = {"protocol": "--protocol", "agents": "--agents", "option": "-o/--option"}
+    given = [
+        flag
+        for key, flag in only_builtin.items()
+        if ctx.params.get(key) is not None and ctx.params.get(key) not in ((), [])
+    ]
+    if given:
+        raise typer.BadParameter(
+            f"{', '.join(given)} set the built-in study; {script} builds its own population and "
+            "protocol. Set them in the script (it can read -p key=value with orchestrator.params()).",
+            param_hint=given[0],
+        )
 
 
 @app.command()
 def run(
+    ctx: typer.Context,
     script: Annotated[Path | None, typer.Argument(help="A Python study script that calls launch().")] = None,
-    protocol: Annotated[str, typer.Option(help="Protocol name (see `moot protocols`).")] = "gossip",
-    agents: Annotated[int, typer.Option(help="Number of OpinionAgents.")] = 10_000,
-    rounds: Annotated[int, typer.Option(help="Round budget.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed; same seed, same log.")] = 0,
-    log: Annotated[Path, typer.Option(help="DuckDB log file.")] = Path("moot.duckdb"),
+    protocol: Annotated[
+        str | None, typer.Option(help="Protocol name (see `moot protocols`); default gossip.")
+    ] = None,
+    agents: Annotated[int | None, typer.Option(help="Number of OpinionAgents (default 10,000).")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Round budget (default 100).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed; same seed, same log (default 0).")] = None,
+    log: Annotated[Path | None, typer.Option(help="DuckDB log file (default moot.duckdb).")] = None,
     hosts: Annotated[int | None, typer.Option(help="Host actors (default: one per CPU).")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster to join: auto, ray://host:10001.")] = None,
     local: Annotated[bool, typer.Option("--local", help="Run in-process, without Ray.")] = False,
     state_every: Annotated[
-        int, typer.Option(help="Log every agent's state every N rounds (0: first, last).")
-    ] = 10,
+        int | None, typer.Option(help="Log every agent's state every N rounds (0: first, last; default 10).")
+    ] = None,
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="Protocol option key=value (e.g. -o fanout=2).")
     ] = None,
+    stop: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Stop rule, repeatable (any fires): consensus[:TOL], consensus:FIELD:TOL, "
+            "stationary[:TOL], 'METRIC<VALUE' (also <=, >, >=)."
+        ),
+    ] = None,
+    messages: Annotated[
+        str | None,
+        typer.Option(help="Which messages to log: all, none, aggregate, sample:RATE, every:K (default all)."),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="A parameter or tag key=value, logged in runs.params."),
+    ] = None,
 ) -> None:
-    """Run a study script, or the built-in opinion study on a protocol."""
+    """Run a study script, or the built-in opinion study on a protocol.
+
+    With a script, --log, --seed, --rounds, --hosts, --state-every, --messages and
+    --stop apply to every launch() in it (a note says when they replace what the
+    script says); -p values reach it through orchestrator.params().
+    """
+    params = dict(_parse_option(p, "-p") for p in param or [])
+    if params:
+        os.environ["MOOT_PARAMS"] = json.dumps(params)
+    stop_spec = " | ".join(stop) if stop else None
     if script is not None:
-        _run_script(script, address, local)
+        _check_script_flags(ctx, script)
+        overrides = {
+            k: v
+            for k, v in {
+                "log": None if log is None else str(log),
+                "seed": seed,
+                "rounds": rounds,
+                "hosts": hosts,
+                "state_every": state_every,
+                "messages": messages,
+                "stop": stop_spec,
+            }.items()
+            if v is not None
+        }
+        _run_script(script, address, local, overrides)
         return
     from agents import OpinionAgent, Population, Uniform
     from orchestrator.launcher import launch
-    from protocols import get_protocol
 
-    kwargs = dict(_parse_option(o) for o in option or [])
-    if protocol == "gossip":
-        kwargs.setdefault("mode", "push-pull")
-        kwargs.setdefault("fanout", 2)
+    name = protocol or "gossip"
+    n = 10_000 if agents is None else agents
     try:
-        cls = get_protocol(protocol)
-        try:
-            proto = cls(**kwargs)
-        except TypeError as exc:
-            raise MootError(f"Protocol {protocol!r} rejected options {kwargs}: {exc}.") from exc
+        if n < 1:
+            raise MootErrorForCli(f"--agents must be at least 1, got {n}; e.g. --agents 1000.")
+        kwargs = dict(_parse_option(o) for o in option or [])
+        if name == "gossip":
+            kwargs.setdefault("mode", "push-pull")
+            kwargs.setdefault("fanout", 2)
+        proto = make_protocol(name, kwargs)
         console.print(
-            f"[bold]moot[/] {agents:,} OpinionAgents · {proto!r} · seed {seed} · "
+            f"[bold]moot[/] {n:,} OpinionAgents · {proto!r} · seed {seed or 0} · "
             f"{'in-process' if local else address or 'local Ray'}"
         )
         result = launch(
-            Population.of(OpinionAgent, agents, opinion=Uniform(0.0, 1.0)),
+            Population.of(OpinionAgent, n, opinion=Uniform(0.0, 1.0)),
             proto,
-            rounds=rounds,
-            seed=seed,
-            log=log,
+            rounds=100 if rounds is None else rounds,
+            seed=seed or 0,
+            log=log or Path("moot.duckdb"),
             runtime="local" if local else "ray",
             hosts=hosts,
             address=address,
-            state_every=state_every,
+            state_every=10 if state_every is None else state_every,
+            stop=stop_spec,
+            messages=messages or "all",
+            params=params,
             progress=True,
         )
     except MootError as exc:
         _fail(exc)
         return
     _print_summary(result.summary())
+
+
+class MootErrorForCli(MootError):
+    """A mistake in the command line itself."""
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -123,7 +243,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(f'try: moot sql {summary["log"]} "{query}"', highlight=False, soft_wrap=True)
 
 
-def _run_script(script: Path, address: str | None, local: bool) -> None:
+def _run_script(script: Path, address: str | None, local: bool, overrides: dict[str, Any]) -> None:
     if not script.is_file():
         err_console.print(f"[bold red]error:[/] no script at {str(script)!r}; give the path of a .py study.")
         raise typer.Exit(2)
@@ -131,6 +251,10 @@ def _run_script(script: Path, address: str | None, local: bool) -> None:
         os.environ["MOOT_ADDRESS"] = address
     if local:
         os.environ["MOOT_RUNTIME"] = "local"
+    from orchestrator.launcher import CLI_OVERRIDES
+
+    if overrides:
+        os.environ[CLI_OVERRIDES] = json.dumps(overrides)
     os.environ.setdefault("MOOT_PROGRESS", "1")
     sys.argv = [str(script)]
     sys.path.insert(0, str(script.parent.resolve()))
@@ -146,12 +270,18 @@ def sql(
     query: Annotated[str, typer.Argument(help="A read-only SQL query.")],
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
     limit: Annotated[int, typer.Option(help="Rows shown in table format.")] = 50,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Scope every table to this run_id (default: all runs).")
+    ] = None,
 ) -> None:
-    """Query a log through a read-only, locked-down connection."""
+    """Query a log through a read-only, locked-down connection (a live run's log too)."""
     from orchestrator.log import query as run_query
 
+    if fmt not in ("table", "csv", "json"):
+        err_console.print(f"[bold red]error:[/] unknown --format {fmt!r}; use table, csv or json.")
+        raise typer.Exit(2)
     try:
-        result = run_query(log, query)
+        result = run_query(log, query, run_id=run_id, text=True)
     except MootError as exc:
         _fail(exc)
         return
@@ -160,14 +290,44 @@ def sql(
 
         pacsv.write_csv(result, sys.stdout.buffer)
     elif fmt == "json":
-        typer.echo(json.dumps(result.to_pylist(), default=str))
+        typer.echo(json.dumps(_json_rows(result), allow_nan=False))
     else:
         table = Table(*result.column_names)
         for row in result.slice(0, limit).to_pylist():
-            table.add_row(*(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()))
+            table.add_row(*(_cell(v) for v in row.values()))
         console.print(table)
         if result.num_rows > limit:
             console.print(f"({result.num_rows:,} rows, {limit} shown; --limit or --format csv for more)")
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _json_rows(result: Any) -> list[dict[str, Any]]:
+    """Rows for --format json: nested values (JSON text from the query) parsed back, NaN as null."""
+    import decimal
+    import math
+
+    import pyarrow as pa
+
+    nested = {
+        f.name
+        for f in result.schema
+        if pa.types.is_string(f.type) and (f.metadata or {}).get(b"moot_json") == b"1"
+    }
+    rows: list[dict[str, Any]] = result.to_pylist()
+    for row in rows:
+        for k, v in row.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                row[k] = None
+            elif isinstance(v, decimal.Decimal):
+                row[k] = int(v) if v == v.to_integral_value() else float(v)
+            elif k in nested and isinstance(v, str):
+                row[k] = json.loads(v)
+    return rows
 
 
 @app.command()

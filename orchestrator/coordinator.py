@@ -20,33 +20,32 @@ import numpy as np
 import pyarrow as pa
 
 from agents.batch import MessageBatch
-from agents.message import KINDS
 from agents.population import Population
-from orchestrator.errors import MootError
-from orchestrator.host import ChunkStats, HostSpec, shard_bounds
+from orchestrator.errors import ConfigError, MootError
+from orchestrator.host import ChunkStats, HostSpec, HostStats, shard_bounds
 from orchestrator.log import LogWriter
+from orchestrator.message_log import MessageLog, aggregates_table, const_column, messages_table
 from orchestrator.runtime import Runtime
 from protocols.base import MessageProtocol
+from protocols.stop import StopRule
 
-__all__ = ["RoundMetrics", "RunResult", "combine_stats", "run_rounds"]
+__all__ = ["RoundMetrics", "RunControl", "RunPlan", "RunResult", "combine_stats", "run_rounds"]
 
 RoundMetrics = dict[str, float]
 ProgressFn = Callable[[int, RoundMetrics], None]
 
-_KIND_DICT = pa.array(list(KINDS), pa.string())
+_STATS = ("mean", "variance", "min", "max", "spread")
 
 
-def combine_stats(stats: list[ChunkStats]) -> RoundMetrics:
-    """Combine per-chunk statistics in chunk order (pairwise, Chan et al.).
+def _combine_field(stats: list[ChunkStats]) -> dict[str, float]:
+    """One field's statistics from per-chunk ones, combined in chunk order (pairwise, Chan et al.).
 
     Chunks have a fixed layout, so the result is bit-for-bit the same whatever
     the number of hosts.
     """
-    sent = sum(s.sent for s in stats)
     count = np.concatenate([s.count for s in stats]).astype(np.float64)
-    out: RoundMetrics = {"messages": float(sent), "agents": float(count.sum())}
     if len(count) == 0:
-        return out
+        return {}
     mean = np.concatenate([s.mean for s in stats])
     m2 = np.concatenate([s.m2 for s in stats])
     lo = float(np.min(np.concatenate([s.min for s in stats])))
@@ -61,43 +60,74 @@ def combine_stats(stats: list[ChunkStats]) -> RoundMetrics:
         mean = mean[0::2] + delta * nb / safe
         m2 = m2[0::2] + m2[1::2] + delta * delta * na * nb / safe
         count = n
-    out.update(
-        mean=float(mean[0]),
-        variance=float(m2[0] / count[0]),
-        min=lo,
-        max=hi,
-        spread=hi - lo,
-    )
-    return out
+    return {
+        "count": float(count[0]),
+        "mean": float(mean[0]),
+        "variance": float(m2[0] / count[0]),
+        "min": lo,
+        "max": hi,
+        "spread": hi - lo,
+    }
 
 
-def _const(value: str, n: int) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int8)), pa.array([value]))
+def combine_stats(
+    stats: list[HostStats], fields: tuple[str, ...], primary: str | None
+) -> tuple[RoundMetrics, RoundMetrics]:
+    """A round's metrics from every host's statistics.
+
+    Returns:
+        (logged, seen): the metrics written to the log (the primary field's
+        statistics under bare names, others as ``field.stat``), and the same
+        plus every field's statistics as ``field.stat``, which stop rules read.
+    """
+    logged: RoundMetrics = {"messages": float(sum(s.sent for s in stats))}
+    seen: RoundMetrics = {}
+    for i, name in enumerate(fields):
+        combined = _combine_field([s.fields[i] for s in stats])
+        if name == primary:
+            logged["agents"] = combined.get("count", 0.0)
+        for stat in _STATS:
+            if stat in combined:
+                seen[f"{name}.{stat}"] = combined[stat]
+                logged[stat if name == primary else f"{name}.{stat}"] = combined[stat]
+    if primary is None:
+        logged["agents"] = 0.0
+    changes = [s.max_change for s in stats if not np.isnan(s.max_change)]
+    if changes:
+        logged["max_change"] = max(changes)
+    return logged, {**seen, **logged}
 
 
-def messages_table(batch: MessageBatch, round: int, run_id: str, protocol: str) -> pa.Table:
-    """A round's delivered messages as an Arrow table shaped like the ``messages`` table."""
-    n = len(batch)
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything that defines a run, as `launch` resolved it."""
 
-    def strings(a: pa.Array | None) -> pa.Array:
-        return pa.nulls(n, pa.string()) if a is None else a
+    population: Population
+    protocol: MessageProtocol
+    run_id: str
+    seed: int
+    rounds: int
+    hosts: int
+    state_every: int
+    max_concurrency: int
+    stop: StopRule | None
+    primary: str | None
+    fields: tuple[str, ...]
+    messages: MessageLog
+    params: Mapping[str, object]
+    config: Mapping[str, object]
 
-    value = pa.array(batch.value, mask=np.isnan(batch.value))
-    return pa.table(
-        {
-            "run_id": _const(run_id, n),
-            "round": pa.array(np.full(n, round, np.int32)),
-            "sender": pa.array(batch.sender),
-            "seq": pa.array(batch.seq),
-            "receiver": pa.array(batch.receiver),
-            "topic": strings(batch.topic),
-            "protocol": _const(protocol, n),
-            "kind": pa.DictionaryArray.from_arrays(pa.array(batch.kind.astype(np.int8)), _KIND_DICT),
-            "value": value,
-            "text": strings(batch.text),
-            "payload": strings(batch.payload),
-        }
-    )
+
+class RunControl:
+    """Shared between a running run and its handle: progress so far, and a stop request."""
+
+    def __init__(self) -> None:
+        self.round = -1
+        self.metrics: RoundMetrics = {}
+        self.stop_requested: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_requested = reason
 
 
 @dataclass
@@ -128,36 +158,45 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _check_new_run_id(writer: LogWriter, run_id: str) -> None:
+    rows = writer.con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if rows[0][0]:
+        raise ConfigError(
+            f"run_id {run_id!r} is already in the log {str(writer.path)!r}; pick another run_id, "
+            "or leave it out for a fresh one."
+        )
+
+
 def run_rounds(
-    *,
-    population: Population,
-    protocol: MessageProtocol,
+    plan: RunPlan,
     runtime: Runtime,
     writer: LogWriter,
-    run_id: str,
-    seed: int,
-    rounds: int,
-    hosts: int,
-    state_every: int,
-    max_concurrency: int,
-    config: Mapping[str, object],
     progress: ProgressFn | None = None,
+    control: RunControl | None = None,
 ) -> RunResult:
     """Play a run to its end, logging everything; see `orchestrator.launch`."""
-    n = len(population)
+    n = len(plan.population)
+    run_id = plan.run_id
     started = time.perf_counter()
+    config = dict(plan.config)
+    _check_new_run_id(writer, run_id)
     writer.execute(
-        "INSERT INTO runs (run_id, started_at, seed, protocol, config, versions, n_agents, n_hosts, status) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+        "INSERT INTO runs (run_id, started_at, seed, protocol, config, versions, n_agents, n_hosts, status, "
+        "params, message_log, message_rate, message_every) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
         [
             run_id,
             _now(),
-            seed,
-            protocol.name,
+            plan.seed,
+            plan.protocol.name,
             json.dumps(config, default=str),
             json.dumps(_versions()),
             n,
-            hosts,
+            plan.hosts,
+            json.dumps(dict(plan.params), default=str),
+            plan.messages.mode,
+            plan.messages.rate,
+            plan.messages.period,
         ],
     )
     total = 0
@@ -166,6 +205,7 @@ def run_rounds(
     final: RoundMetrics = {}
     placement: list[tuple[int, str]] = []
     setup = 0.0
+    protocol_name = plan.protocol.name
 
     def event(kind: str, detail: str, round: int | None = None, host: int | None = None) -> None:
         writer.execute(
@@ -174,10 +214,24 @@ def run_rounds(
         )
 
     try:
-        bounds = shard_bounds(n, hosts)
-        router = protocol.build(n, seed)
+        bounds = shard_bounds(n, plan.hosts)
+        router = plan.protocol.build(n, plan.seed)
+        compiled = router.describe()
+        if compiled:
+            proto_conf = config.get("protocol")
+            config["protocol"] = {**(proto_conf if isinstance(proto_conf, dict) else {}), **compiled}
+            writer.execute(
+                "UPDATE runs SET config = ? WHERE run_id = ?", [json.dumps(config, default=str), run_id]
+            )
         spec = HostSpec(
-            population, bounds, router, seed, protocol.field, protocol.instructions, max_concurrency
+            plan.population,
+            bounds,
+            router,
+            plan.seed,
+            plan.fields,
+            plan.protocol.instructions,
+            plan.max_concurrency,
+            track_change=plan.stop is not None and plan.stop.needs_change(),
         )
         placement = runtime.start(spec)
         _log_agents(writer, run_id, runtime, dict(placement))
@@ -185,39 +239,26 @@ def run_rounds(
             event("host_started", f"agents {bounds[h]}..{bounds[h + 1] - 1} on node {node}", host=h)
         _log_states(writer, run_id, runtime, -1)
         setup = time.perf_counter() - started
-        for r in range(rounds):
+        for r in range(plan.rounds):
             t0 = time.perf_counter()
             stats, fetch = runtime.step(r)
-            metrics = combine_stats(stats)
+            metrics, seen = combine_stats(stats, plan.fields, plan.primary)
             metrics["seconds"] = time.perf_counter() - t0
             total += int(metrics["messages"])
             done_rounds = r + 1
             final = metrics
-
-            def log_round(
-                r: int = r, fetch: Callable[[], MessageBatch] = fetch, m: RoundMetrics = metrics
-            ) -> None:
-                writer.append("messages", messages_table(fetch(), r, run_id, protocol.name))
-                writer.append(
-                    "metrics",
-                    pa.table(
-                        {
-                            "run_id": [run_id] * len(m),
-                            "round": pa.array([r] * len(m), pa.int32()),
-                            "name": list(m),
-                            "value": list(m.values()),
-                        }
-                    ),
-                )
-
-            writer.submit(log_round)
+            writer.submit(_round_logger(plan, writer, r, fetch, metrics, protocol_name))
+            if control is not None:
+                control.round, control.metrics = r, metrics
             if progress is not None:
                 progress(r, metrics)
-            stop = protocol.stop_reason(r, metrics)
+            stop = plan.stop.check(r, seen) if plan.stop is not None else None
+            if stop is None and control is not None and control.stop_requested is not None:
+                stop = control.stop_requested
             if stop is not None:
                 reason = stop
                 break
-            if state_every and (r + 1) % state_every == 0 and r + 1 < rounds:
+            if plan.state_every and (r + 1) % plan.state_every == 0 and r + 1 < plan.rounds:
                 _log_states(writer, run_id, runtime, r)
         _log_states(writer, run_id, runtime, done_rounds - 1)  # the loop never logs the last round
         writer.flush()
@@ -247,12 +288,47 @@ def run_rounds(
     return RunResult(run_id, done_rounds, total, seconds, reason, final, nodes, setup)
 
 
+def _round_logger(
+    plan: RunPlan,
+    writer: LogWriter,
+    r: int,
+    fetch: Callable[[], MessageBatch],
+    metrics: RoundMetrics,
+    protocol: str,
+) -> Callable[[], None]:
+    """The writer-thread job that logs round `r`: its messages (as the plan says) and metrics."""
+    run_id, mlog = plan.run_id, plan.messages
+
+    def job() -> None:
+        if mlog.logs_round(r):
+            batch = fetch()
+            if mlog.mode == "aggregate":
+                writer.append("message_aggregates", aggregates_table(batch, r, run_id))
+            else:
+                writer.append(
+                    "messages", messages_table(mlog.select(batch, r, plan.seed), r, run_id, protocol)
+                )
+        writer.append(
+            "metrics",
+            pa.table(
+                {
+                    "run_id": [run_id] * len(metrics),
+                    "round": pa.array([r] * len(metrics), pa.int32()),
+                    "name": list(metrics),
+                    "value": list(metrics.values()),
+                }
+            ),
+        )
+
+    return job
+
+
 def _log_states(writer: LogWriter, run_id: str, runtime: Runtime, round: int) -> None:
     fetch = runtime.states(round)
 
     def job() -> None:
         for t in fetch():
-            writer.append("states", t.append_column("run_id", _const(run_id, t.num_rows)))
+            writer.append("states", t.append_column("run_id", const_column(run_id, t.num_rows)))
 
     writer.submit(job)
 
@@ -265,11 +341,11 @@ def _log_agents(writer: LogWriter, run_id: str, runtime: Runtime, nodes: dict[in
                 "agents",
                 pa.table(
                     {
-                        "run_id": _const(run_id, n),
+                        "run_id": const_column(run_id, n),
                         "agent": pa.array(np.arange(a, b, dtype=np.int64)),
-                        "class": _const(cls, n),
+                        "class": const_column(cls, n),
                         "host": pa.array(np.full(n, host, np.int32)),
-                        "node": _const(nodes.get(host, ""), n),
+                        "node": const_column(nodes.get(host, ""), n),
                     }
                 ),
             )

@@ -27,7 +27,7 @@ from agents.population import Block, Population
 from orchestrator.errors import AgentError, MootError, ProtocolError
 from protocols.base import Router
 
-__all__ = ["CHUNK", "ChunkStats", "Host", "HostSpec", "shard_bounds"]
+__all__ = ["CHUNK", "ChunkStats", "Host", "HostSpec", "HostStats", "shard_bounds"]
 
 CHUNK = 64
 """Agents per statistics chunk. Shards start on chunk boundaries, so per-chunk
@@ -43,11 +43,10 @@ def shard_bounds(n: int, hosts: int) -> NDArray[np.int64]:
 
 @dataclass(frozen=True, slots=True)
 class ChunkStats:
-    """Per-chunk statistics of the watched field after a round (combined by the coordinator).
+    """Per-chunk statistics of one numeric field after a round (combined by the coordinator).
 
     Attributes:
         count, mean, m2, min, max: One entry per chunk of `CHUNK` agents.
-        sent: Messages this host delivered this round.
     """
 
     count: NDArray[np.int64]
@@ -55,13 +54,12 @@ class ChunkStats:
     m2: NDArray[np.float64]
     min: NDArray[np.float64]
     max: NDArray[np.float64]
-    sent: int
 
     @staticmethod
-    def of(values: NDArray[np.float64], ids: NDArray[np.int64], sent: int) -> ChunkStats:
+    def of(values: NDArray[np.float64], ids: NDArray[np.int64]) -> ChunkStats:
         if len(values) == 0:
             e = np.empty(0)
-            return ChunkStats(np.empty(0, np.int64), e, e, e, e, sent)
+            return ChunkStats(np.empty(0, np.int64), e, e, e, e)
         chunk = ids // CHUNK
         starts = np.flatnonzero(np.r_[True, chunk[1:] != chunk[:-1]])
         count = np.diff(np.r_[starts, len(values)])
@@ -73,8 +71,23 @@ class ChunkStats:
             m2,
             np.minimum.reduceat(values, starts),
             np.maximum.reduceat(values, starts),
-            sent,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class HostStats:
+    """What a host reports after a round.
+
+    Attributes:
+        sent: Messages this host delivered this round.
+        fields: Per watched field (in `HostSpec.fields` order), its chunk statistics.
+        max_change: Largest absolute change of any numeric state value this round
+            (NaN when not tracked).
+    """
+
+    sent: int
+    fields: tuple[ChunkStats, ...]
+    max_change: float = float("nan")
 
 
 def _as_messages(result: Any, agent: Agent, round: int) -> list[Message]:
@@ -109,18 +122,20 @@ class HostSpec:
         bounds: All hosts' boundaries (see `shard_bounds`).
         router: The compiled protocol.
         seed: The run's seed.
-        field: State field whose statistics are reported, or None.
+        fields: Numeric state fields whose statistics are reported each round.
         instructions: The protocol's instructions, passed to agents.
         max_concurrency: Bound on concurrent async `act` calls per host.
+        track_change: Report each round's largest state change (for `Stationary`).
     """
 
     population: Population
     bounds: NDArray[np.int64]
     router: Router
     seed: int
-    field: str | None = None
+    fields: tuple[str, ...] = ()
     instructions: str = ""
     max_concurrency: int = 64
+    track_change: bool = False
 
     @property
     def hosts(self) -> int:
@@ -191,7 +206,8 @@ class Host:
         self.bounds = spec.bounds
         self.router = spec.router
         self.seed = spec.seed
-        self.field = spec.field
+        self.fields = spec.fields
+        self.track_change = spec.track_change
         self.instructions = spec.instructions
         self.max_concurrency = spec.max_concurrency
         self.blocks: list[Block] = spec.population.blocks(self.lo, self.hi, spec.seed)
@@ -205,9 +221,10 @@ class Host:
                 in host order.
 
         Returns:
-            One batch of delivered messages per destination host, then `ChunkStats`.
+            One batch of delivered messages per destination host, then `HostStats`.
         """
         inbox = self._inbox(MessageBatch.concat(inboxes), round - 1)
+        before = [self._numeric_state(b, copy=True) for b in self.blocks] if self.track_change else []
         outs = [self._act(block, inbox, round) for block in self.blocks]
         try:
             delivered = self.router.route(MessageBatch.concat(outs), round, self.seed)
@@ -217,7 +234,8 @@ class Host:
             raise ProtocolError(
                 f"{type(self.router).__name__}.route raised {exc!r} in round {round}."
             ) from exc
-        return (*self._split(delivered), self._stats(len(delivered)))
+        change = self._max_change(before) if self.track_change else float("nan")
+        return (*self._split(delivered), self._stats(len(delivered), change))
 
     def _inbox(self, batch: MessageBatch, round: int) -> Inbox:
         local = batch.receiver - self.lo
@@ -296,29 +314,43 @@ class Host:
         ordered = delivered.take(order)
         return [ordered.slice(int(cuts[h]), int(cuts[h + 1])) for h in range(hosts)]
 
-    def _field_values(self) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    def _field_values(self, field: str) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         vals: list[NDArray[np.float64]] = []
         ids: list[NDArray[np.int64]] = []
         for block in self.blocks:
-            if self.field is None or self.field not in block.cls.model_fields:
+            if field not in block.cls.model_fields:
                 continue
             if block.agents is None:
-                vals.append(block.state[self.field])
+                vals.append(block.state[field])
             else:
-                vals.append(np.array([float(getattr(a, self.field)) for a in block.agents]))
+                vals.append(np.array([float(getattr(a, field)) for a in block.agents]))
             ids.append(block.ids)
         if not vals:
             return np.empty(0), np.empty(0, np.int64)
         return np.concatenate(vals), np.concatenate(ids)
 
-    def _stats(self, sent: int) -> ChunkStats:
-        values, ids = self._field_values()
-        return ChunkStats.of(values, ids, sent)
+    def _stats(self, sent: int, change: float) -> HostStats:
+        return HostStats(sent, tuple(ChunkStats.of(*self._field_values(f)) for f in self.fields), change)
+
+    def _max_change(self, before: list[dict[str, NDArray[np.float64]]]) -> float:
+        """Largest |new - old| over every numeric state value of this host's agents."""
+        out = 0.0
+        for block, old in zip(self.blocks, before):
+            for name, new in self._numeric_state(block).items():
+                prev = old.get(name)
+                if prev is None or len(prev) == 0:
+                    continue
+                with np.errstate(invalid="ignore"):
+                    diff = np.abs(new - prev)
+                both_nan = np.isnan(new) & np.isnan(prev)
+                diff = np.where(both_nan, 0.0, diff)
+                out = max(out, float(np.max(np.where(np.isnan(diff), np.inf, diff))))
+        return out
 
     @staticmethod
-    def _numeric_state(block: Block) -> dict[str, NDArray[np.float64]]:
+    def _numeric_state(block: Block, copy: bool = False) -> dict[str, NDArray[np.float64]]:
         if block.agents is None:
-            return block.state
+            return {k: v.copy() for k, v in block.state.items()} if copy else block.state
         cols: dict[str, NDArray[np.float64]] = {}
         for name in block.cls.state_fields():
             col = [getattr(a, name) for a in block.agents]

@@ -1,11 +1,13 @@
-"""`launch`: run a population over a protocol, log it, and get a handle to query."""
+"""`launch`: run a population over a protocol, log it, and get a handle to watch and query."""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,61 +15,162 @@ import pyarrow as pa
 
 from agents.agent import Agent
 from agents.population import Population
-from orchestrator.coordinator import ProgressFn, RoundMetrics, run_rounds
+from orchestrator.coordinator import ProgressFn, RoundMetrics, RunControl, RunPlan, RunResult, run_rounds
 from orchestrator.errors import ConfigError
 from orchestrator.host import CHUNK
-from orchestrator.live import LiveServer
+from orchestrator.live import LiveServer, answer
 from orchestrator.log import LogWriter, check_log_path, query
+from orchestrator.message_log import MessageLog
 from orchestrator.runtime import InProcessRuntime, Runtime
 from protocols.base import MessageProtocol
 from protocols.registry import get_protocol
+from protocols.stop import StopFn, StopRule, stop_rule
 
-__all__ = ["Run", "launch"]
+__all__ = ["CLI_OVERRIDES", "Run", "launch", "params"]
 
 RuntimeName = Literal["ray", "local"]
 
+CLI_OVERRIDES = "MOOT_CLI_OVERRIDES"
+"""Environment variable through which `moot run script.py --log ... --seed ...` reaches
+every `launch` in the script (JSON: log, seed, rounds, hosts, state_every, messages, stop)."""
 
-@dataclass(frozen=True)
+_PARAMS = "MOOT_PARAMS"
+
+
+def params() -> dict[str, Any]:
+    """The parameters given on the command line (``moot run script.py -p eps=0.1``).
+
+    A script reads them to set up its study; every `launch` in it records them
+    in ``runs.params`` as well.
+
+    Example:
+        >>> eps = orchestrator.params().get("eps", 0.2)
+    """
+    raw = os.environ.get(_PARAMS)
+    return dict(json.loads(raw)) if raw else {}
+
+
 class Run:
-    """A finished run: its summary, and SQL over its log.
+    """A run: live while it plays, then its results; SQL over its log either way.
+
+    `launch` returns it when the run is over, or at once with ``wait=False``; then
+    `round` and `metrics` show progress, `sql` queries what is logged so far, and
+    `wait` blocks until the end (re-raising the run's error, if any).
 
     Attributes:
         run_id: Key of this run in the log's tables.
         log: Path of the DuckDB log.
-        rounds: Rounds played.
-        messages: Messages delivered (rows in ``messages`` for this run).
-        seconds: Wall time of the rounds, set-up included.
-        stop_reason: ``"consensus"``, ``"rounds"`` (budget spent), or the protocol's reason.
-        final: The last round's metrics (mean, variance, spread, ...).
         n_agents: Population size.
         hosts: Number of hosts.
-        nodes: Ray node ids the hosts ran on (``["local"]`` in-process).
-        setup_seconds: Part of `seconds` spent before the first round (graph,
-            hosts, initial state).
     """
 
-    run_id: str
-    log: Path
-    rounds: int
-    messages: int
-    seconds: float
-    stop_reason: str
-    final: RoundMetrics
-    n_agents: int
-    hosts: int
-    nodes: tuple[str, ...]
-    setup_seconds: float = 0.0
+    def __init__(self, run_id: str, log: Path, n_agents: int, hosts: int, control: RunControl) -> None:
+        self.run_id = run_id
+        self.log = log
+        self.n_agents = n_agents
+        self.hosts = hosts
+        self._control = control
+        self._result: RunResult | None = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        self._writer: LogWriter | None = None
+        self._lock = threading.Lock()  # the writer is closed under it, and live queries hold it
 
-    def sql(self, query_text: str) -> pa.Table:
-        """Run a read-only query on the log and return Arrow.
+    # -- while it runs --
 
-        Use ``.to_pandas()`` or ``polars.from_arrow(...)`` for other frames. The
-        query sees the whole file; filter on ``run_id`` when it holds many runs.
+    @property
+    def round(self) -> int:
+        """The last round completed so far (-1 before the first)."""
+        return self._control.round
+
+    @property
+    def metrics(self) -> RoundMetrics:
+        """The metrics of the last round completed so far."""
+        return dict(self._control.metrics)
+
+    def done(self) -> bool:
+        """Whether the run has ended (finished, stopped or failed)."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> Run:
+        """Block until the run ends; raise its error if it failed.
+
+        Raises:
+            TimeoutError: `timeout` seconds passed first.
+        """
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"Run {self.run_id} still going after {timeout} s (round {self.round}).")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self, reason: str = "stopped by user") -> None:
+        """Ask the run to stop after the round in progress; `reason` becomes its stop reason."""
+        self._control.request_stop(reason)
+
+    # -- results (these wait for the end) --
+
+    @property
+    def result(self) -> RunResult:
+        self.wait()
+        assert self._result is not None
+        return self._result
+
+    @property
+    def rounds(self) -> int:
+        """Rounds played."""
+        return self.result.rounds
+
+    @property
+    def messages(self) -> int:
+        """Messages delivered (whether or not each has a row in ``messages``)."""
+        return self.result.messages
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of the run, set-up included."""
+        return self.result.seconds
+
+    @property
+    def stop_reason(self) -> str:
+        """``"consensus"``, ``"stationary"``, ``"rounds"`` (budget spent), a rule's own reason."""
+        return self.result.stop_reason
+
+    @property
+    def final(self) -> RoundMetrics:
+        """The last round's metrics (mean, variance, spread, ...)."""
+        return self.result.final
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Ray node ids the hosts ran on (``("local",)`` in-process)."""
+        return tuple(self.result.nodes)
+
+    @property
+    def setup_seconds(self) -> float:
+        """Part of `seconds` spent before the first round (graph, hosts, initial state)."""
+        return self.result.setup_seconds
+
+    def sql(self, query_text: str, *, all_runs: bool = False) -> pa.Table:
+        """Run a read-only query on this run's log and return Arrow.
+
+        Every table and view answers about this run only (the tables are scoped to
+        its ``run_id``), so a log that holds many runs needs no ``WHERE run_id``.
+        ``all_runs=True`` sees the whole file. Works while the run is live, too.
+        Use ``.to_pandas()`` or, with polars installed, ``polars.from_arrow(...)``.
 
         Example:
             >>> run.sql("SELECT round, spread FROM consensus_by_round ORDER BY round")
         """
-        return query(self.log, query_text)
+        scope = None if all_runs else self.run_id
+        with self._lock:
+            if self._writer is not None:
+                cur = self._writer.cursor()
+                try:
+                    return answer(cur, query_text, scope)
+                finally:
+                    cur.close()
+        return query(self.log, query_text, run_id=scope)
 
     def summary(self) -> dict[str, Any]:
         """The run's headline numbers."""
@@ -84,6 +187,10 @@ class Run:
             "messages_per_second": round(self.messages / self.seconds) if self.seconds else None,
             "log": str(self.log),
         }
+
+    def __repr__(self) -> str:
+        state = f"stop_reason={self.stop_reason!r}" if self.done() and self._error is None else "running"
+        return f"Run(run_id={self.run_id!r}, round={self.round}, {state}, log={str(self.log)!r})"
 
 
 def _population(population: Population | Sequence[Agent]) -> Population:
@@ -108,6 +215,57 @@ def _protocol(protocol: MessageProtocol | str) -> MessageProtocol:
     )
 
 
+def _numeric_fields(pop: Population) -> list[str]:
+    names: dict[str, None] = {}
+    for cls in pop.classes:
+        for name, info in cls.model_fields.items():
+            if name != "id" and info.annotation in (int, float, bool):
+                names[name] = None
+    return list(names)
+
+
+def _watched(
+    proto: MessageProtocol, pop: Population, rule: StopRule | None
+) -> tuple[str | None, tuple[str, ...]]:
+    """(primary field, every field whose statistics hosts report), checked against the population."""
+    numeric = _numeric_fields(pop)
+    shown = ", ".join(numeric) or "(none)"
+    explicit = proto.field
+    if explicit is not None and explicit not in numeric:
+        raise ConfigError(
+            f"{type(proto).__name__} watches field {explicit!r}, which no agent class in the population "
+            f"has as a numeric field; numeric fields: {shown}. Fix field=..., or add the field to the agents."
+        )
+    default = proto.default_field if proto.default_field in numeric else None
+    primary = explicit or default
+    extra = sorted((rule.fields() if rule is not None else frozenset()) - {primary})
+    for name in extra:
+        if name not in numeric:
+            raise ConfigError(
+                f"Stop rule {rule.describe() if rule else ''!s} reads field {name!r}, which no agent class "
+                f"in the population has as a numeric field; numeric fields: {shown}."
+            )
+    fields = ((primary,) if primary else ()) + tuple(extra)
+    return primary, fields
+
+
+def _cli_overrides() -> dict[str, Any]:
+    raw = os.environ.get(CLI_OVERRIDES)
+    return dict(json.loads(raw)) if raw else {}
+
+
+def _override(name: str, given: Any, overrides: Mapping[str, Any]) -> Any:
+    if name not in overrides:
+        return given
+    value = overrides[name]
+    if value != given:
+        print(
+            f"moot run: {name}={value!r} from the command line (this launch in the script said {given!r})",
+            file=sys.stderr,
+        )
+    return value
+
+
 def launch(
     population: Population | Sequence[Agent],
     protocol: MessageProtocol | str,
@@ -122,14 +280,18 @@ def launch(
     state_every: int = 10,
     max_concurrency: int = 64,
     run_id: str | None = None,
+    stop: StopRule | StopFn | str | None = None,
+    messages: MessageLog | str = "all",
+    params: Mapping[str, Any] | None = None,
     progress: ProgressFn | bool | None = None,
+    wait: bool = True,
 ) -> Run:
     """Run `population` over `protocol`, log every message to DuckDB, return a `Run`.
 
     Args:
         population: A `Population` or a list of agents.
         protocol: A protocol object, or the name of a registered one.
-        rounds: Round budget; the protocol may stop earlier (e.g. consensus).
+        rounds: Round budget; a stop rule may end the run earlier.
         seed: The run's seed. Same seed, same log, whatever the hosts or nodes.
         log: DuckDB file to append to (created if missing).
         runtime: ``"ray"`` (default; a local Ray instance unless `address` is
@@ -143,11 +305,20 @@ def launch(
             and last only).
         max_concurrency: Bound on concurrent async `act` calls per host.
         run_id: Key of the run in the log; default a fresh id.
+        stop: When to stop before the budget: a rule (``Consensus("opinion",
+            1e-3) | Stationary()``), a callable ``(round, metrics) -> bool``, or a
+            spec string (``"stationary"``). None: the protocol's own rule.
+        messages: Which messages get a row: ``"all"`` (default), ``"none"``,
+            ``"aggregate"``, ``"sample:0.01"``, ``"every:5"``, or a `MessageLog`.
+        params: Your parameters and tags, logged in ``runs.params`` (merged with
+            those of ``moot run -p``).
         progress: A callback ``(round, metrics)``, True for a progress bar, or
             None: a bar when run by ``moot run script.py`` (``MOOT_PROGRESS=1``).
+        wait: False returns at once with the run going on in the background:
+            watch ``run.round``, query with ``run.sql``, ``run.wait()`` for the end.
 
     Returns:
-        The finished run's handle; ``run.sql(...)`` queries its log.
+        The run's handle; ``run.sql(...)`` queries its log.
 
     Example:
         >>> from agents import OpinionAgent, Population, Uniform
@@ -156,76 +327,125 @@ def launch(
         ...              Gossip(fanout=2), rounds=50, seed=7, log="run.duckdb")
         >>> run.sql("SELECT * FROM consensus_by_round").to_pandas()
     """
+    overrides = _cli_overrides()
+    log = _override("log", str(log), overrides)
+    seed = _override("seed", seed, overrides)
+    rounds = _override("rounds", rounds, overrides)
+    hosts = _override("hosts", hosts, overrides)
+    state_every = _override("state_every", state_every, overrides)
+    if "messages" in overrides:
+        messages = _override("messages", str(messages), overrides)
+    if "stop" in overrides:
+        stop = overrides["stop"]
     pop = _population(population)
     proto = _protocol(protocol)
     if len(pop) == 0:
         raise ConfigError("The population is empty; add agents with Population.of(cls, n).")
-    if rounds < 1:
-        raise ConfigError(f"rounds must be >= 1, got {rounds}.")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError(f"rounds must be a whole number >= 1, got {rounds!r}.")
     if hosts is not None and hosts < 1:
         raise ConfigError(f"hosts must be >= 1, got {hosts}.")
+    if state_every < 0:
+        raise ConfigError(f"state_every must be >= 0 (0: first and last round only), got {state_every}.")
+    mlog = MessageLog.parse(messages)
+    rule = stop_rule(stop) if stop is not None else None
+    primary, fields = _watched(proto, pop, rule)
+    if rule is None:
+        rule = proto.stop_rule(primary)
+    user_params = {**_env_params(), **dict(params or {})}
     path = check_log_path(log)
     rt = _runtime(runtime or os.environ.get("MOOT_RUNTIME") or "ray", address, host_options)
     n_hosts = max(1, min(hosts or rt.default_hosts(), -(-len(pop) // CHUNK)))  # a host per chunk at most
     rid = run_id or uuid.uuid4().hex[:12]
     config = {
         "protocol": proto.describe(),
+        "population": pop.describe(),
         "rounds": rounds,
         "seed": seed,
         "runtime": rt.kind,
         "hosts": n_hosts,
         "state_every": state_every,
+        "stop": rule.describe() if rule is not None else None,
+        "watched_fields": list(fields),
+        "messages": mlog.describe(),
+        "params": user_params,
         "classes": [c.__name__ for c in pop.classes],
     }
-    writer = LogWriter(path)
-    live = _serve_live(writer, path)
-    bar = None
+    plan = RunPlan(
+        population=pop,
+        protocol=proto,
+        run_id=rid,
+        seed=seed,
+        rounds=rounds,
+        hosts=n_hosts,
+        state_every=state_every,
+        max_concurrency=max_concurrency,
+        stop=rule,
+        primary=primary,
+        fields=fields,
+        messages=mlog,
+        params=user_params,
+        config=config,
+    )
+    try:
+        writer = LogWriter(path)
+    except BaseException:
+        rt.shutdown()
+        raise
+    control = RunControl()
+    handle = Run(rid, path, len(pop), n_hosts, control)
+    handle._writer = writer
     if progress is None:
-        progress = os.environ.get("MOOT_PROGRESS") == "1"  # set by `moot run script.py`
+        progress = wait and os.environ.get("MOOT_PROGRESS") == "1"  # set by `moot run script.py`
+    if wait:
+        _play(handle, plan, rt, writer, progress, control)
+        return handle.wait()
+    thread = threading.Thread(
+        target=_play, args=(handle, plan, rt, writer, progress, control), name=f"moot-run-{rid}", daemon=True
+    )
+    thread.start()
+    return handle
+
+
+def _env_params() -> dict[str, Any]:
+    return params()
+
+
+def _play(
+    handle: Run,
+    plan: RunPlan,
+    rt: Runtime,
+    writer: LogWriter,
+    progress: ProgressFn | bool,
+    control: RunControl,
+) -> None:
+    """Play the run, then release everything; the outcome goes to the handle."""
+    live = _serve_live(writer, handle.log)
+    bar = None
+    callback: ProgressFn | None
     if progress is True:
         from orchestrator.progress import RoundBar
 
-        bar = RoundBar(rounds, len(pop))
-        callback: ProgressFn | None = bar.update
+        bar = RoundBar(plan.rounds, len(plan.population))
+        callback = bar.update
     else:
         callback = progress or None
     try:
         if bar is not None:
             bar.start()
-        result = run_rounds(
-            population=pop,
-            protocol=proto,
-            runtime=rt,
-            writer=writer,
-            run_id=rid,
-            seed=seed,
-            rounds=rounds,
-            hosts=n_hosts,
-            state_every=state_every,
-            max_concurrency=max_concurrency,
-            config=config,
-            progress=callback,
-        )
+        handle._result = run_rounds(plan, rt, writer, callback, control)
+    except BaseException as exc:
+        handle._error = exc
     finally:
         if bar is not None:
             bar.stop()
         rt.shutdown()
         if live is not None:
             live.stop()
-        writer.close()
-    return Run(
-        run_id=result.run_id,
-        log=path,
-        rounds=result.rounds,
-        messages=result.messages,
-        seconds=result.seconds,
-        stop_reason=result.stop_reason,
-        final=result.final,
-        n_agents=len(pop),
-        hosts=n_hosts,
-        nodes=tuple(result.nodes),
-        setup_seconds=result.setup_seconds,
-    )
+        with handle._lock:
+            handle._writer = None
+            writer.close()
+        handle._done.set()
 
 
 def _serve_live(writer: LogWriter, path: Path) -> LiveServer | None:

@@ -25,8 +25,9 @@ import duckdb
 import pyarrow as pa
 
 from orchestrator.errors import LogError, QueryRefused
+from orchestrator.log import query_error, scope_to_run, text_table
 
-__all__ = ["LiveServer", "ask", "check_read_only", "live_file"]
+__all__ = ["LiveServer", "answer", "ask", "check_read_only", "live_file"]
 
 
 def live_file(log: Path) -> Path:
@@ -47,6 +48,29 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
                 f"Query refused: {kind} statements cannot run on a live run's log. "
                 "Queries on a moot log may only read it: no writes, no files, no settings, no extensions."
             )
+
+
+def answer(
+    cur: duckdb.DuckDBPyConnection, sql: str, run_id: str | None = None, text: bool = False
+) -> pa.Table:
+    """Answer a user's query on a cursor of a live run's writer connection: SELECT only.
+
+    Args:
+        cur: A fresh cursor (its temporary views are its own).
+        sql: The query.
+        run_id: Scope the tables to this run.
+        text: Non-numeric columns as text (see `orchestrator.log.text_table`).
+    """
+    check_read_only(cur, sql)
+    try:
+        if run_id is not None:
+            scope_to_run(cur, run_id)
+        rel = cur.sql(sql)
+        if rel is None:
+            return pa.table({})
+        return text_table(rel) if text else rel.to_arrow_table()
+    except duckdb.Error as exc:
+        raise query_error(exc) from exc
 
 
 def _send(sock: socket.socket, data: bytes) -> None:
@@ -103,10 +127,10 @@ class LiveServer:
             if not secrets.compare_digest(str(request.get("token", "")), self.token):
                 raise QueryRefused("Query refused: wrong token for this live run.")
             sql = str(request["sql"])
+            run_id = request.get("run_id")
             cur = self.con.cursor()
             try:
-                check_read_only(cur, sql)
-                table = cur.sql(sql).to_arrow_table()
+                table = answer(cur, sql, None if run_id is None else str(run_id), bool(request.get("text")))
             finally:
                 cur.close()
             sink = pa.BufferOutputStream()
@@ -115,11 +139,8 @@ class LiveServer:
             _send(sock, b"T" + sink.getvalue().to_pybytes())
         except QueryRefused as exc:
             _send(sock, b"R" + str(exc).encode())
-        except duckdb.PermissionException as exc:
-            first = str(exc).splitlines()[0]
-            _send(sock, b"R" + f"Query refused: {first}. Queries on a moot log may only read it.".encode())
         except (duckdb.Error, LogError) as exc:
-            _send(sock, b"E" + str(exc).splitlines()[0].encode())
+            _send(sock, b"E" + str(exc).encode())
         except (ConnectionError, ValueError, KeyError):
             return
 
@@ -130,7 +151,9 @@ class LiveServer:
         self._server.server_close()
 
 
-def ask(log: Path, sql: str, timeout: float = 60.0) -> pa.Table | None:
+def ask(
+    log: Path, sql: str, timeout: float = 60.0, *, run_id: str | None = None, text: bool = False
+) -> pa.Table | None:
     """Ask the live run holding `log`; None if no live run announces itself."""
     path = live_file(log)
     try:
@@ -140,7 +163,8 @@ def ask(log: Path, sql: str, timeout: float = 60.0) -> pa.Table | None:
         return None
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            _send(sock, json.dumps({"token": token, "sql": sql}).encode())
+            request = {"token": token, "sql": sql, "run_id": run_id, "text": text}
+            _send(sock, json.dumps(request).encode())
             reply = _recv(sock)
     except OSError:
         return None  # the run ended meanwhile

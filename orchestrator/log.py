@@ -20,6 +20,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -28,35 +29,210 @@ import pyarrow as pa
 from agents.message import KINDS
 from orchestrator.errors import ConfigError, LogError, QueryRefused
 
-__all__ = ["LogWriter", "SCHEMA_VERSION", "check_log_path", "open_log", "query"]
+__all__ = [
+    "MACROS",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "VIEWS",
+    "Column",
+    "LogWriter",
+    "Table",
+    "check_log_path",
+    "open_log",
+    "query",
+    "query_error",
+    "run_query",
+    "schema_sql",
+    "scope_to_run",
+    "text_table",
+]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _KIND_ENUM = ", ".join(f"'{k}'" for k in KINDS)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
-    seed BIGINT, protocol VARCHAR, config JSON, versions JSON, n_agents BIGINT,
-    n_hosts INTEGER, rounds INTEGER, messages BIGINT, seconds DOUBLE,
-    status VARCHAR, stop_reason VARCHAR);
-CREATE TABLE IF NOT EXISTS agents (
-    run_id VARCHAR, agent BIGINT, class VARCHAR, host INTEGER, node VARCHAR);
-CREATE TABLE IF NOT EXISTS messages (
-    run_id VARCHAR, round INTEGER, sender BIGINT, seq INTEGER, receiver BIGINT,
-    topic VARCHAR, protocol VARCHAR, kind message_kind, value DOUBLE, text VARCHAR,
-    payload JSON);
-CREATE TABLE IF NOT EXISTS states (
-    run_id VARCHAR, round INTEGER, agent BIGINT, field VARCHAR, value DOUBLE);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id VARCHAR, round INTEGER, name VARCHAR, value DOUBLE);
-CREATE TABLE IF NOT EXISTS llm_calls (
-    run_id VARCHAR, round INTEGER, agent BIGINT, model VARCHAR, prompt_tokens INTEGER,
-    completion_tokens INTEGER, cost DOUBLE, latency_s DOUBLE, cache_hit BOOLEAN, error VARCHAR);
-CREATE TABLE IF NOT EXISTS events (
-    run_id VARCHAR, ts TIMESTAMPTZ, round INTEGER, kind VARCHAR, host INTEGER, detail VARCHAR);
-CREATE OR REPLACE VIEW consensus_by_round AS
-    SELECT run_id, round,
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of a log table: name, DuckDB type, and what it means."""
+
+    name: str
+    type: str
+    doc: str
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One table of the log, with what a row is and its columns."""
+
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+
+
+def _cols(*spec: tuple[str, str, str]) -> tuple[Column, ...]:
+    return tuple(Column(*c) for c in spec)
+
+
+_RUN_ID = ("run_id", "VARCHAR", "The run this row belongs to (runs.run_id).")
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "runs",
+        "One row per run.",
+        _cols(
+            ("run_id", "VARCHAR", "Key of the run; every other table refers to it."),
+            ("started_at", "TIMESTAMP WITH TIME ZONE", "When the run started (UTC)."),
+            ("finished_at", "TIMESTAMP WITH TIME ZONE", "When it finished or failed; NULL while running."),
+            ("seed", "BIGINT", "The run's seed: same seed, same log."),
+            ("protocol", "VARCHAR", "Protocol name (as registered under moot.protocols)."),
+            (
+                "config",
+                "JSON",
+                "Everything that defines the run: protocol settings (with the graph's nodes, edges, "
+                "content hash and generator), population (classes, counts, column specs), rounds, "
+                "hosts, stop rule, message logging, params.",
+            ),
+            ("versions", "JSON", "Versions of Python, moot and its dependencies."),
+            ("n_agents", "BIGINT", "Population size."),
+            ("n_hosts", "INTEGER", "Host actors (shards) the agents ran on."),
+            ("rounds", "INTEGER", "Rounds played."),
+            ("messages", "BIGINT", "Messages delivered, whether or not each has a row in messages."),
+            ("seconds", "DOUBLE", "Wall time of the run, set-up included."),
+            ("status", "VARCHAR", "running, finished or failed."),
+            ("stop_reason", "VARCHAR", "Why it stopped: the stop rule that fired, rounds, or the error."),
+            ("params", "JSON", "The user's parameters and tags (launch(params=...), moot run -p k=v)."),
+            (
+                "message_log",
+                "VARCHAR",
+                "How messages were logged: all, sample, every, aggregate or none.",
+            ),
+            (
+                "message_rate",
+                "DOUBLE",
+                "Fraction of delivered messages (in logged rounds) that have a row in messages: 1 for "
+                "all and every, the rate for sample, 0 for aggregate and none. Divide counts by it.",
+            ),
+            (
+                "message_every",
+                "INTEGER",
+                "Messages are logged in rounds where round % message_every = 0 (1: every round).",
+            ),
+        ),
+    ),
+    Table(
+        "agents",
+        "One row per agent.",
+        _cols(
+            _RUN_ID,
+            ("agent", "BIGINT", "Global agent id (0..n_agents-1)."),
+            ("class", "VARCHAR", "The agent's class name."),
+            ("host", "INTEGER", "Index of the host that ran it."),
+            ("node", "VARCHAR", "Ray node id of that host ('local' in-process)."),
+        ),
+    ),
+    Table(
+        "messages",
+        "One row per delivered message (a broadcast to three receivers is three rows).",
+        _cols(
+            _RUN_ID,
+            (
+                "round",
+                "INTEGER",
+                "Round the message was sent in; its receiver reads it in round + 1.",
+            ),
+            ("sender", "BIGINT", "Sending agent id."),
+            (
+                "seq",
+                "INTEGER",
+                "Index among the sender's messages that round; (round, sender, seq) is its id.",
+            ),
+            ("receiver", "BIGINT", "Receiving agent id."),
+            ("topic", "VARCHAR", "Topic or group, where the protocol uses one."),
+            ("protocol", "VARCHAR", "Protocol that routed it."),
+            ("kind", "message_kind", "What the message is (an ENUM: opinion, argument, vote, ...)."),
+            ("value", "DOUBLE", "Its number (an opinion, a vote), or NULL."),
+            ("text", "VARCHAR", "Its text, or NULL."),
+            ("payload", "JSON", "Its JSON payload, or NULL."),
+        ),
+    ),
+    Table(
+        "message_aggregates",
+        "One row per round and kind, when messages are logged as aggregates only.",
+        _cols(
+            _RUN_ID,
+            ("round", "INTEGER", "Round the messages were sent in."),
+            ("kind", "message_kind", "Message kind."),
+            ("messages", "BIGINT", "Messages delivered."),
+            ("senders", "BIGINT", "Distinct agents that sent them."),
+            ("receivers", "BIGINT", "Distinct agents that received them."),
+            ("value_mean", "DOUBLE", "Mean of their values (NULL if none has one)."),
+        ),
+    ),
+    Table(
+        "states",
+        "One row per agent, numeric state field and logged round.",
+        _cols(
+            _RUN_ID,
+            (
+                "round",
+                "INTEGER",
+                "Round after which the state was taken; -1 is the initial state.",
+            ),
+            ("agent", "BIGINT", "Agent id."),
+            ("field", "VARCHAR", "State field name."),
+            ("value", "DOUBLE", "Its value (booleans as 0/1)."),
+        ),
+    ),
+    Table(
+        "metrics",
+        "One row per round and metric.",
+        _cols(
+            _RUN_ID,
+            ("round", "INTEGER", "Round the metric describes (after the agents acted)."),
+            (
+                "name",
+                "VARCHAR",
+                "Metric: agents, messages, seconds; mean, variance, min, max, spread of the watched "
+                "field (other fields as field.stat); max_change; the protocol's own.",
+            ),
+            ("value", "DOUBLE", "Its value."),
+        ),
+    ),
+    Table(
+        "llm_calls",
+        "One row per LLM call.",
+        _cols(
+            _RUN_ID,
+            ("round", "INTEGER", "Round of the call."),
+            ("agent", "BIGINT", "Calling agent."),
+            ("model", "VARCHAR", "Model string."),
+            ("prompt_tokens", "INTEGER", "Prompt tokens."),
+            ("completion_tokens", "INTEGER", "Completion tokens."),
+            ("cost", "DOUBLE", "Cost in dollars."),
+            ("latency_s", "DOUBLE", "Latency in seconds."),
+            ("cache_hit", "BOOLEAN", "Whether the reply came from the cache."),
+            ("error", "VARCHAR", "Error, if the call failed."),
+        ),
+    ),
+    Table(
+        "events",
+        "One row per event: hosts started, the run stopped, an error.",
+        _cols(
+            _RUN_ID,
+            ("ts", "TIMESTAMP WITH TIME ZONE", "When it happened (UTC)."),
+            ("round", "INTEGER", "Round it happened in, if any."),
+            ("kind", "VARCHAR", "host_started, stopped, error, ..."),
+            ("host", "INTEGER", "Host concerned, if any."),
+            ("detail", "VARCHAR", "What happened, in words."),
+        ),
+    ),
+)
+
+VIEWS: dict[str, tuple[str, str]] = {
+    "consensus_by_round": (
+        "Per run and round: messages, and the watched field's mean, variance, min, max and spread.",
+        """SELECT run_id, round,
         max(value) FILTER (name = 'agents')::BIGINT AS agents,
         max(value) FILTER (name = 'messages')::BIGINT AS messages,
         max(value) FILTER (name = 'mean') AS mean,
@@ -65,20 +241,54 @@ CREATE OR REPLACE VIEW consensus_by_round AS
         max(value) FILTER (name = 'max') AS max,
         max(value) FILTER (name = 'spread') AS spread,
         max(value) FILTER (name = 'seconds') AS seconds
-    FROM metrics GROUP BY run_id, round ORDER BY run_id, round;
-CREATE OR REPLACE MACRO agreement_by_round(rid, fld, tol) AS TABLE
-    WITH s AS (SELECT round, value FROM states WHERE run_id = rid AND field = fld),
+    FROM metrics GROUP BY run_id, round ORDER BY run_id, round""",
+    ),
+    "run_summary": (
+        "Per run: protocol, size, rounds, messages, time, why it stopped, and the final spread and mean.",
+        """SELECT r.run_id, r.protocol, r.n_agents, r.n_hosts, r.rounds, r.messages, r.seconds,
+        r.stop_reason, r.status, c.spread AS final_spread, c.mean AS final_mean
+    FROM runs r LEFT JOIN consensus_by_round c ON c.run_id = r.run_id AND c.round = r.rounds - 1""",
+    ),
+}
+
+MACROS: dict[str, tuple[str, str]] = {
+    "agreement_by_round(rid, fld, tol)": (
+        "Per logged round: agents, the field's median, and the share of agents within tol of it.",
+        """WITH s AS (SELECT round, value FROM states WHERE run_id = rid AND field = fld),
          m AS (SELECT round, median(value) AS med FROM s GROUP BY round)
     SELECT s.round, count(*) AS agents, m.med AS median,
         avg(CASE WHEN abs(s.value - m.med) <= tol THEN 1.0 ELSE 0.0 END) AS share
-    FROM s JOIN m USING (round) GROUP BY s.round, m.med ORDER BY s.round;
-CREATE OR REPLACE MACRO rounds_to_agreement(rid, fld, tol, target) AS TABLE
-    SELECT min(round) AS round FROM agreement_by_round(rid, fld, tol) WHERE share >= target;
-CREATE OR REPLACE VIEW run_summary AS
-    SELECT r.run_id, r.protocol, r.n_agents, r.n_hosts, r.rounds, r.messages, r.seconds,
-        r.stop_reason, r.status, c.spread AS final_spread, c.mean AS final_mean
-    FROM runs r LEFT JOIN consensus_by_round c ON c.run_id = r.run_id AND c.round = r.rounds - 1;
-"""
+    FROM s JOIN m USING (round) GROUP BY s.round, m.med ORDER BY s.round""",
+    ),
+    "rounds_to_agreement(rid, fld, tol, target)": (
+        "The first logged round where at least target of the agents are within tol of the median.",
+        "SELECT min(round) AS round FROM agreement_by_round(rid, fld, tol) WHERE share >= target",
+    ),
+}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def schema_sql() -> str:
+    """The DDL of a log: tables (with columns added to older logs), comments, views, macros."""
+    out: list[str] = []
+    for t in TABLES:
+        cols = ", ".join(
+            f"{c.name} {c.type}{' PRIMARY KEY' if (t.name, c.name) == ('runs', 'run_id') else ''}"
+            for c in t.columns
+        )
+        out.append(f"CREATE TABLE IF NOT EXISTS {t.name} ({cols});")
+        out.extend(f"ALTER TABLE {t.name} ADD COLUMN IF NOT EXISTS {c.name} {c.type};" for c in t.columns)
+        out.append(f"COMMENT ON TABLE {t.name} IS {_quote(t.doc)};")
+        out.extend(f"COMMENT ON COLUMN {t.name}.{c.name} IS {_quote(c.doc)};" for c in t.columns)
+    for name, (doc, sql) in VIEWS.items():
+        out.append(f"CREATE OR REPLACE VIEW {name} AS {sql};")
+        out.append(f"COMMENT ON VIEW {name} IS {_quote(doc)};")
+    for sig, (_doc, sql) in MACROS.items():
+        out.append(f"CREATE OR REPLACE MACRO {sig} AS TABLE {sql};")
+    return "\n".join(out)
 
 
 def check_log_path(path: str | os.PathLike[str]) -> Path:
@@ -138,7 +348,7 @@ class LogWriter:
             types = self.con.execute("SELECT type_name FROM duckdb_types() WHERE type_name = 'message_kind'")
             if not types.fetchall():
                 self.con.execute(f"CREATE TYPE message_kind AS ENUM ({_KIND_ENUM})")
-            self.con.execute(SCHEMA)
+            self.con.execute(schema_sql())
             # The writer only appends Arrow it was handed: no files, no settings. This
             # makes its cursors safe to answer users' read-only queries during a run.
             self.con.execute("SET enable_external_access = false")
@@ -236,42 +446,120 @@ def open_log(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     return _connect(p, read_only=True, config=dict(_LOCKED_DOWN))
 
 
-def query(path: str | os.PathLike[str], sql: str) -> pa.Table:
+def scope_to_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Shadow every log table, on this connection only, with a view of one run's rows.
+
+    The views and macros that ship with the log then answer about that run too.
+    Temporary views live in the connection's own catalog: nothing is written.
+    """
+    db = con.sql("SELECT current_database()").fetchall()[0][0]
+    rid = _quote(run_id)
+    for t in TABLES:
+        con.execute(
+            f'CREATE OR REPLACE TEMP VIEW {t.name} AS SELECT * FROM "{db}".main.{t.name} WHERE run_id = {rid}'
+        )
+
+
+def query(
+    path: str | os.PathLike[str], sql: str, *, run_id: str | None = None, text: bool = False
+) -> pa.Table:
     """Run one read-only query on a log and return Arrow.
+
+    Works on a log that a live run holds, too (the run answers it).
+
+    Args:
+        path: The log file.
+        sql: One read-only query.
+        run_id: Scope every table to this run (see `scope_to_run`); None sees every run.
+        text: Return every non-numeric column as text (nested types as JSON),
+            which any output format can print.
 
     Raises:
         QueryRefused: The query tried to write, touch files, or change settings.
-        LogError: The log is locked by a live run, or the query is invalid.
+        LogError: The log is locked by another process, or the query is invalid.
     """
     try:
         con = open_log(path)
     except LogError:
         from orchestrator.live import ask
 
-        live = ask(Path(path).expanduser(), sql)  # a live run holds the log: ask it
+        live = ask(Path(path).expanduser(), sql, run_id=run_id, text=text)  # a live run holds the log
         if live is None:
             raise
         return live
     try:
-        return run_query(con, sql)
+        if run_id is not None:
+            scope_to_run(con, run_id)
+        return run_query(con, sql, text=text)
     finally:
         con.close()
 
 
-def run_query(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    """Run `sql` on a locked-down connection, translating refusals."""
+_NESTED = ("list", "struct", "map", "union", "array")
+_NUMERIC = (
+    "boolean",
+    "tinyint",
+    "smallint",
+    "integer",
+    "bigint",
+    "hugeint",
+    "utinyint",
+    "usmallint",
+    "uinteger",
+    "ubigint",
+    "uhugeint",
+    "float",
+    "double",
+    "decimal",
+)
+
+
+def text_table(rel: duckdb.DuckDBPyRelation) -> pa.Table:
+    """`rel` as Arrow with numbers and booleans kept, nested values as JSON text, the rest as text.
+
+    DuckDB prints its own types, so every type it has (out-of-range dates,
+    intervals, blobs, bignums, unions) comes out printable in any format. The
+    fields that hold JSON carry the metadata ``moot_json: 1``.
+    """
+    cols: list[str] = []
+    nested: list[str] = []
+    for name, typ in zip(rel.columns, rel.types):
+        q = '"' + name.replace('"', '""') + '"'
+        kind = str(typ.id).lower()
+        if kind in _NUMERIC:
+            cols.append(q)
+        elif kind in _NESTED:
+            cols.append(f"to_json({q})::VARCHAR AS {q}")
+            nested.append(name)
+        else:
+            cols.append(f"{q}::VARCHAR AS {q}")
+    table = (rel.project(", ".join(cols)) if cols else rel).to_arrow_table()
+    fields = [f.with_metadata({"moot_json": "1"}) if f.name in nested else f for f in table.schema]
+    return table.cast(pa.schema(fields))
+
+
+def query_error(exc: duckdb.Error) -> LogError:
+    """A DuckDB error on a user's query as `QueryRefused` (it tried to write) or `LogError`."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if isinstance(exc, (duckdb.PermissionException, duckdb.InvalidInputException)) and (
+        "read-only" in first or "locked" in first or "disabled" in first or "Permission" in first
+    ):
+        return QueryRefused(
+            f"Query refused: {first}. Queries on a moot log may only read it: "
+            "no writes, no files, no settings, no extensions."
+        )
+    return LogError(
+        f"Query failed: {text}"
+    )  # whole text: DuckDB's hints (did you mean ...) follow the first line
+
+
+def run_query(con: duckdb.DuckDBPyConnection, sql: str, *, text: bool = False) -> pa.Table:
+    """Run `sql` on a locked-down connection, translating refusals and keeping DuckDB's hints."""
     try:
         rel = con.sql(sql)
         if rel is None:
             return pa.table({})
-        return rel.to_arrow_table()
-    except (duckdb.PermissionException, duckdb.InvalidInputException) as exc:
-        first = str(exc).splitlines()[0]
-        if "read-only" in first or "locked" in first or "disabled" in first or "Permission" in first:
-            raise QueryRefused(
-                f"Query refused: {first}. Queries on a moot log may only read it: "
-                "no writes, no files, no settings, no extensions."
-            ) from exc
-        raise LogError(f"Query failed: {first}") from exc
+        return text_table(rel) if text else rel.to_arrow_table()
     except duckdb.Error as exc:
-        raise LogError(f"Query failed: {str(exc).splitlines()[0]}") from exc
+        raise query_error(exc) from exc

@@ -18,7 +18,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from agents.batch import MessageBatch
 from orchestrator.errors import ClusterError, MootError
-from orchestrator.host import ChunkStats, Host, HostSpec
+from orchestrator.host import Host, HostSpec, HostStats
 from orchestrator.runtime import HostPlacement, Runtime
 
 __all__ = ["RayRuntime", "ensure_ray"]
@@ -129,7 +129,7 @@ class RayRuntime(Runtime):
             return "SPREAD"
         return NodeAffinitySchedulingStrategy(nodes[h % len(nodes)], soft=False)
 
-    def step(self, round: int) -> tuple[list[ChunkStats], Callable[[], MessageBatch]]:
+    def step(self, round: int) -> tuple[list[HostStats], Callable[[], MessageBatch]]:
         hosts = len(self.actors)
         refs = [
             actor.step.options(num_returns=hosts + 1).remote(
@@ -137,7 +137,7 @@ class RayRuntime(Runtime):
             )
             for h, actor in enumerate(self.actors)
         ]
-        stats: list[ChunkStats] = _get([r[-1] for r in refs])
+        stats: list[HostStats] = _get([r[-1] for r in refs])
         self._last = [r[:-1] for r in refs]
         out_refs = [ref for r in refs for ref in r[:-1]]
         return stats, lambda: MessageBatch.concat(_get(out_refs))

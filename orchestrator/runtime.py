@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from agents.batch import MessageBatch
-from orchestrator.host import ChunkStats, Host, HostSpec
+from orchestrator.host import Host, HostSpec, HostStats
 
 __all__ = ["HostPlacement", "InProcessRuntime", "Runtime"]
 
@@ -30,7 +30,7 @@ class Runtime(ABC):
         """Create the hosts and their shards; return where each host landed."""
 
     @abstractmethod
-    def step(self, round: int) -> tuple[list[ChunkStats], Callable[[], MessageBatch]]:
+    def step(self, round: int) -> tuple[list[HostStats], Callable[[], MessageBatch]]:
         """Play one round on every host.
 
         Returns:
@@ -69,7 +69,7 @@ class InProcessRuntime(Runtime):
         self._last = [tuple(empty for _ in self.hosts) for _ in self.hosts]
         return [(h, "local") for h in range(len(self.hosts))]
 
-    def step(self, round: int) -> tuple[list[ChunkStats], Callable[[], MessageBatch]]:
+    def step(self, round: int) -> tuple[list[HostStats], Callable[[], MessageBatch]]:
         results = [
             host.step(round, *(self._last[src][h] for src in range(len(self.hosts))))
             for h, host in enumerate(self.hosts)

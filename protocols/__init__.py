@@ -3,10 +3,14 @@
 from protocols.base import MessageProtocol, Router
 from protocols.gossip import Gossip, GossipRouter
 from protocols.registry import available_protocols, get_protocol
+from protocols.stop import AnyOf, Consensus, Custom, Stationary, StopRule, Threshold, parse_stop
 from protocols.topology import BarabasiAlbert, ErdosRenyi, GraphSpec, Grid, RingLattice, SmallWorld, Topology
 
 __all__ = [
+    "AnyOf",
     "BarabasiAlbert",
+    "Consensus",
+    "Custom",
     "ErdosRenyi",
     "Gossip",
     "GossipRouter",
@@ -16,7 +20,11 @@ __all__ = [
     "RingLattice",
     "Router",
     "SmallWorld",
+    "Stationary",
+    "StopRule",
+    "Threshold",
     "Topology",
     "available_protocols",
     "get_protocol",
+    "parse_stop",
 ]

@@ -8,13 +8,13 @@ picklable object of numpy arrays that every host holds and calls each round.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from agents.batch import MessageBatch
+from protocols.stop import StopRule
 
 __all__ = ["MessageProtocol", "Router"]
 
@@ -40,6 +40,10 @@ class Router(ABC):
         """Agents that `agent` may talk to (shown to plain agents as `ctx.neighbours`)."""
         return np.empty(0, np.int64)
 
+    def describe(self) -> dict[str, object]:
+        """What the compiled protocol is (a graph's size and content hash), logged in ``runs.config``."""
+        return {}
+
 
 class MessageProtocol(ABC):
     """Base for protocols. Subclasses set `name` and implement `build`.
@@ -49,22 +53,23 @@ class MessageProtocol(ABC):
 
     name: ClassVar[str]
     instructions: ClassVar[str] = ""
+    default_field: ClassVar[str | None] = None
+    """The numeric state field watched when the population has it and none is named."""
 
     @abstractmethod
     def build(self, n_agents: int, seed: int) -> Router:
         """Compile the protocol for a run of `n_agents` agents with this seed."""
 
-    def stop_reason(self, round: int, metrics: Mapping[str, float]) -> str | None:
-        """Why to stop after `round`, given its metrics; None to go on.
+    def stop_rule(self, field: str | None) -> StopRule | None:
+        """The protocol's own stop rule, given the field the run watches (None: none).
 
-        `metrics` holds at least ``messages`` and, for the watched field,
-        ``mean``, ``variance``, ``min``, ``max`` and ``spread``.
+        `launch(stop=...)` replaces it. The round budget applies either way.
         """
         return None
 
     @property
     def field(self) -> str | None:
-        """The numeric state field whose spread measures convergence, if any."""
+        """The numeric state field the user asked to watch, if any (see `default_field`)."""
         return None
 
     def describe(self) -> dict[str, object]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -13,6 +12,7 @@ from agents.batch import MessageBatch
 from agents.rng import counter_integers
 from orchestrator.errors import AgentError, ConfigError
 from protocols.base import MessageProtocol, Router
+from protocols.stop import Consensus, StopRule
 from protocols.topology import GraphSpec, Topology, graph_spec
 
 if TYPE_CHECKING:
@@ -122,6 +122,9 @@ class GossipRouter(Router):
     def neighbours(self, agent: int) -> NDArray[np.int64]:
         return self.topology.neighbours(agent)
 
+    def describe(self) -> dict[str, object]:
+        return {"topology": self.topology.describe()}
+
 
 class Gossip(MessageProtocol):
     """Gossip on a graph: each round every message goes to some neighbours.
@@ -133,8 +136,11 @@ class Gossip(MessageProtocol):
         fanout: Neighbours per message; None sends to every neighbour (DeGroot).
         mode: ``"push"`` (the sender picks), ``"pull"`` (each receiver picks whom
             it hears) or ``"push-pull"`` (both; a message is delivered once).
-        tolerance: Stop when the watched field's spread (max - min) falls below.
-        field: The numeric state field watched for convergence.
+        tolerance: Stop when the watched field's spread (max - min) falls below
+            (the default stop rule; ``launch(stop=...)`` replaces it).
+        field: The numeric state field watched for convergence. None (the
+            default) watches ``opinion`` when the population has it, and nothing
+            otherwise; a named field that no agent class has is an error.
 
     Example:
         >>> Gossip(graph=SmallWorld(k=6, p=0.3), fanout=2, mode="push-pull")
@@ -142,6 +148,7 @@ class Gossip(MessageProtocol):
 
     name = "gossip"
     instructions = "Share your current opinion with your neighbours."
+    default_field = "opinion"
 
     def __init__(
         self,
@@ -150,12 +157,26 @@ class Gossip(MessageProtocol):
         fanout: int | None = 1,
         mode: GossipMode = "push",
         tolerance: float = 1e-2,
-        field: str = "opinion",
+        field: str | None = None,
     ) -> None:
         if mode not in ("push", "pull", "push-pull"):
             raise ConfigError(f"Unknown gossip mode {mode!r}; use 'push', 'pull' or 'push-pull'.")
+        if fanout is not None and (not isinstance(fanout, int) or isinstance(fanout, bool)):
+            raise ConfigError(
+                f"fanout must be a whole number >= 1 or None (every neighbour), got {fanout!r}; "
+                "e.g. fanout=2."
+            )
         if fanout is not None and fanout < 1:
             raise ConfigError(f"fanout must be >= 1 or None (every neighbour), got {fanout}.")
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+            raise ConfigError(f"tolerance must be a number >= 0, got {tolerance!r}; e.g. tolerance=0.01.")
+        if field is not None and not isinstance(field, str):
+            raise ConfigError(f"field must be a state field name, got {field!r}; e.g. field='opinion'.")
+        if not isinstance(graph, (str, GraphSpec)) and not hasattr(graph, "number_of_nodes"):
+            raise ConfigError(
+                f"graph must be a networkx graph, a spec such as SmallWorld(k=6, p=0.3), or a name "
+                f"such as 'small_world'; got {graph!r}."
+            )
         self.graph = graph_spec(graph) if isinstance(graph, str) else graph
         self.fanout = fanout
         self.mode: GossipMode = mode
@@ -163,7 +184,7 @@ class Gossip(MessageProtocol):
         self._field = field
 
     @property
-    def field(self) -> str:
+    def field(self) -> str | None:
         return self._field
 
     def build(self, n_agents: int, seed: int) -> GossipRouter:
@@ -178,17 +199,21 @@ class Gossip(MessageProtocol):
                 )
         return GossipRouter(topo.precompute(), self.mode, self.fanout)
 
-    def stop_reason(self, round: int, metrics: Mapping[str, float]) -> str | None:
-        spread = metrics.get("spread")
-        if spread is not None and spread < self.tolerance:
-            return "consensus"
-        return None
+    def stop_rule(self, field: str | None) -> StopRule | None:
+        return None if field is None else Consensus(field, self.tolerance)
 
     def describe(self) -> dict[str, object]:
-        graph = self.graph if isinstance(self.graph, GraphSpec) else f"networkx:{type(self.graph).__name__}"
+        if isinstance(self.graph, GraphSpec):
+            graph = self.graph.describe()
+        else:
+            graph = {
+                "generator": "networkx",
+                "type": type(self.graph).__name__,
+                "directed": bool(self.graph.is_directed()),
+            }
         return {
             "name": self.name,
-            "graph": repr(graph),
+            "graph": graph,
             "fanout": self.fanout,
             "mode": self.mode,
             "tolerance": self.tolerance,

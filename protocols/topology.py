@@ -11,6 +11,8 @@ both directions.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -146,12 +148,24 @@ class Topology:
         """Out-neighbours of `u`."""
         return self.targets[self.offsets[u] : self.offsets[u + 1]]
 
+    def describe(self) -> dict[str, object]:
+        """Nodes, directed edges, and a sha256 of the CSR arrays (same graph, same hash)."""
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.offsets, dtype="<i8").tobytes())
+        digest.update(np.ascontiguousarray(self.targets, dtype="<i8").tobytes())
+        return {"nodes": self.n, "edges": len(self.targets), "sha256": digest.hexdigest()}
+
 
 class GraphSpec:
     """A named graph generator: `build(n, seed)` gives the same Topology for the same seed."""
 
     def build(self, n: int, seed: int) -> Topology:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def describe(self) -> dict[str, object]:
+        """The generator and its parameters, as logged in ``runs.config``."""
+        params: dict[str, object] = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+        return {"generator": type(self).__name__, **params}
 
 
 def _ring_edges(n: int, k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -285,11 +299,39 @@ _NAMED: dict[str, type[GraphSpec]] = {
 
 
 def graph_spec(name: str) -> GraphSpec:
-    """The generator called `name`, with default parameters."""
-    try:
-        return _NAMED[name]()
-    except KeyError:
+    """The generator called `name`, with default parameters or ``name:key=value,...``.
+
+    Example:
+        >>> graph_spec("small_world:k=4,p=0.1")
+        SmallWorld(k=4, p=0.1)
+    """
+    head, _, rest = name.partition(":")
+    if head not in _NAMED:
         raise ConfigError(
-            f"Unknown graph {name!r}; known: {', '.join(sorted(_NAMED))}. "
-            "Or pass a networkx graph, or a spec such as SmallWorld(k=6, p=0.05)."
-        ) from None
+            f"Unknown graph {head!r}; known: {', '.join(sorted(_NAMED))}. "
+            "Or pass a networkx graph, or a spec such as SmallWorld(k=6, p=0.05) "
+            "('small_world:k=6,p=0.05' on the command line)."
+        )
+    cls = _NAMED[head]
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, object] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or key not in fields:
+            raise ConfigError(
+                f"Cannot read graph parameter {item!r} of {head!r}; its parameters are "
+                f"{', '.join(fields) or '(none)'}, e.g. '{head}:{next(iter(fields), 'k')}=4'."
+            )
+        try:
+            kind = str(fields[key])
+            kwargs[key] = (
+                raw.strip().lower() in ("1", "true", "yes")
+                if kind == "bool"
+                else int(raw)
+                if kind == "int"
+                else float(raw)
+            )
+        except ValueError:
+            raise ConfigError(f"Graph parameter {key}={raw!r} of {head!r} is not a number.") from None
+    return cls(**kwargs)  # type: ignore[arg-type]

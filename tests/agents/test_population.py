@@ -85,6 +85,50 @@ def test_invalid_initial_state_is_named() -> None:
     from tests.orchestrator.helpers import PlainOpinion
 
     with pytest.raises(
-        ConfigError, match=r"Agent 0 \(PlainOpinion\) got invalid initial state \{'stubbornness': 2.0\}"
+        ConfigError,
+        match=r"Population.of\(PlainOpinion, ...\) got invalid state \{'stubbornness': 2.0\}: "
+        r"stubbornness: Input should be less than or equal to 1 \(got 2.0\)",
     ):
-        Population.of(PlainOpinion, 2, stubbornness=2.0).blocks(0, 2, seed=0)
+        Population.of(PlainOpinion, 2, stubbornness=2.0)
+    with pytest.raises(
+        ConfigError, match=r"Agent 1 \(PlainOpinion\) got invalid initial state \{'stubbornness': 3.0\}"
+    ):
+        Population.of(PlainOpinion, 2, stubbornness=[0.5, 3.0]).blocks(0, 2, seed=0)
+
+
+def test_vectorised_columns_are_checked_like_the_plain_path() -> None:
+    """Bug 1: the vectorised path took stubbornness=2.0 and the spread reached 1e6."""
+    from agents import OpinionAgent
+
+    with pytest.raises(ConfigError, match=r"stubbornness: Input should be less than or equal to 1"):
+        Population.of(OpinionAgent, 100, opinion=Uniform(0, 1), stubbornness=2.0)
+    with pytest.raises(
+        ConfigError,
+        match=r"^OpinionAgent.stubbornness must be <= 1.0, but agent 2 has 1.5 \(2 of 4 agents out of range\)",
+    ):
+        Population.of(OpinionAgent, 4, stubbornness=np.array([0.1, 0.2, 1.5, 1.2]))
+    with pytest.raises(ConfigError, match=r"^OpinionAgent.stubbornness must be >= 0.0, but agent 3 has -1.0"):
+        Population.of(OpinionAgent, 4, stubbornness=np.array([0.1, 0.2, 0.5, -1.0]))
+    # A distribution is drawn on the host: checked there, with the same message.
+    pop = Population.of(OpinionAgent, 50, stubbornness=Uniform(0.5, 1.5))
+    u = Uniform(0.5, 1.5).draw(0, np.arange(50, dtype=np.int64), 1)
+    first = int(np.flatnonzero(u > 1.0)[0])
+    with pytest.raises(ConfigError, match=rf"but agent {first} has .*\({int((u > 1).sum())} of 50 agents"):
+        pop.blocks(0, 50, seed=0)
+
+
+class Counted(Agent):
+    n: int = Field(default=0, ge=0)
+    flag: bool = False
+
+    @classmethod
+    def act_batch(cls, state, inbox, ctx):  # type: ignore[no-untyped-def]
+        return None
+
+
+def test_int_and_bool_columns_must_hold_whole_numbers() -> None:
+    with pytest.raises(ConfigError, match=r"Counted.n must be a whole number \(an int\), but agent 1 has 2.5"):
+        Population.of(Counted, 3, n=np.array([1.0, 2.5, 3.0]))
+    with pytest.raises(ConfigError, match=r"Counted.flag must be 0 or 1 \(a bool\), but agent 0 has 2.0"):
+        Population.of(Counted, 2, flag=np.array([2.0, 1.0]))
+    assert len(Population.of(Counted, 2, n=np.array([1.0, 2.0]), flag=np.array([0.0, 1.0]))) == 2

@@ -166,7 +166,7 @@ def test_unknown_protocol_and_bad_arguments(log_path: Path) -> None:
         ConfigError, match=r"Unknown protocol 'gosip'; known: .*gossip.*Is its package installed"
     ):
         launch(pop, "gosip", log=log_path)
-    with pytest.raises(ConfigError, match="rounds must be >= 1, got 0"):
+    with pytest.raises(ConfigError, match="rounds must be a whole number >= 1, got 0"):
         launch(pop, "gossip", rounds=0, log=log_path)
     with pytest.raises(ConfigError, match="Unknown runtime 'cloud'"):
         launch(pop, "gossip", runtime="cloud", log=log_path)  # type: ignore[arg-type]

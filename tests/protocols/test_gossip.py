@@ -100,8 +100,10 @@ def test_bad_settings() -> None:
         Gossip("smallworld")
 
 
-def test_stop_rule() -> None:
+def test_default_stop_rule_is_consensus_on_the_watched_field() -> None:
     g = Gossip(tolerance=0.1)
-    assert g.stop_reason(3, {"spread": 0.05}) == "consensus"
-    assert g.stop_reason(3, {"spread": 0.5}) is None
-    assert Topology.from_networkx(nx.path_graph(3)).neighbours(1).tolist() == [0, 2]
+    rule = g.stop_rule("opinion")
+    assert rule is not None
+    assert rule.check(3, {"opinion.spread": 0.05}) == "consensus"
+    assert rule.check(3, {"opinion.spread": 0.5}) is None
+    assert g.stop_rule(None) is None

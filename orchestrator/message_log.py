@@ -1,0 +1,198 @@
+"""How much of the message traffic reaches the log: every message, a sample, some rounds, counts, none.
+
+Every message is the default, and what most studies want. Big runs can choose:
+
+- ``MessageLog.sample(0.01)``: a seeded 1% of messages. Whether a message is kept
+  is a hash of (seed, round, sender, seq, receiver), so the same seed keeps the
+  same messages whatever the hosts. ``runs.message_rate`` holds the rate, so a
+  query can scale counts back (``count(*) / message_rate``).
+- ``MessageLog.every(k)``: every message of rounds 0, k, 2k, ...
+- ``MessageLog.aggregate()``: per round and kind, the number of messages,
+  distinct senders and receivers, and the mean value (``message_aggregates``).
+- ``MessageLog.none()``: no message rows at all (``metrics`` still counts them).
+
+Strings work too: ``"all"``, ``"none"``, ``"aggregate"``, ``"sample:0.01"``,
+``"every:5"`` (and ``moot run --messages sample:0.01``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from agents.batch import MessageBatch
+from agents.message import KINDS
+from agents.rng import counter_uniform
+from orchestrator.errors import ConfigError
+
+__all__ = ["MessageLog", "aggregates_table", "const_column", "messages_table"]
+
+Mode = Literal["all", "sample", "every", "aggregate", "none"]
+_LOG_STREAM = 20
+_KIND_DICT = pa.array(list(KINDS), pa.string())
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLog:
+    """Which delivered messages get a row in ``messages``.
+
+    Attributes:
+        mode: all, sample, every, aggregate or none.
+        rate: Fraction kept (sample), 1 for all and every, 0 otherwise.
+        period: Rounds between logged rounds (every), else 1.
+    """
+
+    mode: Mode = "all"
+    rate: float = 1.0
+    period: int = 1
+
+    @classmethod
+    def all(cls) -> MessageLog:
+        """Every delivered message (the default)."""
+        return cls()
+
+    @classmethod
+    def sample(cls, rate: float) -> MessageLog:
+        """A seeded fraction `rate` of the messages, in every round."""
+        if not 0.0 < rate <= 1.0:
+            raise ConfigError(f"Message sample rate must be in (0, 1], got {rate!r}; e.g. sample:0.01.")
+        return cls("sample", float(rate), 1)
+
+    @classmethod
+    def every(cls, period: int) -> MessageLog:
+        """Every message of every `period`-th round (0, period, 2*period, ...)."""
+        if isinstance(period, bool) or not isinstance(period, int) or period < 1:
+            raise ConfigError(
+                f"Message log period must be a whole number >= 1, got {period!r}; e.g. every:5."
+            )
+        return cls("every", 1.0, period)
+
+    @classmethod
+    def aggregate(cls) -> MessageLog:
+        """Per round and kind: counts of messages, senders and receivers, and the mean value."""
+        return cls("aggregate", 0.0, 1)
+
+    @classmethod
+    def none(cls) -> MessageLog:
+        """No message rows (the ``metrics`` table still counts messages per round)."""
+        return cls("none", 0.0, 1)
+
+    @classmethod
+    def parse(cls, spec: MessageLog | str) -> MessageLog:
+        """A `MessageLog` from itself or a string: all, none, aggregate, sample:RATE, every:K."""
+        if isinstance(spec, MessageLog):
+            return spec
+        name, _, arg = str(spec).partition(":")
+        hint = "use all, none, aggregate, sample:RATE (e.g. sample:0.01) or every:K (e.g. every:5)"
+        try:
+            if name in ("all", "none", "aggregate") and not arg:
+                return {"all": cls.all, "none": cls.none, "aggregate": cls.aggregate}[name]()
+            if name == "sample" and arg:
+                return cls.sample(float(arg))
+            if name == "every" and arg:
+                return cls.every(int(arg))
+        except ValueError as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"Cannot read message log {spec!r}: {exc}; {hint}.") from None
+        raise ConfigError(f"Unknown message log {spec!r}; {hint}.")
+
+    @property
+    def fetches(self) -> bool:
+        """Whether delivered messages must be fetched at all."""
+        return self.mode != "none"
+
+    def logs_round(self, round: int) -> bool:
+        """Whether any row for `round` is written."""
+        return self.mode != "none" and round % self.period == 0
+
+    def select(self, batch: MessageBatch, round: int, seed: int) -> MessageBatch:
+        """The messages of `batch` that get a row (sample mode keeps a seeded fraction)."""
+        if self.mode != "sample" or self.rate >= 1.0:
+            return batch
+        with np.errstate(over="ignore"):
+            key = (
+                batch.sender.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+                ^ batch.receiver.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+                ^ batch.seq.astype(np.uint64)
+            )
+        keep = counter_uniform(seed, round, key.view(np.int64), stream=_LOG_STREAM) < self.rate
+        return batch.take(np.flatnonzero(keep))
+
+    def describe(self) -> dict[str, object]:
+        return {"mode": self.mode, "rate": self.rate, "every": self.period}
+
+
+def const_column(value: str, n: int) -> pa.DictionaryArray:
+    """`n` copies of one string, dictionary-encoded (one value stored)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int8)), pa.array([value]))
+
+
+def messages_table(batch: MessageBatch, round: int, run_id: str, protocol: str) -> pa.Table:
+    """A round's delivered messages as an Arrow table shaped like the ``messages`` table."""
+    n = len(batch)
+
+    def strings(a: pa.Array | None) -> pa.Array:
+        return pa.nulls(n, pa.string()) if a is None else a
+
+    value = pa.array(batch.value, mask=np.isnan(batch.value))
+    return pa.table(
+        {
+            "run_id": const_column(run_id, n),
+            "round": pa.array(np.full(n, round, np.int32)),
+            "sender": pa.array(batch.sender),
+            "seq": pa.array(batch.seq),
+            "receiver": pa.array(batch.receiver),
+            "topic": strings(batch.topic),
+            "protocol": const_column(protocol, n),
+            "kind": pa.DictionaryArray.from_arrays(pa.array(batch.kind.astype(np.int8)), _KIND_DICT),
+            "value": value,
+            "text": strings(batch.text),
+            "payload": strings(batch.payload),
+        }
+    )
+
+
+def _distinct(ids: NDArray[np.int64]) -> int:
+    if len(ids) == 0:
+        return 0
+    if np.all(ids[1:] >= ids[:-1]):  # senders arrive sorted: count the changes
+        return int(np.count_nonzero(ids[1:] != ids[:-1])) + 1
+    return int(np.count_nonzero(np.bincount(ids - ids.min())))
+
+
+def aggregates_table(batch: MessageBatch, round: int, run_id: str) -> pa.Table:
+    """Per kind: messages, distinct senders and receivers, and mean value (``message_aggregates``)."""
+    kinds = np.unique(batch.kind)
+    rows: dict[str, list[object]] = {
+        "kind": [],
+        "messages": [],
+        "senders": [],
+        "receivers": [],
+        "value_mean": [],
+    }
+    for k in kinds:
+        sel = batch.kind == k
+        values = batch.value[sel]
+        finite = values[~np.isnan(values)]
+        rows["kind"].append(KINDS[int(k)])
+        rows["messages"].append(int(sel.sum()))
+        rows["senders"].append(_distinct(batch.sender[sel]))
+        rows["receivers"].append(_distinct(batch.receiver[sel]))
+        rows["value_mean"].append(float(finite.mean()) if len(finite) else None)
+    n = len(kinds)
+    return pa.table(
+        {
+            "run_id": const_column(run_id, n),
+            "round": pa.array(np.full(n, round, np.int32)),
+            "kind": pa.array(rows["kind"], pa.string()),
+            "messages": pa.array(rows["messages"], pa.int64()),
+            "senders": pa.array(rows["senders"], pa.int64()),
+            "receivers": pa.array(rows["receivers"], pa.int64()),
+            "value_mean": pa.array(rows["value_mean"], pa.float64()),
+        }
+    )
