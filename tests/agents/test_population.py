@@ -104,7 +104,7 @@ def test_vectorised_columns_are_checked_like_the_plain_path() -> None:
         Population.of(OpinionAgent, 100, opinion=Uniform(0, 1), stubbornness=2.0)
     with pytest.raises(
         ConfigError,
-        match=r"^OpinionAgent.stubbornness must be <= 1.0, but agent 2 has 1.5 \(2 of 4 agents out of range\)",
+        match=r"^OpinionAgent.stubbornness must be <= 1.0, but agent 2 has 1.5 \(2 of 4 agents out of range",
     ):
         Population.of(OpinionAgent, 4, stubbornness=np.array([0.1, 0.2, 1.5, 1.2]))
     with pytest.raises(ConfigError, match=r"^OpinionAgent.stubbornness must be >= 0.0, but agent 3 has -1.0"):
@@ -127,7 +127,8 @@ class Counted(Agent):
 
 
 def test_int_and_bool_columns_must_hold_whole_numbers() -> None:
-    with pytest.raises(ConfigError, match=r"Counted.n must be a whole number \(an int\), but agent 1 has 2.5"):
+    whole = r"Counted.n must be a whole number \(an int\), but agent 1 has 2.5"
+    with pytest.raises(ConfigError, match=whole):
         Population.of(Counted, 3, n=np.array([1.0, 2.5, 3.0]))
     with pytest.raises(ConfigError, match=r"Counted.flag must be 0 or 1 \(a bool\), but agent 0 has 2.0"):
         Population.of(Counted, 2, flag=np.array([2.0, 1.0]))

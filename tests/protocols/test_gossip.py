@@ -107,3 +107,7 @@ def test_default_stop_rule_is_consensus_on_the_watched_field() -> None:
     assert rule.check(3, {"opinion.spread": 0.05}) == "consensus"
     assert rule.check(3, {"opinion.spread": 0.5}) is None
     assert g.stop_rule(None) is None
+
+
+def test_topology_neighbours() -> None:
+    assert Topology.from_networkx(nx.path_graph(3)).neighbours(1).tolist() == [0, 2]
