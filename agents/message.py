@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.errors import ConfigError
 
 __all__ = ["KINDS", "Message", "MessageKind"]
 
@@ -51,3 +53,29 @@ class Message(BaseModel):
     round: int = -1
     sender: int = -1
     seq: int = 0
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc)) from None
+
+
+_SETTABLE = ("kind", "value", "text", "payload", "receiver", "topic")
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line per problem, naming the field, the value and the fix (not pydantic's wall of text)."""
+    lines = []
+    for e in exc.errors():
+        field = ".".join(str(p) for p in e.get("loc", ())) or "message"
+        value = e.get("input")
+        if e["type"] == "literal_error" and field == "kind":
+            lines.append(f"kind {value!r} is not a message kind; use one of: {', '.join(KINDS)}")
+        elif e["type"] == "extra_forbidden":
+            lines.append(f"unknown field {field!r}; a Message has: {', '.join(_SETTABLE)}")
+        elif e["type"] == "missing":
+            lines.append(f"{field} is required, e.g. Message(kind='opinion', value=0.5)")
+        else:
+            lines.append(f"{field}={value!r}: {e['msg']}")
+    return "Invalid Message: " + "; ".join(lines) + "."

@@ -326,7 +326,7 @@ def _json_rows(result: Any) -> list[dict[str, Any]]:
             elif isinstance(v, decimal.Decimal):
                 row[k] = int(v) if v == v.to_integral_value() else float(v)
             elif k in nested and isinstance(v, str):
-                row[k] = json.loads(v)
+                row[k] = json.loads(v, parse_constant=lambda _: None)  # NaN, Infinity: null
     return rows
 
 

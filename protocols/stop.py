@@ -87,24 +87,28 @@ class Consensus(StopRule):
 
 @dataclass(frozen=True)
 class Stationary(StopRule):
-    """Stop when no agent's numeric state changed by more than `tol` in a round.
+    """Stop when no agent's numeric state changed by more than `tol` for `patience` rounds.
 
     Reads the ``max_change`` metric: the largest absolute change of any numeric
     state field of any agent in the round. Models that settle into clusters
-    (Hegselmann-Krause) stop here instead of spending the whole budget.
+    (Hegselmann-Krause) stop here instead of spending the whole budget. Round 0
+    never counts: in a message-passing protocol agents have heard nothing yet.
     """
 
     tol: float = 1e-9
+    patience: int = 1
 
     def __post_init__(self) -> None:
         if not self.tol >= 0:
             raise ConfigError(f"Stationary tol must be >= 0, got {self.tol!r}.")
+        if self.patience < 1:
+            raise ConfigError(f"Stationary patience must be >= 1 round, got {self.patience!r}.")
 
     def check(self, round: int, metrics: Metrics) -> str | None:
         change = metrics.get("max_change")
-        if change is not None and change <= self.tol:
-            return "stationary"
-        return None
+        calm = 0 if round == 0 or change is None or change > self.tol else self.__dict__.get("_calm", 0) + 1
+        self.__dict__["_calm"] = calm  # consecutive calm rounds; reset at round 0 of every run
+        return "stationary" if calm >= self.patience else None
 
     def needs_change(self) -> bool:
         return True

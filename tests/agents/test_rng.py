@@ -42,3 +42,19 @@ def test_context_rng_is_lazy_and_reproducible() -> None:
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     ctx = BatchContext(1, np.arange(10, 20), 4)
     assert np.array_equal(ctx.uniform()[5:], BatchContext(1, np.arange(15, 20), 4).uniform())
+
+
+def test_plain_context_draws_equal_the_batch_draws() -> None:
+    """ctx.uniform() is cheap and counter-based: the k-th draw equals BatchContext.uniform(k)."""
+    from agents import BatchContext, Context
+
+    ids = np.arange(50, 90, dtype=np.int64)
+    batch = BatchContext(round=7, ids=ids, seed=11)
+    u0, u1, ints = batch.uniform(0), batch.uniform(1), batch.integers(13, 2)
+    for k, i in enumerate(ids):
+        ctx = Context(round=7, agent_id=int(i), seed=11)
+        assert ctx.uniform() == u0[k] and ctx.uniform() == u1[k] and ctx.integers(13) == ints[k]
+        assert ctx.uniform(draw=0) == u0[k]  # an explicit draw number does not move the counter
+        assert ctx.choice(["a", "b", "c"], draw=5) == "abc"[batch.integers(3, 5)[k]]
+    other = Context(round=8, agent_id=50, seed=11)
+    assert other.uniform() != u0[0]

@@ -86,3 +86,23 @@ class Crash(Agent):
 
             os._exit(1)
         return Message(kind="opinion", value=0.0)
+
+
+class BoundedConfidence(Agent):
+    """Hegselmann-Krause: move to the mean of the opinions heard within epsilon (and one's own)."""
+
+    opinion: float = 0.0
+    epsilon: float = 0.2
+
+    @classmethod
+    def act_batch(cls, state, inbox, ctx):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        from agents import MessageBatch
+
+        op, eps = state["opinion"], state["epsilon"]
+        near = np.abs(inbox.batch.value - op[inbox.local]) <= eps[inbox.local]
+        total = np.bincount(inbox.local, weights=np.where(near, inbox.batch.value, 0.0), minlength=inbox.n)
+        count = np.bincount(inbox.local, weights=near.astype(float), minlength=inbox.n)
+        state["opinion"] = (total + op) / (count + 1.0)
+        return MessageBatch.broadcast(ctx.ids, "opinion", state["opinion"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -84,3 +85,109 @@ def test_example_script_joins_a_running_cluster(ray_cluster: object, tmp_path: P
     nodes = con.execute("SELECT count(DISTINCT node) FROM agents").fetchone()
     con.close()
     assert rows == (3, 1, "consensus") and nodes == (2,)
+
+
+STUDY = """
+from agents import OpinionAgent, Population, Uniform
+from orchestrator import launch, params
+from protocols import Gossip
+
+p = params()
+run = launch(Population.of(OpinionAgent, 200, opinion=Uniform()), Gossip(fanout=2),
+             rounds=50, seed=3, log="script.duckdb", runtime="local", params={"arm": "x"})
+print("RESULT", run.log.name, run.rounds, p.get("eps"))
+"""
+
+
+def test_script_runs_honour_the_command_line(tmp_path: Path) -> None:
+    """Bug 4: --log, --seed, --rounds were silently ignored for a script."""
+    script = tmp_path / "study.py"
+    script.write_text(STUDY)
+    log = tmp_path / "x.duckdb"
+    out = subprocess.run(
+        [MOOT, "run", str(script), "--rounds", "2", "--seed", "99", "--log", str(log), "-p", "eps=0.1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "RESULT x.duckdb 2 0.1" in out.stdout
+    assert (
+        f"moot run: log='{log}' from the command line (this launch in the script said 'script.duckdb')"
+        in out.stderr
+    )
+    assert "moot run: seed=99 from the command line (this launch in the script said 3)" in out.stderr
+    assert not (tmp_path / "script.duckdb").exists()
+    con = duckdb.connect(str(log), read_only=True)
+    row = con.execute("SELECT seed, rounds, params FROM runs").fetchone()
+    con.close()
+    assert row is not None and row[:2] == (99, 2) and json.loads(row[2]) == {"eps": 0.1, "arm": "x"}
+
+
+def test_builtin_only_flags_are_refused_for_a_script(tmp_path: Path) -> None:
+    script = tmp_path / "study.py"
+    script.write_text(STUDY)
+    result = CliRunner().invoke(app, ["run", str(script), "--agents", "5", "-o", "fanout=3"])
+    assert result.exit_code == 2
+    assert "--agents, -o/--option set the built-in study" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["-o", "fanout=two"],
+            "Option fanout='two' for protocol 'gossip' is not valid: Input should be a valid integer",
+        ),
+        (
+            ["-o", "fanot=2"],
+            "Unknown option 'fanot' for protocol 'gossip'; its options are: fanout, field, graph, mode, tolerance.",
+        ),
+        (
+            ["-o", "mode=pul"],
+            "Option mode='pul' for protocol 'gossip' is not valid: Input should be 'push', 'pull' or 'push-pull'",
+        ),
+        (["--agents", "0"], "--agents must be at least 1, got 0; e.g. --agents 1000."),
+        (["--stop", "consensu"], "Unknown stop rule 'consensu'"),
+        (["--messages", "sample:2"], "Message sample rate must be in (0, 1], got 2.0"),
+        (["-o", "graph=smallworld"], "Unknown graph 'smallworld'; known: barabasi_albert, erdos_renyi, grid"),
+    ],
+)
+def test_cli_mistakes_name_the_value_and_the_fix(tmp_path: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["run", "--local", "--log", str(tmp_path / "x.duckdb"), *args])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_cli_stop_messages_and_params(tmp_path: Path) -> None:
+    log = tmp_path / "c.duckdb"
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--local",
+            "--agents",
+            "500",
+            "--rounds",
+            "40",
+            "--log",
+            str(log),
+            "--stop",
+            "variance<0.05",
+            "--messages",
+            "every:5",
+            "-p",
+            "arm=treatment",
+            "-o",
+            "graph=ring_lattice:k=4",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(log), read_only=True)
+    reason, params, mlog, graph = con.execute(
+        "SELECT stop_reason, params, message_log, config->>'$.protocol.graph.generator' FROM runs"
+    ).fetchone()  # type: ignore[misc]
+    rounds = {r[0] for r in con.execute("SELECT DISTINCT round FROM messages").fetchall()}
+    con.close()
+    assert reason == "variance < 0.05" and json.loads(params) == {"arm": "treatment"}
+    assert mlog == "every" and rounds and all(r % 5 == 0 for r in rounds) and graph == "RingLattice"

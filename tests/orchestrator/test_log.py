@@ -179,3 +179,127 @@ def test_agreement_macros_match_numpy(tmp_path: Path) -> None:
         path, f"SELECT * FROM rounds_to_agreement('{run.run_id}', 'opinion', 0.05, 0.9)"
     ).to_pylist()
     assert rounds == [{"round": first}]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "table"])
+def test_every_duckdb_type_prints_in_every_format(small_log: Path, fmt: str) -> None:
+    """Bug 3: lists, structs and duckdb_settings() crashed --format csv with ArrowInvalid."""
+    import csv
+    import io
+    import json
+
+    for sql in ("SELECT * FROM test_all_types()", "SELECT * FROM duckdb_settings()", "SELECT [1,2] AS l"):
+        result = CliRunner().invoke(app, ["sql", str(small_log), sql, "--format", fmt, "--limit", "3"])
+        assert result.exit_code == 0, (sql, result.output[-500:])
+    out = (
+        CliRunner()
+        .invoke(
+            app,
+            [
+                "sql",
+                str(small_log),
+                "SELECT [1,2] AS l, {'a': 1, 'b': 'x'} AS s, 1.5 AS d, NULL AS n",
+                "--format",
+                fmt,
+            ],
+        )
+        .output
+    )
+    if fmt == "csv":
+        assert list(csv.reader(io.StringIO(out))) == [
+            ["l", "s", "d", "n"],
+            ["[1,2]", '{"a":1,"b":"x"}', "1.5", ""],
+        ]
+    elif fmt == "json":
+        assert json.loads(out) == [{"l": [1, 2], "s": {"a": 1, "b": "x"}, "d": 1.5, "n": None}]
+    else:
+        assert "[1,2]" in out and '{"a":1,"b":"x"}' in out
+    rows = CliRunner().invoke(
+        app, ["sql", str(small_log), "SELECT * FROM test_all_types()", "--format", "json"]
+    )
+    assert len(json.loads(rows.output)) == 3
+
+
+def test_query_errors_keep_duckdbs_hints(small_log: Path) -> None:
+    """Bug 5: only the first line survived, losing 'Did you mean ...'."""
+    with pytest.raises(LogError) as info:
+        query(small_log, "SELECT * FROM mesages")
+    assert 'Did you mean "messages"' in str(info.value)
+    with pytest.raises(LogError) as info:
+        query(small_log, "SELECT sendr FROM messages")
+    assert "Candidate bindings" in str(info.value) and '"sender"' in str(info.value)
+    result = CliRunner().invoke(app, ["sql", str(small_log), "SELECT * FROM mesages"])
+    assert result.exit_code == 2 and 'Did you mean "messages"' in result.output
+
+
+def test_run_sql_answers_about_its_own_run(tmp_path: Path) -> None:
+    """Bug 6: after a second run into the same log, each round appeared twice."""
+    path = tmp_path / "two.duckdb"
+    pop = Population.of(OpinionAgent, 300, opinion=Uniform())
+    a = launch(pop, Gossip(tolerance=0.0), rounds=4, seed=1, log=path, runtime="local")
+    b = launch(pop, Gossip(tolerance=0.0), rounds=6, seed=2, log=path, runtime="local")
+    for run in (a, b):
+        rounds = run.sql("SELECT round, mean, spread FROM consensus_by_round ORDER BY round")
+        assert rounds.column("round").to_pylist() == list(range(run.rounds))
+        assert run.sql("SELECT count(*) AS c FROM messages").column("c")[0].as_py() == run.messages
+        assert run.sql("SELECT run_id FROM run_summary").to_pylist() == [{"run_id": run.run_id}]
+        agree = run.sql(f"SELECT * FROM agreement_by_round('{run.run_id}', 'opinion', 0.1)")
+        assert agree.num_rows == 2  # the initial state and the last round
+    assert a.sql("SELECT count(*) AS c FROM runs", all_runs=True).column("c")[0].as_py() == 2
+    assert query(path, "SELECT count(*) AS c FROM consensus_by_round").column("c")[0].as_py() == 10
+    scoped = CliRunner().invoke(
+        app, ["sql", str(path), "SELECT count(*) AS c FROM metrics", "--run", a.run_id, "--format", "json"]
+    )
+    everything = query(path, f"SELECT count(*) AS c FROM metrics WHERE run_id = '{a.run_id}'")
+    assert scoped.output.strip() == f'[{{"c": {everything.column("c")[0].as_py()}}}]'
+
+
+def test_a_duplicate_run_id_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "dup.duckdb"
+    pop = Population.of(OpinionAgent, 100)
+    launch(pop, "gossip", rounds=2, log=path, runtime="local", run_id="baseline")
+    with pytest.raises(ConfigError) as info:
+        launch(pop, "gossip", rounds=2, log=path, runtime="local", run_id="baseline")
+    assert str(info.value) == (
+        f"run_id 'baseline' is already in the log '{path}'; pick another run_id, or leave it out for a fresh one."
+    )
+    assert query(path, "SELECT count(*) AS c FROM runs").column("c")[0].as_py() == 1
+
+
+def test_runs_record_population_graph_and_params(tmp_path: Path) -> None:
+    """Four runs with different epsilon used to have identical rows."""
+    import json
+
+    import networkx as nx
+    import numpy as np
+
+    path = tmp_path / "cfg.duckdb"
+    g = nx.karate_club_graph()
+    pop = Population.of(OpinionAgent, 34, opinion=np.linspace(0, 1, 34), stubbornness=0.3)
+    run = launch(
+        pop, Gossip(g, fanout=None), rounds=2, log=path, runtime="local", params={"eps": 0.1, "arm": "a"}
+    )
+    config, params = run.sql("SELECT config, params FROM runs").to_pylist()[0].values()
+    config, params = json.loads(config), json.loads(params)
+    assert params == {"eps": 0.1, "arm": "a"} and config["params"] == params
+    graph, topo = config["protocol"]["graph"], config["protocol"]["topology"]
+    assert graph == {"generator": "networkx", "type": "Graph", "directed": False}
+    assert topo["nodes"] == 34 and topo["edges"] == 2 * g.number_of_edges()
+    (group,) = config["population"]
+    assert group["class"] == "agents.opinion.OpinionAgent" and group["n"] == 34
+    assert group["columns"]["stubbornness"] == 0.3 and group["columns"]["opinion"]["values"] == 34
+    # Another graph, another hash; a named generator logs its parameters.
+    other = launch(pop, Gossip(nx.cycle_graph(34), fanout=None), rounds=1, log=path, runtime="local")
+    other_topo = json.loads(other.sql("SELECT config FROM runs").column("config")[0].as_py())["protocol"][
+        "topology"
+    ]
+    assert other_topo["sha256"] != topo["sha256"]
+    named = launch(pop, Gossip("small_world:k=4,p=0.1"), rounds=1, log=path, runtime="local")
+    cfg = json.loads(named.sql("SELECT config FROM runs").column("config")[0].as_py())
+    assert cfg["protocol"]["graph"] == {"generator": "SmallWorld", "k": 4, "p": 0.1}
+    assert (
+        query(path, "SELECT count(DISTINCT config->>'$.protocol.topology.sha256') AS c FROM runs")
+        .column("c")[0]
+        .as_py()
+        == 3
+    )
