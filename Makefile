@@ -23,8 +23,11 @@ check: $(STAMP)  ## lint, format and types
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP)  ## throughput benchmark; writes benchmarks/results/
+bench: $(STAMP)  ## benchmarks; each writes benchmarks/results/
 	$(BIN)/python benchmarks/gossip_throughput.py
+	$(BIN)/python benchmarks/fixed_cost.py
+	$(BIN)/python benchmarks/plain_draws.py
+	$(BIN)/python benchmarks/message_log.py
 
 clean:
 	rm -rf $(VENV) demo.duckdb .pytest_cache .mypy_cache .ruff_cache

@@ -142,6 +142,7 @@ class RunResult:
     final: RoundMetrics
     nodes: list[str] = field(default_factory=list)
     setup_seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _versions() -> dict[str, str]:
@@ -213,9 +214,21 @@ def run_rounds(
             [run_id, _now(), round, kind, host, detail],
         )
 
+    timings: dict[str, float] = {}
+    mark = started
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - mark
+        mark = now
+
     try:
+        runtime.prepare(plan.hosts)  # host processes start while the graph is built
+        lap("start")
         bounds = shard_bounds(n, plan.hosts)
         router = plan.protocol.build(n, plan.seed)
+        lap("build")
         compiled = router.describe()
         if compiled:
             proto_conf = config.get("protocol")
@@ -234,10 +247,13 @@ def run_rounds(
             track_change=plan.stop is not None and plan.stop.needs_change(),
         )
         placement = runtime.start(spec)
+        lap("hosts")
         _log_agents(writer, run_id, runtime, dict(placement))
         for h, node in placement:
             event("host_started", f"agents {bounds[h]}..{bounds[h + 1] - 1} on node {node}", host=h)
+        lap("agents")
         _log_states(writer, run_id, runtime, -1)
+        lap("initial_state")
         setup = time.perf_counter() - started
         for r in range(plan.rounds):
             t0 = time.perf_counter()
@@ -260,8 +276,11 @@ def run_rounds(
                 break
             if plan.state_every and (r + 1) % plan.state_every == 0 and r + 1 < plan.rounds:
                 _log_states(writer, run_id, runtime, r)
+        lap("rounds")
         _log_states(writer, run_id, runtime, done_rounds - 1)  # the loop never logs the last round
+        lap("final_state")
         writer.flush()
+        lap("flush")
     except BaseException as exc:
         # Keep what is logged: finish pending appends, then record the failure.
         with contextlib.suppress(MootError):
@@ -285,7 +304,7 @@ def run_rounds(
         [_now(), done_rounds, total, seconds, reason, run_id],
     )
     nodes = sorted({n for _, n in placement})
-    return RunResult(run_id, done_rounds, total, seconds, reason, final, nodes, setup)
+    return RunResult(run_id, done_rounds, total, seconds, reason, final, nodes, setup, timings)
 
 
 def _round_logger(

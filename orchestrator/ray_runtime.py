@@ -8,7 +8,9 @@ destination's next call. Ray errors are translated here, at one boundary.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +27,14 @@ __all__ = ["RayRuntime", "ensure_ray"]
 
 
 class _HostActor(Host):
-    def node(self) -> str:
+    """A host in its own process. Made empty, so its process starts while the driver still
+    builds the graph; `setup` then hands it its shard."""
+
+    def __init__(self) -> None:
+        pass
+
+    def setup(self, index: int, spec: HostSpec) -> str:
+        Host.__init__(self, index, spec)
         return str(ray.get_runtime_context().get_node_id())
 
 
@@ -45,6 +54,7 @@ def ensure_ray(address: str | None = None) -> bool:
         if address:
             ray.init(address=address, log_to_driver=True)
         else:
+            _quiet_token_auth()
             ray.init(address="local", include_dashboard=False, log_to_driver=True)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
@@ -55,6 +65,32 @@ def ensure_ray(address: str | None = None) -> bool:
         )
         raise ClusterError(f"Could not reach {where}: {exc}; {fix}.") from exc
     return True
+
+
+class _TokenAuthNote(logging.Filter):
+    """Ray 2.60 turns token authentication on for every new local instance (good) and warns
+    about it on every run (noise). Keep the protection; replace the warning by one quiet
+    line per process."""
+
+    said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "Token authentication is enabled" not in record.getMessage():
+            return True
+        if not _TokenAuthNote.said:
+            _TokenAuthNote.said = True
+            print(
+                "moot: local Ray with token authentication on (only holders of ~/.ray/auth_token may "
+                "connect; RAY_AUTH_MODE=disabled turns it off)",
+                file=sys.stderr,
+            )
+        return False
+
+
+def _quiet_token_auth() -> None:
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _TokenAuthNote) for f in log.filters):
+        log.addFilter(_TokenAuthNote())
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -103,18 +139,26 @@ class RayRuntime(Runtime):
         with_cpu = [n for n in alive if n.get("Resources", {}).get("CPU", 0) > 0] or alive
         return sorted(n["NodeID"] for n in with_cpu)
 
-    def start(self, spec: HostSpec) -> list[HostPlacement]:
+    def prepare(self, hosts: int) -> None:
+        """Start the host processes now; they get their shards in `start`."""
+        if self.actors:
+            return
         nodes = self._nodes()
-        spec_ref = ray.put(spec)
         actor_cls = ray.remote(_HostActor)
-        hosts = spec.hosts
         self.actors = [
             actor_cls.options(  # type: ignore[attr-defined]
                 scheduling_strategy=self._strategy(h, nodes), max_concurrency=1, **self.host_options
-            ).remote(h, spec_ref)
+            ).remote()
             for h in range(hosts)
         ]
-        placed = _get([a.node.remote() for a in self.actors])
+
+    def start(self, spec: HostSpec) -> list[HostPlacement]:
+        hosts = spec.hosts
+        if len(self.actors) != hosts:
+            self.shutdown()
+            self.prepare(hosts)
+        spec_ref = ray.put(spec)
+        placed = _get([a.setup.remote(h, spec_ref) for h, a in enumerate(self.actors)])
         empty = ray.put(MessageBatch.empty())
         self._last = [[empty] * hosts for _ in range(hosts)]
         return list(enumerate(placed))

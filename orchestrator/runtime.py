@@ -25,6 +25,9 @@ class Runtime(ABC):
 
     kind: str
 
+    def prepare(self, hosts: int) -> None:  # noqa: B027 - optional hook
+        """Start `hosts` empty hosts ahead of `start` (overlaps their start-up with set-up)."""
+
     @abstractmethod
     def start(self, spec: HostSpec) -> list[HostPlacement]:
         """Create the hosts and their shards; return where each host landed."""

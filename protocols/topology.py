@@ -59,12 +59,15 @@ class Topology:
         cls, n: int, src: NDArray[np.int64], dst: NDArray[np.int64], *, undirected: bool
     ) -> Topology:
         """Build from edge arrays; drops duplicate edges, keeps self-loops."""
+        src, dst = src.astype(np.int64, copy=False), dst.astype(np.int64, copy=False)
         if undirected:
             src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
-        key = np.sort(src.astype(np.int64) * n + dst.astype(np.int64))
+        key = src * n
+        key += dst
+        key.sort()
         if len(key) > 1:  # np.unique would hash; sorting is several times faster here
             key = key[np.r_[True, key[1:] != key[:-1]]]
-        src, dst = key // n, key % n
+        src, dst = np.divmod(key, n)
         offsets = np.zeros(n + 1, np.int64)
         np.cumsum(np.bincount(src, minlength=n), out=offsets[1:])
         return cls(n, offsets, dst)
