@@ -112,7 +112,10 @@ class LiveServer:
         self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="moot-live-sql", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="moot-live-sql",
+            daemon=True,
         )
 
     def start(self) -> LiveServer:
