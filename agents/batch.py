@@ -9,7 +9,7 @@ object per message is made on the vectorised path.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -25,9 +25,14 @@ _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 NO_RECEIVER = -1
 
 
-def kind_code(kind: MessageKind) -> int:
-    """The uint8 code of a message kind (its index in `KINDS`)."""
-    return _KIND_CODE[kind]
+def kind_code(kind: MessageKind | str, kinds: tuple[str, ...] = KINDS) -> int:
+    """The uint8 code of a message kind: its index in the run's kind table `kinds`.
+
+    Core kinds have the same code in every run (the table starts with `KINDS`).
+    """
+    if kinds is KINDS:
+        return _KIND_CODE[kind]
+    return kinds.index(kind)
 
 
 def _take(arr: pa.Array | None, idx: NDArray[np.int64]) -> pa.Array | None:
@@ -76,10 +81,15 @@ class MessageBatch:
     def broadcast(
         cls,
         senders: NDArray[np.int64],
-        kind: MessageKind,
+        kind: MessageKind | str,
         value: NDArray[np.float64] | None = None,
+        *,
+        kinds: tuple[str, ...] = KINDS,
     ) -> MessageBatch:
         """One message per sender, to be routed by the protocol.
+
+        A protocol's own kinds need the run's kind table: use
+        ``ctx.broadcast(kind, value)`` in `act_batch`, which passes it.
 
         Example:
             >>> MessageBatch.broadcast(np.arange(3), "opinion", np.array([0.1, 0.5, 0.9]))
@@ -88,16 +98,28 @@ class MessageBatch:
         return cls(
             sender=np.asarray(senders, np.int64),
             seq=np.zeros(n, np.int32),
-            kind=np.full(n, kind_code(kind), np.uint8),
+            kind=np.full(n, kind_code(kind, kinds), np.uint8),
             value=np.full(n, np.nan) if value is None else np.asarray(value, np.float64),
             receiver=np.full(n, NO_RECEIVER, np.int64),
         )
 
     @classmethod
     def from_messages(
-        cls, messages: Sequence[Message], sender: NDArray[np.int64], seq: NDArray[np.int32]
+        cls,
+        messages: Sequence[Message],
+        sender: NDArray[np.int64],
+        seq: NDArray[np.int32],
+        codes: Mapping[str, int] | None = None,
     ) -> MessageBatch:
-        """Columns from Message objects (the plain-Python path), with their senders and seqs."""
+        """Columns from Message objects (the plain-Python path), with their senders and seqs.
+
+        Args:
+            codes: The run's kind codes (kind name to code); default the core kinds.
+
+        Raises:
+            KeyError: A message's kind is not in `codes`.
+        """
+        codes = _KIND_CODE if codes is None else codes
         if not messages:
             return cls.empty()
         texts = [m.text for m in messages]
@@ -106,7 +128,7 @@ class MessageBatch:
         return cls(
             sender=np.asarray(sender, np.int64),
             seq=np.asarray(seq, np.int32),
-            kind=np.fromiter((_KIND_CODE[m.kind] for m in messages), np.uint8, len(messages)),
+            kind=np.fromiter((codes[m.kind] for m in messages), np.uint8, len(messages)),
             value=np.fromiter(
                 (np.nan if m.value is None else m.value for m in messages),
                 np.float64,
@@ -187,12 +209,12 @@ class MessageBatch:
             topic=strings("topic"),
         )
 
-    def message(self, i: int, round: int) -> Message:
+    def message(self, i: int, round: int, kinds: tuple[str, ...] = KINDS) -> Message:
         """Message `i` as a `Message` object (for plain-Python agents' inboxes)."""
         value = float(self.value[i])
         payload = None if self.payload is None else self.payload[i].as_py()
         return Message.model_construct(
-            kind=KINDS[self.kind[i]],
+            kind=kinds[self.kind[i]],
             value=None if value != value else value,
             text=None if self.text is None else self.text[i].as_py(),
             payload=None if payload is None else json.loads(payload),
@@ -218,18 +240,22 @@ class Inbox:
         local: Block-local index of each message's receiver.
         n: Number of agents in the block.
         round: The round in which the messages were sent.
+        kinds: The run's kind table (``kinds[code]`` names a kind).
     """
 
     batch: MessageBatch
     local: NDArray[np.int64]
     n: int
     round: int
+    kinds: tuple[str, ...] = KINDS
 
     @classmethod
-    def grouped(cls, batch: MessageBatch, offsets: NDArray[np.int64], round: int) -> Inbox:
+    def grouped(
+        cls, batch: MessageBatch, offsets: NDArray[np.int64], round: int, kinds: tuple[str, ...] = KINDS
+    ) -> Inbox:
         """An inbox from messages already grouped by receiver (CSR `offsets`)."""
         local = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-        return cls(batch, local, len(offsets) - 1, round)
+        return cls(batch, local, len(offsets) - 1, round, kinds)
 
     @cached_property
     def counts(self) -> NDArray[np.int64]:
@@ -257,11 +283,11 @@ class Inbox:
     def messages(self, i: int) -> list[Message]:
         """The messages of local agent `i` as `Message` objects, in (sender, seq) order."""
         batch, offsets = self._grouped
-        return [batch.message(j, self.round) for j in range(offsets[i], offsets[i + 1])]
+        return [batch.message(j, self.round, self.kinds) for j in range(offsets[i], offsets[i + 1])]
 
     def select(self, start: int, stop: int) -> Inbox:
         """The inbox of local agents ``start:stop``."""
         if start == 0 and stop == self.n:
             return self
         idx = np.flatnonzero((self.local >= start) & (self.local < stop))
-        return Inbox(self.batch.take(idx), self.local[idx] - start, stop - start, self.round)
+        return Inbox(self.batch.take(idx), self.local[idx] - start, stop - start, self.round, self.kinds)

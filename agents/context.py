@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.message import KINDS
 from agents.rng import agent_rng, counter_integers, counter_uniform, scalar_head, scalar_uniform
+from orchestrator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agents.batch import MessageBatch
 
 __all__ = ["BatchContext", "Context"]
 
@@ -86,11 +91,35 @@ class BatchContext:
         round: The current round.
         ids: Global ids of the agents in the block (ascending).
         seed: The run's seed.
+        observation: The protocol's view of the world for these agents, as
+            arrays with one row per agent (empty when the protocol has no world).
+        kinds: The run's kind table (core kinds first, then the protocol's).
     """
 
     round: int
     ids: NDArray[np.int64]
     seed: int
+    observation: Mapping[str, NDArray[Any]] = field(default_factory=dict)
+    kinds: tuple[str, ...] = KINDS
+
+    def kind_code(self, kind: str) -> int:
+        """The code of `kind` in this run (for building a `MessageBatch` by hand)."""
+        try:
+            return self.kinds.index(kind)
+        except ValueError:
+            raise ConfigError(
+                f"Kind {kind!r} is not used in this run; its kinds are: {', '.join(self.kinds)}."
+            ) from None
+
+    def broadcast(
+        self, kind: str, value: NDArray[np.float64] | None = None, senders: NDArray[np.int64] | None = None
+    ) -> MessageBatch:
+        """One message of `kind` per agent of the block (or per `senders`), routed by the protocol."""
+        from agents.batch import MessageBatch
+
+        self.kind_code(kind)  # a clear error for a kind this run does not use
+        ids = self.ids if senders is None else senders
+        return MessageBatch.broadcast(ids, kind, value, kinds=self.kinds)
 
     def uniform(self, draw: int = 0) -> NDArray[np.float64]:
         """One uniform float in [0, 1) per agent; same value whatever the sharding."""

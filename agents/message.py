@@ -1,4 +1,9 @@
-"""The one message type, and the kinds a message can have."""
+"""The one message type, and the core message kinds.
+
+Kinds are open: the core ones below are always known, and a protocol declares
+its own (`MessageProtocol.kinds`). A message of a kind its run does not use is
+refused when the agent sends it, naming the agent and the kinds there are.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["KINDS", "Message", "MessageKind"]
+__all__ = ["KINDS", "KIND_PATTERN", "Message", "MessageKind"]
 
 MessageKind = Literal["opinion", "argument", "vote", "post", "move", "reply", "signal"]
-"""What a message is. Stored as a DuckDB ENUM in the log."""
+"""The core message kinds, known to every run (a protocol may add its own)."""
 
 KINDS: tuple[str, ...] = get_args(MessageKind)
+"""The core kinds, in code order: a run's kind table starts with them."""
+
+KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 
 
 class Message(BaseModel):
@@ -31,7 +39,7 @@ class Message(BaseModel):
         Message(kind='argument', ...)
 
     Attributes:
-        kind: What the message is.
+        kind: What the message is: a core kind (`KINDS`) or one its protocol declares.
         value: A number, where the protocol needs one (an opinion, a vote).
         text: Free text (an argument, a post).
         payload: Any JSON-serialisable data.
@@ -44,7 +52,7 @@ class Message(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: MessageKind
+    kind: str = Field(pattern=KIND_PATTERN)
     value: float | None = None
     text: str | None = None
     payload: dict[str, Any] | None = None
@@ -70,8 +78,11 @@ def _explain(exc: ValidationError) -> str:
     for e in exc.errors():
         field = ".".join(str(p) for p in e.get("loc", ())) or "message"
         value = e.get("input")
-        if e["type"] == "literal_error" and field == "kind":
-            lines.append(f"kind {value!r} is not a message kind; use one of: {', '.join(KINDS)}")
+        if field == "kind" and e["type"] in ("string_pattern_mismatch", "string_type"):
+            lines.append(
+                f"kind {value!r} is not a kind name (lowercase letters, digits, _); "
+                f"e.g. one of: {', '.join(KINDS)}"
+            )
         elif e["type"] == "extra_forbidden":
             lines.append(f"unknown field {field!r}; a Message has: {', '.join(_SETTABLE)}")
         elif e["type"] == "missing":

@@ -20,7 +20,7 @@ from agents.agent import Agent
 from agents.rng import counter_uniform
 from orchestrator.errors import ConfigError
 
-__all__ = ["Block", "Column", "Normal", "Population", "Uniform", "check_columns"]
+__all__ = ["Block", "Column", "Normal", "Population", "Uniform", "check_columns", "parse_column"]
 
 _INIT_STREAM = 2
 
@@ -216,6 +216,35 @@ class Population:
                     f"Agent {i} ({g.cls.__name__}) got invalid initial state {values}: {exc}"
                 ) from exc
         return Block(g.cls, ids, {}, agents)
+
+
+def parse_column(text: str) -> Column:
+    """An initial state column from its command-line spelling (``moot run -a field=...``).
+
+    ``uniform:LOW:HIGH``, ``normal:MEAN:STD``, or a JSON value (``0.15``, ``true``).
+
+    Example:
+        >>> parse_column("uniform:0:1")
+        Uniform(low=0.0, high=1.0)
+    """
+    import json
+
+    name, _, rest = text.partition(":")
+    try:
+        if name in ("uniform", "normal") and rest:
+            a, _, b = rest.partition(":")
+            return Uniform(float(a), float(b)) if name == "uniform" else Normal(float(a), float(b))
+        value = json.loads(text)
+    except ValueError:
+        raise ConfigError(
+            f"Cannot read state value {text!r}; give a number, true/false, uniform:LOW:HIGH or "
+            "normal:MEAN:STD (e.g. -a opinion=uniform:0:1)."
+        ) from None
+    if isinstance(value, (int, float, bool)):
+        return value
+    raise ConfigError(
+        f"State value {text!r} is not a number; e.g. -a epsilon=0.15 or -a opinion=uniform:0:1."
+    )
 
 
 def _first_error(exc: ValueError) -> str:

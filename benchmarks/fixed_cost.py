@@ -18,10 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+from results_io import today, write
+
 AGENTS = 1_000_000
 
 
@@ -69,20 +70,16 @@ def main() -> None:
         samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
     keys = list(samples[0])
     median = {k: round(statistics.median(s[k] for s in samples), 2) for k in keys}
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "fixed_cost.json").write_text(
-        json.dumps({"date": stamp, "agents": AGENTS, "median": median, "samples": samples}, indent=2) + "\n"
+    stamp = today()
+    print(
+        write(
+            "fixed_cost",
+            {"date": stamp, "agents": AGENTS, "median": median, "samples": samples},
+            f"fixed cost of a 1-round run of {AGENTS:,} agents ({stamp}, median of 3)",
+            ["part", "seconds"],
+            [[k, v] for k, v in median.items()],
+        )
     )
-    lines = [
-        f"# fixed cost of a 1-round run of {AGENTS:,} agents ({stamp}, median of 3)",
-        "",
-        "| part | seconds |",
-        "|---|---:|",
-    ]
-    lines += [f"| {k} | {v} |" for k, v in median.items()]
-    (RESULTS / "fixed_cost.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+from results_io import today, write
+
 MODES = ["none", "aggregate", "sample:0.01", "every:5", "all"]
 
 
@@ -76,22 +77,22 @@ def main() -> None:
         r["log_mb_per_M"] = round(r["log_mb"] / per_m, 2)
         r["wall_s"] = round(r["wall_s"], 2)
         r["log_mb"] = round(r["log_mb"], 1)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "message_log.json").write_text(json.dumps({"date": stamp, "rows": rows}, indent=2) + "\n")
-    lines = [
-        f"# message logging modes, 100,000 agents x 10 rounds ({stamp}, best of 2)",
-        "",
-        "| mode | messages | rows | wall s | extra s per M messages | log MB | log MB per M messages |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+    stamp = today()
+    header = [
+        "mode",
+        "messages",
+        "rows",
+        "wall s",
+        "extra s per M messages",
+        "log MB",
+        "log MB per M messages",
     ]
-    lines += [
-        f"| {r['mode']} | {r['messages']:,} | {r['rows']:,} | {r['wall_s']} | {r['extra_s_per_M']} | "
-        f"{r['log_mb']} | {r['log_mb_per_M']} |"
+    table = [
+        [r["mode"], r["messages"], r["rows"], r["wall_s"], r["extra_s_per_M"], r["log_mb"], r["log_mb_per_M"]]
         for r in rows
     ]
-    (RESULTS / "message_log.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    title = f"message logging modes, 100,000 agents x 10 rounds ({stamp}, best of 2)"
+    print(write("message_log", {"date": stamp, "rows": rows}, title, header, table))
 
 
 if __name__ == "__main__":

@@ -10,17 +10,17 @@ same model draws with `ctx.rng.integers` or with the counter-based
 
 from __future__ import annotations
 
-import json
+import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from results_io import today, write
 
 from agents import Agent, Context, Message, Population, Uniform
 from orchestrator import launch
 from protocols import Gossip, SmallWorld
-
-RESULTS = Path(__file__).parent / "results"
 
 
 class VoterRng(Agent):
@@ -67,18 +67,16 @@ def main() -> None:
         name: rate(cls)
         for name, cls in (("no draw", NoDraw), ("ctx.rng", VoterRng), ("ctx.integers", VoterCounter))
     }
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "plain_draws.json").write_text(json.dumps({"date": stamp, "rows": rows}, indent=2) + "\n")
-    lines = [
-        f"# plain voter model, 1,000 agents, 30 rounds, in-process ({stamp}, best of 3)",
-        "",
-        "| draws with | messages/s |",
-        "|---|---:|",
-    ]
-    lines += [f"| {k} | {v['messages_per_s']:,} |" for k, v in rows.items()]
-    (RESULTS / "plain_draws.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    stamp = today()
+    print(
+        write(
+            "plain_draws",
+            {"date": stamp, "rows": rows},
+            f"plain voter model, 1,000 agents, 30 rounds, in-process ({stamp}, best of 3)",
+            ["draws with", "messages/s"],
+            [[k, v["messages_per_s"]] for k, v in rows.items()],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -96,7 +96,13 @@ def _example(default: Any) -> str:
 
 def _check_script_flags(ctx: typer.Context, script: Path) -> None:
     """Flags that only the built-in study uses are refused for a script, never ignored."""
-    only_builtin = {"protocol": "--protocol", "agents": "--agents", "option": "-o/--option"}
+    only_builtin = {
+        "protocol": "--protocol",
+        "agents": "--agents",
+        "agent": "--agent",
+        "option": "-o/--option",
+        "state": "-a/--state",
+    }
     given = [
         flag
         for key, flag in only_builtin.items()
@@ -117,7 +123,16 @@ def run(
     protocol: Annotated[
         str | None, typer.Option(help="Protocol name (see `moot protocols`); default gossip.")
     ] = None,
-    agents: Annotated[int | None, typer.Option(help="Number of OpinionAgents (default 10,000).")] = None,
+    agents: Annotated[int | None, typer.Option(help="Number of agents (default 10,000).")] = None,
+    agent: Annotated[
+        str | None, typer.Option(help="Agent class by name (see `moot agents`); default: the protocol's.")
+    ] = None,
+    state: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--state", "-a", help="Agent state field=value: a number, uniform:LOW:HIGH, normal:MEAN:STD."
+        ),
+    ] = None,
     rounds: Annotated[int | None, typer.Option(help="Round budget (default 100).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed; same seed, same log (default 0).")] = None,
     log: Annotated[Path | None, typer.Option(help="DuckDB log file (default moot.duckdb).")] = None,
@@ -173,7 +188,8 @@ def run(
         }
         _run_script(script, address, local, overrides)
         return
-    from agents import OpinionAgent, Population, Uniform
+    from agents.population import parse_column
+    from agents.registry import get_agent
     from orchestrator.launcher import launch
 
     name = protocol or "gossip"
@@ -186,12 +202,15 @@ def run(
             kwargs.setdefault("mode", "push-pull")
             kwargs.setdefault("fanout", 2)
         proto = make_protocol(name, kwargs)
+        columns = {k: parse_column(str(v)) for k, v in (_parse_option(a, "-a") for a in state or [])}
+        population = proto.default_population(n, get_agent(agent) if agent else None, **columns)
+        classes = ", ".join(c.__name__ for c in population.classes)
         console.print(
-            f"[bold]moot[/] {n:,} OpinionAgents · {proto!r} · seed {seed or 0} · "
+            f"[bold]moot[/] {n:,} agents ({classes}) · {proto!r} · seed {seed or 0} · "
             f"{'in-process' if local else address or 'local Ray'}"
         )
         result = launch(
-            Population.of(OpinionAgent, n, opinion=Uniform(0.0, 1.0)),
+            population,
             proto,
             rounds=100 if rounds is None else rounds,
             seed=seed or 0,
@@ -208,14 +227,17 @@ def run(
     except MootError as exc:
         _fail(exc)
         return
-    _print_summary(result.summary())
+    _print_summary(result.summary(), result.final)
 
 
 class MootErrorForCli(MootError):
     """A mistake in the command line itself."""
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+_STANDARD = {"agents", "messages", "seconds", "mean", "variance", "min", "max", "spread", "max_change"}
+
+
+def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = None) -> None:
     table = Table(title="run summary", show_header=False)
     for key in (
         "agents",
@@ -236,6 +258,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
             else str(value)
         )
         table.add_row(key.replace("_", " "), shown)
+    for key, value in (final or {}).items():  # the protocol's own metrics (a task score, ...)
+        if key not in _STANDARD and "." not in key:
+            table.add_row(key.replace("_", " "), f"{value:.6g}")
     console.print(table)
     console.print(f"log: [bold]{summary['log']}[/] (run_id {summary['run_id']})")
     run_id = summary["run_id"]
@@ -336,6 +361,15 @@ def protocols() -> None:
     from protocols import available_protocols
 
     for name in available_protocols():
+        typer.echo(name)
+
+
+@app.command(name="agents")
+def agents_command() -> None:
+    """List the registered agent classes (entry-point group moot.agents), for --agent."""
+    from agents.registry import available_agents
+
+    for name in available_agents():
         typer.echo(name)
 
 

@@ -181,6 +181,7 @@ def run_rounds(
     started = time.perf_counter()
     config = dict(plan.config)
     _check_new_run_id(writer, run_id)
+    writer.ensure_kinds(plan.protocol.kind_table())
     writer.execute(
         "INSERT INTO runs (run_id, started_at, seed, protocol, config, versions, n_agents, n_hosts, status, "
         "params, message_log, message_rate, message_every) "
@@ -200,6 +201,8 @@ def run_rounds(
             plan.messages.period,
         ],
     )
+    for name, sql in plan.protocol.views().items():  # the protocol's own questions, as SQL
+        writer.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
     total = 0
     done_rounds = 0
     reason = "rounds"
@@ -245,6 +248,9 @@ def run_rounds(
             plan.protocol.instructions,
             plan.max_concurrency,
             track_change=plan.stop is not None and plan.stop.needs_change(),
+            kinds=plan.protocol.kind_table(),
+            action_kinds=plan.protocol.action_kinds,
+            protocol=protocol_name,
         )
         placement = runtime.start(spec)
         lap("hosts")
@@ -257,8 +263,10 @@ def run_rounds(
         setup = time.perf_counter() - started
         for r in range(plan.rounds):
             t0 = time.perf_counter()
-            stats, fetch = runtime.step(r)
+            stats, fetch, world = runtime.step(r)
             metrics, seen = combine_stats(stats, plan.fields, plan.primary)
+            metrics.update(world)
+            seen.update(world)
             metrics["seconds"] = time.perf_counter() - t0
             total += int(metrics["messages"])
             done_rounds = r + 1
@@ -317,16 +325,16 @@ def _round_logger(
 ) -> Callable[[], None]:
     """The writer-thread job that logs round `r`: its messages (as the plan says) and metrics."""
     run_id, mlog = plan.run_id, plan.messages
+    kinds = plan.protocol.kind_table()
 
     def job() -> None:
         if mlog.logs_round(r):
             batch = fetch()
             if mlog.mode == "aggregate":
-                writer.append("message_aggregates", aggregates_table(batch, r, run_id))
+                writer.append("message_aggregates", aggregates_table(batch, r, run_id, kinds))
             else:
-                writer.append(
-                    "messages", messages_table(mlog.select(batch, r, plan.seed), r, run_id, protocol)
-                )
+                rows = messages_table(mlog.select(batch, r, plan.seed), r, run_id, protocol, kinds)
+                writer.append("messages", rows)
         writer.append(
             "metrics",
             pa.table(

@@ -9,6 +9,7 @@ objects stepped one by one (async ones concurrently, bounded).
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,14 +19,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
+from pydantic import BaseModel
 
 from agents.agent import Agent
 from agents.batch import Inbox, MessageBatch
 from agents.context import BatchContext, Context
-from agents.message import Message
+from agents.message import KINDS, Message
 from agents.population import Block, Population
+from agents.reply import Reply
 from orchestrator.errors import AgentError, MootError, ProtocolError
 from protocols.base import Router
+from protocols.world import World
 
 __all__ = ["CHUNK", "ChunkStats", "Host", "HostSpec", "HostStats", "shard_bounds"]
 
@@ -95,13 +99,33 @@ def _as_messages(result: Any, agent: Agent, round: int) -> list[Message]:
         return []
     if isinstance(result, Message):
         return [result]
-    if isinstance(result, Iterable) and not isinstance(result, (str, bytes, dict)):
-        out = list(result)
-        for m in out:
-            if not isinstance(m, Message):
+    if isinstance(result, Reply):
+        return _reply_messages(result, agent, round)
+    if isinstance(result, Iterable) and not isinstance(result, (str, bytes, dict, BaseModel)):
+        out: list[Message] = []
+        for m in result:
+            if isinstance(m, Message):
+                out.append(m)
+            elif isinstance(m, Reply):
+                out.extend(_reply_messages(m, agent, round))
+            else:
                 raise _bad_output(agent, round, m)
         return out
     raise _bad_output(agent, round, result)
+
+
+def _reply_messages(reply: Reply, agent: Agent, round: int) -> list[Message]:
+    try:
+        out = list(reply.to_messages())
+    except Exception as exc:
+        raise AgentError(
+            f"Agent {agent.id} ({type(agent).__name__}) replied {reply!r} in round {round}, which "
+            f"could not become messages: {exc}"
+        ) from exc
+    for m in out:
+        if not isinstance(m, Message):
+            raise _bad_output(agent, round, m)
+    return out
 
 
 def _bad_output(agent: Agent, round: int, value: object) -> AgentError:
@@ -109,7 +133,8 @@ def _bad_output(agent: Agent, round: int, value: object) -> AgentError:
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     return AgentError(
         f"Agent {agent.id} ({type(agent).__name__}).act returned {shown} "
-        f"({type(value).__name__}) in round {round}; return a Message, a list of Messages, or None."
+        f"({type(value).__name__}) in round {round}; return a Message, a reply of the protocol, "
+        "a list of them, or None."
     )
 
 
@@ -126,6 +151,9 @@ class HostSpec:
         instructions: The protocol's instructions, passed to agents.
         max_concurrency: Bound on concurrent async `act` calls per host.
         track_change: Report each round's largest state change (for `Stationary`).
+        kinds: The run's kind table (core kinds, then the protocol's).
+        action_kinds: Kinds that are actions on the protocol's world.
+        protocol: The protocol's name, for error messages.
     """
 
     population: Population
@@ -136,6 +164,9 @@ class HostSpec:
     instructions: str = ""
     max_concurrency: int = 64
     track_change: bool = False
+    kinds: tuple[str, ...] = KINDS
+    action_kinds: tuple[str, ...] = ()
+    protocol: str = ""
 
     @property
     def hosts(self) -> int:
@@ -162,6 +193,14 @@ def _canonical(out: MessageBatch, block: Block, round: int) -> MessageBatch:
         starts = np.flatnonzero(new)
         seq = (np.arange(len(out)) - np.repeat(starts, np.diff(np.r_[starts, len(out)]))).astype(np.int32)
     return MessageBatch(out.sender, seq, out.kind, out.value, out.receiver, out.text, out.payload, out.topic)
+
+
+def _merge(a: MessageBatch, b: MessageBatch) -> MessageBatch:
+    """Two batches each in (sender, seq) order, as one in (sender, seq, receiver) order."""
+    if len(a) == 0:
+        return b
+    both = MessageBatch.concat([a, b])
+    return both.take(np.lexsort((both.receiver, both.seq, both.sender)))
 
 
 # Module-level on purpose: a coroutine method would make Ray treat the host as an
@@ -210,6 +249,13 @@ class Host:
         self.track_change = spec.track_change
         self.instructions = spec.instructions
         self.max_concurrency = spec.max_concurrency
+        self.kinds = spec.kinds
+        self.codes = {k: i for i, k in enumerate(spec.kinds)}
+        self.action_codes = np.array([self.codes[k] for k in spec.action_kinds], np.uint8)
+        self.protocol = spec.protocol
+        # Each host works on its own replica of the world (in-process hosts share the spec).
+        self.world: World | None = copy.deepcopy(spec.router.world)
+        self._heard = MessageBatch.empty()  # what the world delivered here after the last round
         self.blocks: list[Block] = spec.population.blocks(self.lo, self.hi, spec.seed)
 
     def step(self, round: int, *inboxes: MessageBatch) -> tuple[Any, ...]:
@@ -221,13 +267,24 @@ class Host:
                 in host order.
 
         Returns:
-            One batch of delivered messages per destination host, then `HostStats`.
+            One batch of delivered messages per destination host; with a world, then
+            the batch of actions and broadcasts for the world (read by every host's
+            `apply`); then `HostStats`.
         """
-        inbox = self._inbox(MessageBatch.concat(inboxes), round - 1)
+        received = MessageBatch.concat(inboxes)
+        if len(self._heard):
+            received = _merge(received, self._heard)
+        inbox = self._inbox(received, round - 1)
         before = [self._numeric_state(b, copy=True) for b in self.blocks] if self.track_change else []
-        outs = [self._act(block, inbox, round) for block in self.blocks]
+        outbox = MessageBatch.concat([self._act(block, inbox, round) for block in self.blocks])
+        to_world = None
+        if self.world is not None:
+            for_world = np.isin(outbox.kind, self.action_codes) | (outbox.receiver < 0)
+            if for_world.any():
+                to_world = outbox.take(np.flatnonzero(for_world))
+                outbox = outbox.take(np.flatnonzero(~for_world))
         try:
-            delivered = self.router.route(MessageBatch.concat(outs), round, self.seed)
+            delivered = self.router.route(outbox, round, self.seed)
         except MootError:
             raise
         except Exception as exc:
@@ -235,7 +292,33 @@ class Host:
                 f"{type(self.router).__name__}.route raised {exc!r} in round {round}."
             ) from exc
         change = self._max_change(before) if self.track_change else float("nan")
-        return (*self._split(delivered), self._stats(len(delivered), change))
+        stats = self._stats(len(delivered), change)
+        if self.world is None:
+            return (*self._split(delivered), stats)
+        return (*self._split(delivered), MessageBatch.empty() if to_world is None else to_world, stats)
+
+    def apply(self, round: int, *to_world: MessageBatch) -> tuple[MessageBatch, dict[str, float]]:
+        """Apply round `round`'s actions (every host's, in host order) to this host's world replica.
+
+        Then deliver the round's broadcasts to this host's agents that hear them
+        (they read them next round).
+
+        Returns:
+            (messages the world delivered here, the world's metrics; host 0 only).
+        """
+        if self.world is None:
+            return MessageBatch.empty(), {}
+        batch = MessageBatch.concat(to_world)
+        is_action = np.isin(batch.kind, self.action_codes)
+        try:
+            self.world.apply(batch.take(np.flatnonzero(is_action)), round, self.kinds)
+            self._heard = self.world.deliver(batch.take(np.flatnonzero(~is_action)), self.lo, self.hi, round)
+            metrics = self.world.metrics(round) if self.index == 0 else {}
+        except MootError:
+            raise
+        except Exception as exc:
+            raise ProtocolError(f"{type(self.world).__name__} raised {exc!r} in round {round}.") from exc
+        return self._heard, metrics
 
     def _inbox(self, batch: MessageBatch, round: int) -> Inbox:
         local = batch.receiver - self.lo
@@ -246,7 +329,7 @@ class Host:
             )
         # Sources arrive in host order, each ordered by (sender, seq): the batch is in
         # global (sender, seq) order, whatever the number of hosts.
-        return Inbox(batch, local, self.hi - self.lo, round)
+        return Inbox(batch, local, self.hi - self.lo, round, self.kinds)
 
     def _block_inbox(self, inbox: Inbox, block: Block) -> Inbox:
         return inbox.select(int(block.ids[0]) - self.lo, int(block.ids[-1]) + 1 - self.lo)
@@ -254,7 +337,8 @@ class Host:
     def _act(self, block: Block, inbox: Inbox, round: int) -> MessageBatch:
         box = self._block_inbox(inbox, block)
         if block.agents is None:
-            ctx = BatchContext(round, block.ids, self.seed)
+            seen = {} if self.world is None else self.world.observe_batch(block.ids, round)
+            ctx = BatchContext(round, block.ids, self.seed, seen, self.kinds)
             try:
                 out = block.cls.act_batch(block.state, box, ctx)
             except Exception as exc:
@@ -269,6 +353,12 @@ class Host:
                     f"{block.cls.__name__}.act_batch returned {type(out).__name__} in round {round}; "
                     "return a MessageBatch or None."
                 )
+            if len(out) and int(out.kind.max()) >= len(self.kinds):
+                raise AgentError(
+                    f"{block.cls.__name__}.act_batch sent kind code {int(out.kind.max())} in round "
+                    f"{round}; this run's kinds are {', '.join(self.kinds)}: build batches with "
+                    "ctx.broadcast(kind, ...)."
+                )
             return _canonical(out, block, round)
         results = self._act_objects(block.agents, box, round)
         messages: list[Message] = []
@@ -279,11 +369,28 @@ class Host:
             messages.extend(ms)
         sender = np.repeat(block.ids, counts)
         seq = (np.arange(len(messages)) - np.repeat(np.cumsum(counts) - counts, counts)).astype(np.int32)
-        return MessageBatch.from_messages(messages, sender, seq)
+        try:
+            return MessageBatch.from_messages(messages, sender, seq, self.codes)
+        except KeyError as exc:
+            k = next(i for i, m in enumerate(messages) if m.kind not in self.codes)
+            agent = block.agents[int(np.searchsorted(np.cumsum(counts), k, side="right"))]
+            raise AgentError(
+                f"Agent {agent.id} ({type(agent).__name__}) sent a message of kind {messages[k].kind!r} in "
+                f"round {round}, which {self.protocol or 'this protocol'} does not use; its kinds are: "
+                f"{', '.join(self.kinds)}."
+            ) from exc
 
     def _act_objects(self, agents: Sequence[Agent], box: Inbox, round: int) -> list[Any]:
+        world = self.world
         ctxs = (
-            Context(round, a.id, self.seed, self.router.neighbours(a.id), None, self.instructions)
+            Context(
+                round,
+                a.id,
+                self.seed,
+                self.router.neighbours(a.id),
+                None if world is None else world.observe(a.id, round),
+                self.instructions,
+            )
             for a in agents
         )
         results: list[Any] = []

@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from orchestrator.errors import LogError, QueryRefused
-from orchestrator.log import query_error, scope_to_run, text_table
+from orchestrator.log import run_query, scope_to_run
 
 __all__ = ["LiveServer", "answer", "ask", "check_read_only", "live_file"]
 
@@ -62,15 +62,9 @@ def answer(
         text: Non-numeric columns as text (see `orchestrator.log.text_table`).
     """
     check_read_only(cur, sql)
-    try:
-        if run_id is not None:
-            scope_to_run(cur, run_id)
-        rel = cur.sql(sql)
-        if rel is None:
-            return pa.table({})
-        return text_table(rel) if text else rel.to_arrow_table()
-    except duckdb.Error as exc:
-        raise query_error(exc) from exc
+    if run_id is not None:
+        scope_to_run(cur, run_id)
+    return run_query(cur, sql, text=text)
 
 
 def _send(sock: socket.socket, data: bytes) -> None:

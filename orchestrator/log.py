@@ -38,6 +38,7 @@ __all__ = [
     "LogWriter",
     "Table",
     "check_log_path",
+    "ensure_kinds",
     "open_log",
     "query",
     "query_error",
@@ -49,7 +50,9 @@ __all__ = [
 
 SCHEMA_VERSION = 2
 
-_KIND_ENUM = ", ".join(f"'{k}'" for k in KINDS)
+
+_KIND_TYPE = "ENUM(" + ", ".join(f"'{k}'" for k in KINDS) + ")"
+_KIND_TABLES = ("messages", "message_aggregates")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,8 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "messages",
-        "One row per delivered message (a broadcast to three receivers is three rows).",
+        "One row per delivered message (a broadcast to three receivers is three rows), and one per "
+        "action an agent took on its protocol's world.",
         _cols(
             _RUN_ID,
             (
@@ -147,10 +151,15 @@ TABLES: tuple[Table, ...] = (
                 "INTEGER",
                 "Index among the sender's messages that round; (round, sender, seq) is its id.",
             ),
-            ("receiver", "BIGINT", "Receiving agent id."),
+            ("receiver", "BIGINT", "Receiving agent id; NULL for an action (a message to the world)."),
             ("topic", "VARCHAR", "Topic or group, where the protocol uses one."),
             ("protocol", "VARCHAR", "Protocol that routed it."),
-            ("kind", "message_kind", "What the message is (an ENUM: opinion, argument, vote, ...)."),
+            (
+                "kind",
+                _KIND_TYPE,
+                "What the message is: a core kind (opinion, argument, vote, post, move, reply, signal) "
+                "or one its protocol declares (the ENUM grows when a run brings new kinds).",
+            ),
             ("value", "DOUBLE", "Its number (an opinion, a vote), or NULL."),
             ("text", "VARCHAR", "Its text, or NULL."),
             ("payload", "JSON", "Its JSON payload, or NULL."),
@@ -162,7 +171,7 @@ TABLES: tuple[Table, ...] = (
         _cols(
             _RUN_ID,
             ("round", "INTEGER", "Round the messages were sent in."),
-            ("kind", "message_kind", "Message kind."),
+            ("kind", _KIND_TYPE, "Message kind."),
             ("messages", "BIGINT", "Messages delivered."),
             ("senders", "BIGINT", "Distinct agents that sent them."),
             ("receivers", "BIGINT", "Distinct agents that received them."),
@@ -291,6 +300,31 @@ def schema_sql() -> str:
     return "\n".join(out)
 
 
+def ensure_kinds(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...]) -> None:
+    """Widen the ``kind`` ENUM of the message tables to hold `kinds` (a no-op when it does).
+
+    Kinds are an ENUM because appending a million rows into one is about 10%
+    faster than into VARCHAR, and the log's appends bound the throughput of big
+    runs. A run whose protocol brings new kinds rewrites the column once, in
+    this file.
+    """
+    for table in _KIND_TABLES:
+        current = _enum_values(con, table)
+        missing = [k for k in kinds if k not in current]
+        if missing:
+            wider = "ENUM(" + ", ".join(_quote(k) for k in (*current, *missing)) + ")"
+            con.execute(f"ALTER TABLE {table} ALTER COLUMN kind SET DATA TYPE {wider}")
+
+
+def _enum_values(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    (dtype,) = con.execute(
+        "SELECT data_type FROM duckdb_columns() WHERE table_name = ? AND column_name = 'kind'", [table]
+    ).fetchall()[0]
+    if not str(dtype).startswith("ENUM("):
+        return []
+    return re.findall(r"'((?:[^']|'')*)'", str(dtype))
+
+
 def check_log_path(path: str | os.PathLike[str]) -> Path:
     """Resolve a log path, refusing a missing directory before anything runs."""
     p = Path(path).expanduser()
@@ -345,10 +379,8 @@ class LogWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         try:
-            types = self.con.execute("SELECT type_name FROM duckdb_types() WHERE type_name = 'message_kind'")
-            if not types.fetchall():
-                self.con.execute(f"CREATE TYPE message_kind AS ENUM ({_KIND_ENUM})")
             self.con.execute(schema_sql())
+            ensure_kinds(self.con, KINDS)
             # The writer only appends Arrow it was handed: no files, no settings. This
             # makes its cursors safe to answer users' read-only queries during a run.
             self.con.execute("SET enable_external_access = false")
@@ -375,6 +407,13 @@ class LogWriter:
         """Run one statement on the writer's connection (moot's own statements only)."""
         try:
             self.con.execute(sql, params or [])
+        except duckdb.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def ensure_kinds(self, kinds: tuple[str, ...]) -> None:
+        """Make the message tables able to hold a run's kinds (see `ensure_kinds`)."""
+        try:
+            ensure_kinds(self.con, kinds)
         except duckdb.Error as exc:
             raise _translate(exc, self.path) from exc
 

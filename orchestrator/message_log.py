@@ -132,8 +132,10 @@ def const_column(value: str, n: int) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int8)), pa.array([value]))
 
 
-def messages_table(batch: MessageBatch, round: int, run_id: str, protocol: str) -> pa.Table:
-    """A round's delivered messages as an Arrow table shaped like the ``messages`` table."""
+def messages_table(
+    batch: MessageBatch, round: int, run_id: str, protocol: str, kinds: tuple[str, ...] = KINDS
+) -> pa.Table:
+    """A round's delivered messages (and actions, receiver NULL) shaped like the ``messages`` table."""
     n = len(batch)
 
     def strings(a: pa.Array | None) -> pa.Array:
@@ -146,10 +148,12 @@ def messages_table(batch: MessageBatch, round: int, run_id: str, protocol: str) 
             "round": pa.array(np.full(n, round, np.int32)),
             "sender": pa.array(batch.sender),
             "seq": pa.array(batch.seq),
-            "receiver": pa.array(batch.receiver),
+            "receiver": pa.array(batch.receiver, mask=batch.receiver < 0),
             "topic": strings(batch.topic),
             "protocol": const_column(protocol, n),
-            "kind": pa.DictionaryArray.from_arrays(pa.array(batch.kind.astype(np.int8)), _KIND_DICT),
+            "kind": pa.DictionaryArray.from_arrays(
+                pa.array(batch.kind), _KIND_DICT if kinds is KINDS else pa.array(list(kinds), pa.string())
+            ),
             "value": value,
             "text": strings(batch.text),
             "payload": strings(batch.payload),
@@ -165,9 +169,11 @@ def _distinct(ids: NDArray[np.int64]) -> int:
     return int(np.count_nonzero(np.bincount(ids - ids.min())))
 
 
-def aggregates_table(batch: MessageBatch, round: int, run_id: str) -> pa.Table:
+def aggregates_table(
+    batch: MessageBatch, round: int, run_id: str, kinds: tuple[str, ...] = KINDS
+) -> pa.Table:
     """Per kind: messages, distinct senders and receivers, and mean value (``message_aggregates``)."""
-    kinds = np.unique(batch.kind)
+    codes = np.unique(batch.kind)
     rows: dict[str, list[object]] = {
         "kind": [],
         "messages": [],
@@ -175,16 +181,18 @@ def aggregates_table(batch: MessageBatch, round: int, run_id: str) -> pa.Table:
         "receivers": [],
         "value_mean": [],
     }
-    for k in kinds:
-        sel = batch.kind == k
+    for k in codes:
+        sel = (batch.kind == k) & (batch.receiver >= 0)  # delivered messages, not actions
+        if not sel.any():
+            continue
         values = batch.value[sel]
         finite = values[~np.isnan(values)]
-        rows["kind"].append(KINDS[int(k)])
+        rows["kind"].append(kinds[int(k)])
         rows["messages"].append(int(sel.sum()))
         rows["senders"].append(_distinct(batch.sender[sel]))
         rows["receivers"].append(_distinct(batch.receiver[sel]))
         rows["value_mean"].append(float(finite.mean()) if len(finite) else None)
-    n = len(kinds)
+    n = len(rows["kind"])
     return pa.table(
         {
             "run_id": const_column(run_id, n),

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -21,7 +22,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from agents.batch import MessageBatch
 from orchestrator.errors import ClusterError, MootError
 from orchestrator.host import Host, HostSpec, HostStats
-from orchestrator.runtime import HostPlacement, Runtime
+from orchestrator.runtime import HostPlacement, Runtime, action_codes, actions_only
 
 __all__ = ["RayRuntime", "ensure_ray"]
 
@@ -129,6 +130,8 @@ class RayRuntime(Runtime):
         self.host_options = dict(host_options or {"num_cpus": 0})
         self.actors: list[Any] = []
         self._last: list[list[Any]] = []
+        self._world = False
+        self._codes = np.empty(0, np.uint8)
 
     def default_hosts(self) -> int:
         """One host per CPU of the cluster."""
@@ -158,6 +161,8 @@ class RayRuntime(Runtime):
             self.shutdown()
             self.prepare(hosts)
         spec_ref = ray.put(spec)
+        self._world = spec.router.world is not None
+        self._codes = action_codes(spec)
         placed = _get([a.setup.remote(h, spec_ref) for h, a in enumerate(self.actors)])
         empty = ray.put(MessageBatch.empty())
         self._last = [[empty] * hosts for _ in range(hosts)]
@@ -173,18 +178,38 @@ class RayRuntime(Runtime):
             return "SPREAD"
         return NodeAffinitySchedulingStrategy(nodes[h % len(nodes)], soft=False)
 
-    def step(self, round: int) -> tuple[list[HostStats], Callable[[], MessageBatch]]:
+    def step(self, round: int) -> tuple[list[HostStats], Callable[[], MessageBatch], dict[str, float]]:
         hosts = len(self.actors)
+        extra = 2 if self._world else 1
         refs = [
-            actor.step.options(num_returns=hosts + 1).remote(
+            actor.step.options(num_returns=hosts + extra).remote(
                 round, *(self._last[src][h] for src in range(hosts))
             )
             for h, actor in enumerate(self.actors)
         ]
+        self._last = [r[:hosts] for r in refs]
+        out_refs = [ref for r in refs for ref in r[:hosts]]
+        world: dict[str, float] = {}
+        world_refs: list[Any] = []
+        heard_refs: list[Any] = []
+        if self._world:
+            # Every host applies every host's actions to its replica; Ray hands over the
+            # refs, and each host runs apply(r) after its own step(r) and before step(r+1).
+            world_refs = [r[hosts] for r in refs]
+            applied = [a.apply.options(num_returns=2).remote(round, *world_refs) for a in self.actors]
+            heard_refs = [a[0] for a in applied]
         stats: list[HostStats] = _get([r[-1] for r in refs])
-        self._last = [r[:-1] for r in refs]
-        out_refs = [ref for r in refs for ref in r[:-1]]
-        return stats, lambda: MessageBatch.concat(_get(out_refs))
+        if self._world:
+            world = _get([applied[0][1]])[0]
+        codes = self._codes
+
+        def fetch() -> MessageBatch:
+            parts = _get(out_refs)
+            if world_refs:
+                parts += actions_only(_get(world_refs), codes) + _get(heard_refs)
+            return MessageBatch.concat(parts)
+
+        return stats, fetch, world
 
     def states(self, round: int) -> Callable[[], list[pa.Table]]:
         refs = [a.states.remote(round) for a in self.actors]

@@ -9,12 +9,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+import numpy as np
 import pyarrow as pa
+from numpy.typing import NDArray
 
 from agents.batch import MessageBatch
 from orchestrator.host import Host, HostSpec, HostStats
 
-__all__ = ["HostPlacement", "InProcessRuntime", "Runtime"]
+__all__ = ["HostPlacement", "InProcessRuntime", "Runtime", "action_codes", "actions_only"]
 
 HostPlacement = tuple[int, str]
 """(host index, node id) for each host."""
@@ -33,12 +35,13 @@ class Runtime(ABC):
         """Create the hosts and their shards; return where each host landed."""
 
     @abstractmethod
-    def step(self, round: int) -> tuple[list[HostStats], Callable[[], MessageBatch]]:
-        """Play one round on every host.
+    def step(self, round: int) -> tuple[list[HostStats], Callable[[], MessageBatch], dict[str, float]]:
+        """Play one round on every host (and, with a world, apply its actions everywhere).
 
         Returns:
-            Each host's statistics, and a function fetching all messages delivered
-            this round (called later, on the log writer's thread).
+            Each host's statistics; a function fetching every message delivered this
+            round and every action taken (called later, on the log writer's thread);
+            and the world's metrics after the round (empty without a world).
         """
 
     @abstractmethod
@@ -57,6 +60,15 @@ class Runtime(ABC):
         """Release the hosts."""
 
 
+def actions_only(batches: list[MessageBatch], action_codes: NDArray[np.uint8]) -> list[MessageBatch]:
+    """The actions among what hosts sent to the world (broadcasts are logged as delivered)."""
+    return [b.take(np.flatnonzero(np.isin(b.kind, action_codes))) for b in batches]
+
+
+def action_codes(spec: HostSpec) -> NDArray[np.uint8]:
+    return np.array([spec.kinds.index(k) for k in spec.action_kinds], np.uint8)
+
+
 class InProcessRuntime(Runtime):
     """Hosts as plain objects in this process, stepped one after another."""
 
@@ -65,21 +77,32 @@ class InProcessRuntime(Runtime):
     def __init__(self) -> None:
         self.hosts: list[Host] = []
         self._last: list[tuple[MessageBatch, ...]] = []
+        self._world = False
+        self._codes = np.empty(0, np.uint8)
 
     def start(self, spec: HostSpec) -> list[HostPlacement]:
         self.hosts = [Host(h, spec) for h in range(spec.hosts)]
+        self._world = spec.router.world is not None
+        self._codes = action_codes(spec)
         empty = MessageBatch.empty()
         self._last = [tuple(empty for _ in self.hosts) for _ in self.hosts]
         return [(h, "local") for h in range(len(self.hosts))]
 
-    def step(self, round: int) -> tuple[list[HostStats], Callable[[], MessageBatch]]:
+    def step(self, round: int) -> tuple[list[HostStats], Callable[[], MessageBatch], dict[str, float]]:
+        n = len(self.hosts)
         results = [
-            host.step(round, *(self._last[src][h] for src in range(len(self.hosts))))
-            for h, host in enumerate(self.hosts)
+            host.step(round, *(self._last[src][h] for src in range(n))) for h, host in enumerate(self.hosts)
         ]
-        self._last = [r[:-1] for r in results]
-        delivered = MessageBatch.concat([b for r in results for b in r[:-1]])
-        return [r[-1] for r in results], lambda: delivered
+        self._last = [r[:n] for r in results]
+        parts = [b for r in results for b in r[:n]]
+        world: dict[str, float] = {}
+        if self._world:
+            to_world = [r[n] for r in results]
+            applied = [host.apply(round, *to_world) for host in self.hosts]
+            world = applied[0][1]
+            parts += actions_only(to_world, self._codes) + [a[0] for a in applied]
+        delivered = MessageBatch.concat(parts)
+        return [r[-1] for r in results], lambda: delivered, world
 
     def states(self, round: int) -> Callable[[], list[pa.Table]]:
         tables = [h.states(round) for h in self.hosts]

@@ -1,26 +1,52 @@
 """The protocol interface: pure policy, no I/O.
 
-A `MessageProtocol` says who may talk to whom, how messages are routed, and when
-a run is done. `build` compiles it, once per run, into a `Router`: a small,
-picklable object of numpy arrays that every host holds and calls each round.
+A `MessageProtocol` says who may talk to whom, how messages are routed, what
+each agent observes, and when a run is done. `build` compiles it, once per run,
+into a `Router`: a small, picklable object of numpy arrays that every host holds
+and calls each round. A protocol with state (a grid, a feed, a debate) gives its
+router a `World` (see `protocols.world`), which every host replicates.
+
+A protocol also declares what its runs need beyond routing:
+
+- `kinds`: its own message kinds (the core kinds are always there), and which
+  of them are `action_kinds`: messages to the world, not to an agent;
+- `replies`: the pydantic reply models its agents may return;
+- `views()`: SQL views it ships into the log;
+- `default_population(n)`: what ``moot run --protocol NAME --agents N`` runs.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from agents.batch import MessageBatch
+from agents.message import KINDS
+from orchestrator.errors import AgentError, ConfigError
 from protocols.stop import StopRule
 
-__all__ = ["MessageProtocol", "Router"]
+if TYPE_CHECKING:
+    from agents.agent import Agent
+    from agents.population import Population
+    from agents.reply import Reply
+    from protocols.world import World
+
+__all__ = ["DirectRouter", "MessageProtocol", "Router"]
 
 
 class Router(ABC):
-    """Routes one host's outgoing messages each round. Must pickle; must be pure."""
+    """Routes one host's outgoing messages each round. Must pickle; must be pure.
+
+    Attributes:
+        world: The protocol's world in its initial state, or None. Each host
+            works on its own copy.
+    """
+
+    world: World | None = None
 
     @abstractmethod
     def route(self, outbox: MessageBatch, round: int, seed: int) -> MessageBatch:
@@ -28,7 +54,9 @@ class Router(ABC):
 
         Args:
             outbox: Messages from one host's agents, ordered by (sender, seq);
-                receiver -1 means "the protocol decides".
+                receiver -1 means "the protocol decides". With a world, only
+                messages addressed to an agent come here: broadcasts go to the
+                world (`World.deliver`), actions to `World.apply`.
             round: The round they are sent in.
             seed: The run's seed (draws must be counter-based on it).
 
@@ -42,7 +70,33 @@ class Router(ABC):
 
     def describe(self) -> dict[str, object]:
         """What the compiled protocol is (a graph's size and content hash), logged in ``runs.config``."""
-        return {}
+        return {} if self.world is None else {"world": self.world.describe()}
+
+
+class DirectRouter(Router):
+    """Delivers messages addressed to an agent, as they are; for protocols whose world routes the rest.
+
+    Args:
+        n: Number of agents.
+        world: The protocol's world.
+        protocol: The protocol's name, for error messages.
+    """
+
+    def __init__(self, n: int, world: World | None, protocol: str) -> None:
+        self.n = n
+        self.world = world
+        self.protocol = protocol
+
+    def route(self, outbox: MessageBatch, round: int, seed: int) -> MessageBatch:
+        bad = (outbox.receiver < 0) | (outbox.receiver >= self.n)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise AgentError(
+                f"Agent {outbox.sender[i]} sent a message to agent {outbox.receiver[i]} in round {round}, "
+                f"which does not exist (agents are 0..{self.n - 1}) under {self.protocol}; address an "
+                "existing agent or leave receiver=None."
+            )
+        return outbox
 
 
 class MessageProtocol(ABC):
@@ -55,6 +109,12 @@ class MessageProtocol(ABC):
     instructions: ClassVar[str] = ""
     default_field: ClassVar[str | None] = None
     """The numeric state field watched when the population has it and none is named."""
+    kinds: ClassVar[tuple[str, ...]] = ()
+    """Message kinds this protocol adds to the core ones (`agents.KINDS`)."""
+    action_kinds: ClassVar[tuple[str, ...]] = ()
+    """Kinds that are actions on the world (applied by `World.apply`, never delivered to agents)."""
+    replies: ClassVar[tuple[type[Reply], ...]] = ()
+    """The reply models agents may return from `act` (an LLM agent asks its model for one)."""
 
     @abstractmethod
     def build(self, n_agents: int, seed: int) -> Router:
@@ -71,6 +131,27 @@ class MessageProtocol(ABC):
     def field(self) -> str | None:
         """The numeric state field the user asked to watch, if any (see `default_field`)."""
         return None
+
+    def kind_table(self) -> tuple[str, ...]:
+        """The run's kinds: the core kinds, then this protocol's (a message's code indexes it)."""
+        extra = tuple(dict.fromkeys(k for k in (*self.kinds, *self.action_kinds) if k not in KINDS))
+        if len(KINDS) + len(extra) > 255:
+            raise ConfigError(
+                f"{self.name} declares {len(extra)} kinds; a run holds at most {255 - len(KINDS)}."
+            )
+        return KINDS + extra
+
+    def views(self) -> Mapping[str, str]:
+        """SQL views this protocol ships into the log: ``{name: SELECT ...}``."""
+        return {}
+
+    def default_population(self, n: int, agent: type[Agent] | None = None, **state: Any) -> Population:
+        """The population ``moot run --protocol NAME --agents n`` runs (``--agent`` picks the class,
+        ``-a field=value`` sets state). Protocols with built-in agents override it."""
+        raise ConfigError(
+            f"Protocol {self.name!r} has no built-in population; write a study script that builds one "
+            "with Population.of(...) and calls launch()."
+        )
 
     def describe(self) -> dict[str, object]:
         """The protocol's settings, as logged in the ``runs`` table."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,6 +17,9 @@ from protocols.topology import GraphSpec, Topology, graph_spec
 
 if TYPE_CHECKING:
     import networkx as nx
+
+    from agents.agent import Agent
+    from agents.population import Population
 
 __all__ = ["Gossip", "GossipRouter"]
 
@@ -201,6 +204,16 @@ class Gossip(MessageProtocol):
 
     def stop_rule(self, field: str | None) -> StopRule | None:
         return None if field is None else Consensus(field, self.tolerance)
+
+    def default_population(self, n: int, agent: type[Agent] | None = None, **state: Any) -> Population:
+        """`n` OpinionAgents (or `agent`s) with opinions uniform on [0, 1) unless `state` says."""
+        from agents.opinion import OpinionAgent
+        from agents.population import Population, Uniform
+
+        cls = agent or OpinionAgent
+        if "opinion" in cls.model_fields and "opinion" not in state:
+            state["opinion"] = Uniform(0.0, 1.0)
+        return Population.of(cls, n, **state)
 
     def describe(self) -> dict[str, object]:
         if isinstance(self.graph, GraphSpec):

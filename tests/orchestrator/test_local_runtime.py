@@ -11,7 +11,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from agents import OpinionAgent, Population, Uniform
+from agents import Agent, Message, OpinionAgent, Population, Uniform
 from orchestrator import AgentError, ConfigError, LogError, launch
 from protocols import Gossip, SmallWorld
 from tests.orchestrator.helpers import PEAK, Boom, Lost, PlainOpinion, Rude, Slow, messages_hash
@@ -142,7 +142,7 @@ def test_agent_returning_garbage_is_named_and_earlier_rounds_are_kept(log_path: 
     with pytest.raises(AgentError) as info:
         launch(pop, Gossip(SmallWorld(k=4, p=0.0)), rounds=5, seed=0, log=log_path, runtime="local")
     assert str(info.value) == (
-        "Agent 0 (Rude).act returned 'hello' (str) in round 2; return a Message, a list of Messages, or None."
+        "Agent 0 (Rude).act returned 'hello' (str) in round 2; return a Message, a reply of the protocol, a list of them, or None."
     )
     con = duckdb.connect(str(log_path), read_only=True)
     assert con.execute("SELECT count(*), max(round) FROM messages").fetchone() == (400, 1)
@@ -265,3 +265,23 @@ def test_act_batch_output_gets_unique_ids_and_checked_senders(log_path: Path) ->
         AgentError, match=r"Impostor.act_batch sent a message as agent 128, outside its block \(0..127\)"
     ):
         launch(Population.of(Impostor, 128), "gossip", rounds=2, log=log_path, runtime="local")
+
+
+class Typo(Agent):
+    def act(self, inbox, ctx):  # type: ignore[no-untyped-def]
+        return Message(kind="opnion", value=1.0)
+
+
+def test_a_kind_the_protocol_does_not_use_names_the_agent_and_the_kinds(log_path: Path) -> None:
+    with pytest.raises(AgentError) as info:
+        launch(
+            Population.of(OpinionAgent, 10) + Population.of(Typo, 3),
+            Gossip(),
+            rounds=2,
+            log=log_path,
+            runtime="local",
+        )
+    assert str(info.value) == (
+        "Agent 10 (Typo) sent a message of kind 'opnion' in round 0, which gossip does not use; its kinds are: "
+        "opinion, argument, vote, post, move, reply, signal."
+    )

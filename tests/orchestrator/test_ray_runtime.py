@@ -78,7 +78,7 @@ def test_agent_error_crosses_the_actor_boundary_intact(ray_cluster: object, tmp_
             hosts=2,
         )
     assert str(info.value) == (
-        "Agent 0 (Rude).act returned 'hello' (str) in round 2; return a Message, a list of Messages, or None."
+        "Agent 0 (Rude).act returned 'hello' (str) in round 2; return a Message, a reply of the protocol, a list of them, or None."
     )
     assert pickle.loads(pickle.dumps(info.value)).args == info.value.args
     con = duckdb.connect(str(tmp_path / "r.duckdb"), read_only=True)
