@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents.context import BatchContext, Context
 from agents.message import Message
+from agents.reply import Reply
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ActResult", "Agent"]
 
-ActResult = Message | Iterable[Message] | None
-"""What `act` may return: one message, several, or none."""
+ActResult = Message | Reply | Iterable[Message | Reply] | None
+"""What `act` may return: a message or a protocol's reply, several, or none."""
 
 
 class Agent(BaseModel):

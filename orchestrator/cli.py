@@ -264,7 +264,14 @@ def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = Non
     console.print(table)
     console.print(f"log: [bold]{summary['log']}[/] (run_id {summary['run_id']})")
     run_id = summary["run_id"]
-    query = f"SELECT round, mean, spread FROM consensus_by_round WHERE run_id = '{run_id}' ORDER BY round"
+    own = [k for k in (final or {}) if k not in _STANDARD and "." not in k]
+    if summary.get("final_spread") is None and own:
+        query = (
+            f"SELECT round, value AS {own[0]} FROM metrics WHERE run_id = '{run_id}' "
+            f"AND name = '{own[0]}' ORDER BY round"
+        )
+    else:
+        query = f"SELECT round, mean, spread FROM consensus_by_round WHERE run_id = '{run_id}' ORDER BY round"
     console.print(f'try: moot sql {summary["log"]} "{query}"', highlight=False, soft_wrap=True)
 
 

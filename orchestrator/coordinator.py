@@ -265,6 +265,7 @@ def run_rounds(
             t0 = time.perf_counter()
             stats, fetch, world = runtime.step(r)
             metrics, seen = combine_stats(stats, plan.fields, plan.primary)
+            metrics["messages"] += world.pop("heard", 0.0)  # messages the world delivered
             metrics.update(world)
             seen.update(world)
             metrics["seconds"] = time.perf_counter() - t0

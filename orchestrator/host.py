@@ -304,7 +304,8 @@ class Host:
         (they read them next round).
 
         Returns:
-            (messages the world delivered here, the world's metrics; host 0 only).
+            (messages the world delivered here, metrics: ``heard`` (how many of them), and on
+            host 0 the world's metrics and ``actions``).
         """
         if self.world is None:
             return MessageBatch.empty(), {}
@@ -313,11 +314,14 @@ class Host:
         try:
             self.world.apply(batch.take(np.flatnonzero(is_action)), round, self.kinds)
             self._heard = self.world.deliver(batch.take(np.flatnonzero(~is_action)), self.lo, self.hi, round)
-            metrics = self.world.metrics(round) if self.index == 0 else {}
+            metrics = dict(self.world.metrics(round)) if self.index == 0 else {}
         except MootError:
             raise
         except Exception as exc:
             raise ProtocolError(f"{type(self.world).__name__} raised {exc!r} in round {round}.") from exc
+        if self.index == 0:
+            metrics["actions"] = float(is_action.sum())
+        metrics["heard"] = float(len(self._heard))
         return self._heard, metrics
 
     def _inbox(self, batch: MessageBatch, round: int) -> Inbox:
@@ -472,7 +476,11 @@ class Host:
         codes: list[NDArray[np.int32]] = []
         values: list[NDArray[np.float64]] = []
         for block in self.blocks:
-            for name, col in self._numeric_state(block).items():
+            columns = dict(self._numeric_state(block))
+            if self.world is not None:
+                for name, col in self.world.state_columns(block.ids).items():
+                    columns.setdefault(name, col)
+            for name, col in columns.items():
                 if name not in names:
                     names.append(name)
                 agents.append(block.ids)

@@ -198,9 +198,11 @@ class RayRuntime(Runtime):
             world_refs = [r[hosts] for r in refs]
             applied = [a.apply.options(num_returns=2).remote(round, *world_refs) for a in self.actors]
             heard_refs = [a[0] for a in applied]
+            metric_refs = [a[1] for a in applied]
         stats: list[HostStats] = _get([r[-1] for r in refs])
         if self._world:
-            world = _get([applied[0][1]])[0]
+            per_host = _get(metric_refs)
+            world = {**per_host[0], "heard": sum(m["heard"] for m in per_host)}
         codes = self._codes
 
         def fetch() -> MessageBatch:

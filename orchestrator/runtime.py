@@ -99,7 +99,7 @@ class InProcessRuntime(Runtime):
         if self._world:
             to_world = [r[n] for r in results]
             applied = [host.apply(round, *to_world) for host in self.hosts]
-            world = applied[0][1]
+            world = {**applied[0][1], "heard": sum(a[1]["heard"] for a in applied)}
             parts += actions_only(to_world, self._codes) + [a[0] for a in applied]
         delivered = MessageBatch.concat(parts)
         return [r[-1] for r in results], lambda: delivered, world

@@ -86,6 +86,10 @@ class World(ABC):
         """
         return MessageBatch.empty()
 
+    def state_columns(self, ids: NDArray[np.int64]) -> Mapping[str, NDArray[np.float64]]:
+        """Per-agent world state logged in ``states`` beside the agents' own fields (a position)."""
+        return {}
+
     def metrics(self, round: int) -> dict[str, float]:
         """The world's metrics after round `round`'s actions (written to ``metrics``)."""
         return {}

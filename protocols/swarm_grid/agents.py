@@ -1,0 +1,181 @@
+"""The swarm grid's reply model and built-in, offline agents.
+
+`SwarmMove` is what an agent returns: an action and an optional message (an
+LLM agent asks its model for one). The heuristic agents are simple, sensible
+policies per task, plain `act` over `ctx.observation`; `VectorForager` and
+`VectorFlocker` do the same for a million agents at once over observation arrays.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from agents.agent import Agent
+from agents.batch import Inbox, MessageBatch
+from agents.context import BatchContext, Context
+from agents.message import Message
+from agents.reply import Reply
+from protocols.swarm_grid.physics import DIRS, STAY, SWITCH
+from protocols.swarm_grid.world import ACTIONS, CODE_AGENT, CODE_FOOD, CODE_NEST, GridView
+
+__all__ = [
+    "FlockHeuristic",
+    "ForageHeuristic",
+    "PursuitHeuristic",
+    "SwarmMove",
+    "SyncHeuristic",
+    "TransportHeuristic",
+    "VectorFlocker",
+    "VectorForager",
+]
+
+MESSAGE_LIMIT = 120
+
+
+class SwarmMove(Reply):
+    """One round's decision: an action, and optionally a message to the agents within view.
+
+    Attributes:
+        action: UP, DOWN, LEFT, RIGHT, STAY (SWITCH in the synchronization task).
+        message: Heard next round by every agent within view, anonymously; cut at
+            120 characters (then ``...``), as in SwarmBench.
+    """
+
+    action: Literal["UP", "DOWN", "LEFT", "RIGHT", "STAY", "SWITCH"]
+    message: str | None = None
+
+    def to_messages(self) -> list[Message]:
+        out = [Message(kind="move", value=float(ACTIONS.index(self.action)))]
+        text = (self.message or "").replace("\n", " ").strip()
+        if text:
+            if len(text) > MESSAGE_LIMIT:
+                text = text[:MESSAGE_LIMIT] + "..."
+            out.append(Message(kind="say", text=text))
+        return out
+
+
+def _toward(view: GridView, want: set[str], ctx: Context) -> str:
+    """A step toward the nearest cell of the view showing one of `want`, or a random step."""
+    half = len(view.cells) // 2
+    best: tuple[int, int, int] | None = None
+    for i, row in enumerate(view.cells):
+        for j, cell in enumerate(row):
+            if cell in want:
+                d = abs(i - half) + abs(j - half)
+                if best is None or d < best[0]:
+                    best = (d, i - half, j - half)
+    if best is None:
+        return ("UP", "DOWN", "LEFT", "RIGHT")[ctx.integers(4)]
+    _, dr, dc = best
+    if dr and (abs(dr) >= abs(dc) or not dc):
+        step = "DOWN" if dr > 0 else "UP"
+    else:
+        step = "RIGHT" if dc > 0 else "LEFT"
+    # Stuck against a wall: a random step now and then gets round it.
+    return step if ctx.uniform() > 0.2 else ("UP", "DOWN", "LEFT", "RIGHT")[ctx.integers(4)]
+
+
+class PursuitHeuristic(Agent):
+    """Closes in on the prey when it sees it; wanders otherwise."""
+
+    def act(self, inbox: list[Message], ctx: Context) -> SwarmMove:
+        return SwarmMove(action=_toward(ctx.observation, {"P"}, ctx))  # type: ignore[arg-type]
+
+
+class SyncHeuristic(Agent):
+    """A shared convention instead of talk: turn your light on in round 0, then switch every round."""
+
+    def act(self, inbox: list[Message], ctx: Context) -> SwarmMove:
+        view: GridView = ctx.observation
+        light_on = dict(view.fields).get("light_on", True)
+        if ctx.round == 0:
+            return SwarmMove(
+                action="STAY" if light_on else "SWITCH", message="all on now, then switch every round"
+            )
+        return SwarmMove(action="SWITCH")
+
+
+class ForageHeuristic(Agent):
+    """Goes for food it sees, and carries it to a nest it sees; wanders otherwise."""
+
+    def act(self, inbox: list[Message], ctx: Context) -> SwarmMove:
+        view: GridView = ctx.observation
+        carrying = dict(view.fields).get("carrying_food", False)
+        return SwarmMove(action=_toward(view, {"N"} if carrying else {"F"}, ctx))  # type: ignore[arg-type]
+
+
+class FlockHeuristic(Agent):
+    """Moves toward the agents it sees, so the swarm gathers."""
+
+    def act(self, inbox: list[Message], ctx: Context) -> SwarmMove:
+        view: GridView = ctx.observation
+        others = {c for row in view.cells for c in row if c.lstrip("$").isdigit()}
+        return SwarmMove(action=_toward(view, others, ctx))  # type: ignore[arg-type]
+
+
+class TransportHeuristic(Agent):
+    """Heads for the box and pushes it; a lone agent cannot move it."""
+
+    def act(self, inbox: list[Message], ctx: Context) -> SwarmMove:
+        view: GridView = ctx.observation
+        if view.escaped:
+            return SwarmMove(action="STAY")
+        return SwarmMove(action=_toward(view, {"B", "*"}, ctx), message=None)  # type: ignore[arg-type]
+
+
+def _step_toward(view: NDArray[np.uint8], target: NDArray[np.bool_], ctx: BatchContext) -> NDArray[np.int64]:
+    """Per agent, a direction toward the nearest target cell of its view, else a random one."""
+    n, k, _ = view.shape
+    half = k // 2
+    off = np.arange(k) - half
+    dist = np.abs(off)[:, None] + np.abs(off)[None, :]
+    score = np.where(target, dist[None, :, :], 10**6).reshape(n, -1)
+    best = score.argmin(axis=1)
+    seen = score[np.arange(n), best] < 10**6
+    dr, dc = best // k - half, best % k - half
+    vertical = (dr != 0) & ((np.abs(dr) >= np.abs(dc)) | (dc == 0))
+    toward = np.where(vertical, np.where(dr > 0, 1, 0), np.where(dc > 0, 3, 2))
+    wander = ctx.integers(4, draw=0)
+    jitter = ctx.uniform(draw=1) < 0.2
+    return np.where(seen & ~jitter, toward, wander)
+
+
+class VectorForager(Agent):
+    """`ForageHeuristic` for a million agents: one numpy pass over the block's views."""
+
+    vectorised: ClassVar[bool | None] = True
+
+    @classmethod
+    def act_batch(
+        cls, state: dict[str, NDArray[np.float64]], inbox: Inbox, ctx: BatchContext
+    ) -> MessageBatch:
+        seen = ctx.observation
+        view = seen["view"]
+        carrying = ~seen["alt"]
+        want = np.where(carrying[:, None, None], view == CODE_NEST, view == CODE_FOOD)
+        action = _step_toward(view, want, ctx)
+        action = np.where(seen["escaped"], STAY, action)
+        return ctx.broadcast("move", action.astype(np.float64))
+
+
+class VectorFlocker(Agent):
+    """`FlockHeuristic` for a million agents: step toward the agents in view."""
+
+    vectorised: ClassVar[bool | None] = True
+
+    @classmethod
+    def act_batch(
+        cls, state: dict[str, NDArray[np.float64]], inbox: Inbox, ctx: BatchContext
+    ) -> MessageBatch:
+        view = ctx.observation["view"]
+        k = view.shape[1]
+        others = view == CODE_AGENT
+        others[:, k // 2, k // 2] = False
+        action = _step_toward(view, others, ctx)
+        return ctx.broadcast("move", action.astype(np.float64))
+
+
+_ = (DIRS, SWITCH)
