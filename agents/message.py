@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["KINDS", "KIND_PATTERN", "Message", "MessageKind"]
+__all__ = ["KINDS", "KIND_PATTERN", "Message", "MessageKind", "explain"]
 
 MessageKind = Literal["opinion", "argument", "vote", "post", "move", "reply", "signal"]
 """The core message kinds, known to every run (a protocol may add its own)."""
@@ -66,13 +66,13 @@ class Message(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise ConfigError(_explain(exc)) from None
+            raise ConfigError(explain(exc, "Message", _SETTABLE)) from None
 
 
 _SETTABLE = ("kind", "value", "text", "payload", "receiver", "topic")
 
 
-def _explain(exc: ValidationError) -> str:
+def explain(exc: ValidationError, model: str, fields: tuple[str, ...]) -> str:
     """One line per problem, naming the field, the value and the fix (not pydantic's wall of text)."""
     lines = []
     for e in exc.errors():
@@ -84,9 +84,12 @@ def _explain(exc: ValidationError) -> str:
                 f"e.g. one of: {', '.join(KINDS)}"
             )
         elif e["type"] == "extra_forbidden":
-            lines.append(f"unknown field {field!r}; a Message has: {', '.join(_SETTABLE)}")
+            lines.append(f"unknown field {field!r}; a {model} has: {', '.join(fields)}")
         elif e["type"] == "missing":
-            lines.append(f"{field} is required, e.g. Message(kind='opinion', value=0.5)")
+            example = (
+                "e.g. Message(kind='opinion', value=0.5)" if model == "Message" else f"see {model}'s fields"
+            )
+            lines.append(f"{field} is required, {example}")
         else:
             lines.append(f"{field}={value!r}: {e['msg']}")
-    return "Invalid Message: " + "; ".join(lines) + "."
+    return f"Invalid {model}: " + "; ".join(lines) + "."

@@ -9,9 +9,12 @@ with `to_messages`.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
-from agents.message import Message
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agents.message import Message, explain
+from orchestrator.errors import ConfigError
 
 __all__ = ["Reply"]
 
@@ -27,6 +30,12 @@ class Reply(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(explain(exc, type(self).__name__, tuple(type(self).model_fields))) from None
 
     def to_messages(self) -> list[Message]:
         """The messages and actions this reply stands for."""

@@ -33,7 +33,6 @@ UP, DOWN, LEFT, RIGHT, STAY, SWITCH = 0, 1, 2, 3, 4, 5
 DIRS = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)], dtype=np.int64)
 PHASES = (UP, DOWN, LEFT, RIGHT)
 _OPPOSITE = {UP: DOWN, DOWN: UP, LEFT: RIGHT, RIGHT: LEFT}
-_WALL = -1
 
 
 def resolve_exact(
@@ -66,6 +65,7 @@ def resolve_exact(
                 occ[(int(r), int(c))] = b
         g = nx.DiGraph()
         g.add_nodes_from(range(len(cells)))
+        fixed = list(static)
         for b, cs in enumerate(cells):
             for r, c in cs:
                 t = (int(r + dr), int(c + dc))
@@ -73,11 +73,11 @@ def resolve_exact(
                 if other is not None and other != b:
                     g.add_edge(b, other)
                 elif other is None and 0 <= t[0] < h and 0 <= t[1] < w and blocked[t]:
-                    g.add_edge(b, _WALL)
+                    fixed[b] = True  # against a wall: it, and whatever pushes it, cannot move
         force = {
             b: 2 if intents[b] == d else -2 if intents[b] == _OPPOSITE[d] else 0 for b in range(len(cells))
         }
-        moving = _solve_phase(g, force, masses, static)
+        moving = _solve_phase(g, force, masses, fixed)
         for b in moving:
             if force[b] <= 0:
                 pushed = True
@@ -85,45 +85,90 @@ def resolve_exact(
     return cells, pushed
 
 
-def _solve_phase(g: nx.DiGraph, force: dict[int, int], masses: list[int], static: list[bool]) -> set[int]:
-    """The bodies that move in one phase: the largest feasible downstream-closed set."""
-    if _WALL not in g:
-        g.add_node(_WALL)
-    # Strongly connected bodies move together: merge them into one node.
-    cond = nx.condensation(g)
-    members = cond.graph["mapping"]
+def _solve_phase(g: nx.DiGraph, force: dict[int, int], masses: list[int], fixed_body: list[bool]) -> set[int]:
+    """The bodies that move in one phase: the largest feasible downstream-closed set.
+
+    The union of two feasible downstream-closed sets is feasible (the flows of
+    both, each kept on its own part, cover every member), so the largest set is
+    unique. A group of bodies in single file (agents in a row) is solved in
+    linear time; a group around a multi-cell body (the box) by enumerating its
+    pushers.
+    """
+    cond = nx.condensation(g)  # bodies in a cycle of contacts move together
     groups: dict[int, list[int]] = {}
-    for node, comp in members.items():
+    for node, comp in cond.graph["mapping"].items():
         groups.setdefault(comp, []).append(node)
     mass: dict[int, int] = {}
     push: dict[int, int] = {}
     fixed: dict[int, bool] = {}
     for comp, nodes in groups.items():
-        bodies = [n for n in nodes if n != _WALL]
-        f = sum(force[n] for n in bodies)
-        m = sum(masses[n] for n in bodies)
+        f = sum(force[n] for n in nodes)
+        m = sum(masses[n] for n in nodes)
         if f < 0:  # resisting: the force against the phase becomes mass
             m, f = m - f, 0
         mass[comp], push[comp] = m, f
-        fixed[comp] = _WALL in nodes or any(static[n] for n in bodies)
+        fixed[comp] = any(fixed_body[n] for n in nodes)
+    # Whatever pushes a fixed body is fixed too.
+    for comp in [c for c in cond if fixed[c]]:
+        for a in nx.ancestors(cond, comp):
+            fixed[a] = True
     moving: set[int] = set()
     for part in nx.weakly_connected_components(cond):
         pushers = sorted(c for c in part if push[c] > 0 and not fixed[c])
-        best: set[int] = set()
-        for size in range(len(pushers), 0, -1):
-            if len(best) >= len(part):
-                break
-            for chosen in combinations(pushers, size):
-                s = set(chosen)
-                for c in chosen:
-                    s |= nx.descendants(cond, c)
-                if len(s) <= len(best) or any(fixed[c] for c in s):
-                    continue
-                if _feasible(cond, s, push, mass):
-                    best = s
+        if not pushers:
+            continue
+        if all(cond.in_degree(c) <= 1 and cond.out_degree(c) <= 1 for c in part):
+            best = _solve_chain(cond, part, push, mass, fixed)
+        else:
+            best = _solve_by_enumeration(cond, part, pushers, push, mass, fixed)
         for comp in best:
-            moving.update(n for n in groups[comp] if n != _WALL)
+            moving.update(groups[comp])
     return moving
+
+
+def _solve_chain(
+    cond: nx.DiGraph, part: set[int], push: dict[int, int], mass: dict[int, int], fixed: dict[int, bool]
+) -> set[int]:
+    """Bodies in single file: the longest feasible tail (whose running surplus never goes negative)."""
+    head = next(c for c in part if cond.in_degree(c) == 0)
+    order = [head]
+    while cond.out_degree(order[-1]):
+        order.append(next(iter(cond.successors(order[-1]))))
+    for i, c in enumerate(order):
+        if push[c] <= 0 or fixed[c]:
+            continue
+        total, ok = 0, True
+        for x in order[i:]:
+            total += push[x] - mass[x]
+            if fixed[x] or total < 0:
+                ok = False
+                break
+        if ok:
+            return set(order[i:])
+    return set()
+
+
+def _solve_by_enumeration(
+    cond: nx.DiGraph,
+    part: set[int],
+    pushers: list[int],
+    push: dict[int, int],
+    mass: dict[int, int],
+    fixed: dict[int, bool],
+) -> set[int]:
+    best: set[int] = set()
+    for size in range(len(pushers), 0, -1):
+        if len(best) >= len(part):
+            break
+        for chosen in combinations(pushers, size):
+            s = set(chosen)
+            for c in chosen:
+                s |= nx.descendants(cond, c)
+            if len(s) <= len(best) or any(fixed[c] for c in s):
+                continue
+            if _feasible(cond, s, push, mass):
+                best = s
+    return best
 
 
 def _feasible(cond: nx.DiGraph, s: set[int], push: dict[int, int], mass: dict[int, int]) -> bool:

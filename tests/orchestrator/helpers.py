@@ -106,3 +106,18 @@ class BoundedConfidence(Agent):
         count = np.bincount(inbox.local, weights=near.astype(float), minlength=inbox.n)
         state["opinion"] = (total + op) / (count + 1.0)
         return MessageBatch.broadcast(ctx.ids, "opinion", state["opinion"])
+
+
+class ChattyForager(Agent):
+    """A forager that tells the agents in view where it saw food (exercises world delivery)."""
+
+    heard: int = 0
+
+    def act(self, inbox, ctx):  # type: ignore[no-untyped-def]
+        from protocols.swarm_grid import SwarmMove
+
+        self.heard += len(inbox)
+        view = ctx.observation
+        seen = any("F" in row for row in view.cells)
+        action = ("UP", "DOWN", "LEFT", "RIGHT", "STAY")[ctx.integers(5)]
+        return SwarmMove(action=action, message=f"food near {view.row},{view.col}" if seen else None)
