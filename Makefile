@@ -28,6 +28,7 @@ bench: $(STAMP)  ## benchmarks; each writes benchmarks/results/
 	$(BIN)/python benchmarks/fixed_cost.py
 	$(BIN)/python benchmarks/plain_draws.py
 	$(BIN)/python benchmarks/message_log.py
+	$(BIN)/python benchmarks/swarm_grid.py
 
 clean:
 	rm -rf $(VENV) demo.duckdb .pytest_cache .mypy_cache .ruff_cache

@@ -131,10 +131,10 @@ def _step_toward(view: NDArray[np.uint8], target: NDArray[np.bool_], ctx: BatchC
     n, k, _ = view.shape
     half = k // 2
     off = np.arange(k) - half
-    dist = np.abs(off)[:, None] + np.abs(off)[None, :]
-    score = np.where(target, dist[None, :, :], 10**6).reshape(n, -1)
-    best = score.argmin(axis=1)
-    seen = score[np.arange(n), best] < 10**6
+    closeness = (2 * k - np.abs(off)[:, None] - np.abs(off)[None, :]).astype(np.uint8).ravel()
+    key = target.reshape(n, k * k) * closeness  # uint8: the nearest target has the largest key
+    best = key.argmax(axis=1)
+    seen = key[np.arange(n), best] > 0
     dr, dc = best // k - half, best % k - half
     vertical = (dr != 0) & ((np.abs(dr) >= np.abs(dc)) | (dc == 0))
     toward = np.where(vertical, np.where(dr > 0, 1, 0), np.where(dc > 0, 3, 2))

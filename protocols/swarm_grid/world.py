@@ -229,16 +229,23 @@ class GridWorld(World):
         return g
 
     def observe_batch(self, ids: NDArray[np.int64], round: int) -> dict[str, NDArray[Any]]:
-        """Per agent: ``view`` (kxk cell codes, CODE_OUTSIDE off the map), ``pos``, ``alt``."""
-        half = self.view // 2
+        """Per agent: ``view`` (k x k cell codes, CODE_OUTSIDE off the map), ``pos``, ``alt``."""
+        k, half = self.view, self.view // 2
         padded = np.pad(self.codes(), half, constant_values=CODE_OUTSIDE)
         pos = self.pos[ids]
-        off = np.arange(self.view)
-        rows = (pos[:, 0, None] + off)[:, :, None]
-        cols = (pos[:, 1, None] + off)[:, None, :]
-        inside = ~self.escaped[ids]
-        view = padded[np.where(inside[:, None, None], rows, 0), np.where(inside[:, None, None], cols, 0)]
-        return {"view": view, "pos": pos, "alt": self.alt[ids], "escaped": self.escaped[ids]}
+        escaped = self.escaped[ids]
+        # k*k gathers of one cell per agent from the flat padded grid: cheaper than
+        # fancy-indexing a strided window view.
+        wp = padded.shape[1]
+        flat = padded.ravel()
+        corner = np.where(escaped, 0, pos[:, 0] * wp + pos[:, 1]).astype(np.intp)
+        view = np.empty((len(ids), k, k), np.uint8)
+        for i in range(k):
+            for j in range(k):
+                view[:, i, j] = flat[corner + (i * wp + j)]
+        if escaped.any():
+            view[escaped] = CODE_OUTSIDE
+        return {"view": view, "pos": pos, "alt": self.alt[ids], "escaped": escaped}
 
     # -- the round's update --
 
@@ -270,8 +277,9 @@ class GridWorld(World):
                 f"{self.task} task does not have; its actions are {allowed} (send "
                 "SwarmMove(action=...), or a move message whose value is one of these codes)."
             )
-        if len(np.unique(senders)) != len(senders):
-            dup = int(senders[np.flatnonzero(np.diff(np.sort(senders)) == 0)[0]])
+        same = np.diff(senders) == 0  # actions come in (sender, seq) order
+        if same.any():
+            dup = int(senders[np.flatnonzero(same)[0]])
             raise AgentError(
                 f"Agent {dup} took more than one move in round {round}; send one move per round."
             )
@@ -339,12 +347,13 @@ class GridWorld(World):
             self.done = bool(self.escaped.all())
 
     def _touches(self, kind: int) -> NDArray[np.bool_]:
-        hit = np.zeros(self.n, bool)
-        for dr, dc in DIRS:
-            r, c = self.pos[:, 0] + dr, self.pos[:, 1] + dc
-            inside = (r >= 0) & (r < self.h) & (c >= 0) & (c < self.w)
-            hit |= inside & (self.static[np.clip(r, 0, self.h - 1), np.clip(c, 0, self.w - 1)] == kind)
-        return hit & ~self.escaped
+        padded = np.pad(self.static == kind, 1)
+        r, c = self.pos[:, 0] + 1, self.pos[:, 1] + 1
+        inside = (r >= 1) & (r <= self.h) & (c >= 1) & (c <= self.w) & ~self.escaped
+        r, c = np.where(inside, r, 0), np.where(inside, c, 0)
+        hit: NDArray[np.bool_] = padded[r - 1, c] | padded[r + 1, c] | padded[r, c - 1] | padded[r, c + 1]
+        out: NDArray[np.bool_] = hit & inside
+        return out
 
     # -- pursuit --
 
