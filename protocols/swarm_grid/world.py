@@ -9,6 +9,7 @@ of the speaker (Chebyshev distance <= k // 2, positions after the moves).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,8 @@ class GridView(Observation):
     fields: tuple[tuple[str, Any], ...]
     task: str
     escaped: bool = False
+    past: tuple[str, ...] = ()
+    """Earlier views (newest first, up to 4), rendered as `view_text`: SwarmBench shows 5 steps."""
 
     def view_text(self) -> str:
         """The window exactly as SwarmBench renders it (global axis labels, width-4 cells)."""
@@ -82,7 +85,10 @@ class GridView(Observation):
         return (
             f"You are Agent Agent_{self.agent}, operating in a multi-agent environment.\n"
             f"Task description:\n{self.task}\n\nRound: {self.round}\n\n"
-            f"Your current vision (not the entire map):\n{self.view_text()}\n\n"
+            f"Your recent {1 + len(self.past)}-step vision (not the entire map):\n"
+            f"Current Step:\n{self.view_text()}\n"
+            + "".join(f"{k + 1} Steps Before:\n{text}\n" for k, text in enumerate(self.past))
+            + "\n"
             f"Your current observation:\n{fields}\n\n"
             "Symbols: numbers are agent ids (do not mistake column/row numbers for ids); Y is you; W wall; "
             "B pushable obstacle (needs force from at least 5 agents pushing the same way); . empty; "
@@ -149,6 +155,8 @@ class GridWorld(World):
         self.said: list[str] = []
         self.pushes = 0
         self.kept_pairs = 0
+        self.history: deque[tuple[NDArray[np.str_], NDArray[np.int64]]] = deque(maxlen=4)
+        self._seen: tuple[int, NDArray[np.str_]] | None = None
         self.shape = ring_target(self.n) if task == "flocking" else None
         self.d0 = self._formation_distance() if task == "flocking" else 0.0
         self.best = 0.0
@@ -190,9 +198,7 @@ class GridWorld(World):
             text = text.format(shape="\n".join(" ".join(row) for row in grid))
         return text
 
-    def observe(self, agent: int, round: int) -> GridView:
-        chars = self._chars()
-        r, c = (int(x) for x in self.pos[agent])
+    def _window(self, chars: NDArray[np.str_], r: int, c: int) -> tuple[tuple[str, ...], ...]:
         half = self.view // 2
         rows = []
         for i in range(r - half, r + half + 1):
@@ -205,15 +211,28 @@ class GridWorld(World):
                 else:
                     row.append("*")
             rows.append(tuple(row))
+        return tuple(rows)
+
+    def observe(self, agent: int, round: int) -> GridView:
+        if self._seen is None or self._seen[0] != round:
+            self._seen = (round, self._chars())  # one rendering of the grid per round
+        chars = self._seen[1]
+        r, c = (int(x) for x in self.pos[agent])
+        past = []
+        for old_chars, old_pos in reversed(self.history):
+            pr, pc = (int(x) for x in old_pos[agent])
+            view = GridView(agent, round, pr, pc, self._window(old_chars, pr, pc), (), "")
+            past.append(view.view_text())
         return GridView(
             agent,
             round,
             r,
             c,
-            tuple(rows),
+            self._window(chars, r, c),
             self._fields(agent),
             self._description(),
             bool(self.escaped[agent]),
+            tuple(past),
         )
 
     def codes(self) -> NDArray[np.uint8]:
@@ -250,6 +269,9 @@ class GridWorld(World):
     # -- the round's update --
 
     def apply(self, actions: MessageBatch, round: int, kinds: tuple[str, ...]) -> None:
+        if self.physics == "exact":  # SwarmBench's agents see their last 5 views (small worlds only)
+            self.history.append((self._chars(), self.pos.copy()))
+        self._seen = None
         intents = np.full(self.n, STAY, np.int64)
         moves = actions.kind == kinds.index("move")
         senders, values = actions.sender[moves], actions.value[moves]

@@ -204,3 +204,16 @@ def test_bad_actions_and_settings_are_clear_errors() -> None:
     with pytest.raises(ConfigError, match=r"only the exact physics pushes"):
         SwarmGrid("transport", physics="fast")
     assert layout("pursuit", 10, 10, 12, 42).prey == (8, 6)
+
+
+def test_an_agent_sees_its_last_five_views_newest_first() -> None:
+    w = world("pursuit")
+    first = w.observe(0, 0).view_text()
+    for r in range(5):
+        act(w, {0: "DOWN"}, r)
+    seen = w.observe(0, 5)
+    assert len(seen.past) == 4  # the current view and four before it, as SwarmBench shows
+    assert seen.past[-1] != first and "4 Steps Before:" in seen.render()
+    w2 = world("pursuit")
+    act(w2, {0: "DOWN"}, 0)
+    assert w2.observe(0, 1).past == (first,)
