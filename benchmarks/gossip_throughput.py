@@ -13,19 +13,19 @@ Ray process it started, sampled every 100 ms.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+from results_io import RESULTS, PeakRss
+
 CONFIGS = [  # (agents, path, rounds)
     (10_000, "vectorised", 50),
     (100_000, "vectorised", 30),
@@ -37,8 +37,6 @@ CONFIGS = [  # (agents, path, rounds)
 
 
 def one(agents: int, path: str, rounds: int) -> dict[str, object]:
-    import psutil
-
     from agents import OpinionAgent, Population, Uniform
     from orchestrator import launch
     from protocols import Gossip, SmallWorld
@@ -47,32 +45,18 @@ def one(agents: int, path: str, rounds: int) -> dict[str, object]:
         vectorised = False
 
     cls = OpinionAgent if path == "vectorised" else PlainOpinion
-    me = psutil.Process()
-    peak = [0]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            total = 0
-            for p in [me, *me.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    total += p.memory_info().rss
-            peak[0] = max(peak[0], total)
-            time.sleep(0.1)
-
-    threading.Thread(target=sample, daemon=True).start()
     log = Path(tempfile.mkdtemp()) / "bench.duckdb"
     t0 = time.perf_counter()
-    run = launch(
-        Population.of(cls, agents, opinion=Uniform()),
-        Gossip(SmallWorld(k=6, p=0.3), fanout=2, mode="push-pull", tolerance=0.0),
-        rounds=rounds,
-        seed=1,
-        log=log,
-        state_every=0,
-    )
+    with PeakRss() as peak:
+        run = launch(
+            Population.of(cls, agents, opinion=Uniform()),
+            Gossip(SmallWorld(k=6, p=0.3), fanout=2, mode="push-pull", tolerance=0.0),
+            rounds=rounds,
+            seed=1,
+            log=log,
+            state_every=0,
+        )
     wall = time.perf_counter() - t0
-    stop.set()
     rows = run.sql("SELECT count(*) AS n FROM messages").column("n")[0].as_py()
     assert rows == run.messages, (rows, run.messages)
     rounds_s = run.seconds - run.setup_seconds
@@ -87,7 +71,7 @@ def one(agents: int, path: str, rounds: int) -> dict[str, object]:
         "setup_s": round(run.setup_seconds, 2),
         "rounds_s": round(rounds_s, 2),
         "wall_s_incl_ray_start": round(wall, 2),
-        "peak_rss_gb": round(peak[0] / 2**30, 2),
+        "peak_rss_gb": peak.gb,
         "log_mb": round(log.stat().st_size / 2**20, 1),
     }
 

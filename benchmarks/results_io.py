@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,3 +29,41 @@ def write(name: str, data: dict[str, Any], title: str, header: list[str], rows: 
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{name}.md").write_text(text)
     return text
+
+
+class PeakRss:
+    """Samples the summed RSS of this process and every process it started (Ray's), every 100 ms.
+
+    Example:
+        >>> with PeakRss() as peak:
+        ...     run_something()
+        >>> peak.gb
+    """
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakRss:
+        import psutil
+
+        me = psutil.Process()
+
+        def sample() -> None:
+            while not self._stop.is_set():
+                total = 0
+                for p in [me, *me.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        total += p.memory_info().rss
+                self.peak = max(self.peak, total)
+                time.sleep(0.1)
+
+        threading.Thread(target=sample, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    @property
+    def gb(self) -> float:
+        return round(self.peak / 2**30, 2)

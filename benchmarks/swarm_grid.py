@@ -12,18 +12,15 @@ the summed RSS of the driver and every Ray process it started.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import today, write
+from results_io import PeakRss, today, write
 
 CONFIGS = [  # (agents, task, grid side, rounds)
     (12, "pursuit", 10, 100),
@@ -33,29 +30,13 @@ CONFIGS = [  # (agents, task, grid side, rounds)
 
 
 def one(agents: int, task: str, side: int, rounds: int) -> dict[str, object]:
-    import psutil
-
     from orchestrator import launch
     from protocols.swarm_grid import SwarmGrid
 
-    me = psutil.Process()
-    peak = [0]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            total = 0
-            for p in [me, *me.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    total += p.memory_info().rss
-            peak[0] = max(peak[0], total)
-            time.sleep(0.1)
-
-    threading.Thread(target=sample, daemon=True).start()
     proto = SwarmGrid(task, size=(side, side), max_round=rounds)  # type: ignore[arg-type]
     log = Path(tempfile.mkdtemp()) / "swarm.duckdb"
-    run = launch(proto.default_population(agents), proto, rounds=rounds, seed=1, log=log, state_every=0)
-    stop.set()
+    with PeakRss() as peak:
+        run = launch(proto.default_population(agents), proto, rounds=rounds, seed=1, log=log, state_every=0)
     rounds_s = run.seconds - run.setup_seconds
     moves = run.sql("SELECT count(*) AS n FROM messages WHERE kind = 'move'").column("n")[0].as_py()
     assert moves == agents * run.rounds, (moves, agents, run.rounds)
@@ -69,7 +50,7 @@ def one(agents: int, task: str, side: int, rounds: int) -> dict[str, object]:
         "setup_s": round(run.setup_seconds, 2),
         "rounds_s": round(rounds_s, 2),
         "score": run.final.get("score"),
-        "peak_rss_gb": round(peak[0] / 2**30, 2),
+        "peak_rss_gb": peak.gb,
     }
 
 

@@ -8,9 +8,7 @@ A third-party package adds a protocol by declaring, in its pyproject.toml::
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
-from orchestrator.errors import ConfigError
+from agents.registry import available_plugins, load_plugin
 from protocols.base import MessageProtocol
 
 __all__ = ["ENTRY_POINT_GROUP", "available_protocols", "get_protocol"]
@@ -20,7 +18,7 @@ ENTRY_POINT_GROUP = "moot.protocols"
 
 def available_protocols() -> list[str]:
     """Names of every installed protocol, sorted."""
-    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return available_plugins(ENTRY_POINT_GROUP)
 
 
 def get_protocol(name: str) -> type[MessageProtocol]:
@@ -29,14 +27,4 @@ def get_protocol(name: str) -> type[MessageProtocol]:
     Raises:
         ConfigError: No installed package registers that name.
     """
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            cls = ep.load()
-            if not (isinstance(cls, type) and issubclass(cls, MessageProtocol)):
-                raise ConfigError(
-                    f"Entry point {name!r} ({ep.value}) is not a MessageProtocol subclass; "
-                    "fix the package that registers it."
-                )
-            return cls
-    known = ", ".join(available_protocols()) or "(none)"
-    raise ConfigError(f"Unknown protocol {name!r}; known: {known}. Is its package installed?")
+    return load_plugin(ENTRY_POINT_GROUP, name, MessageProtocol, "protocol")  # type: ignore[type-abstract]
