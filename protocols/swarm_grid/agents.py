@@ -18,7 +18,7 @@ from agents.batch import Inbox, MessageBatch
 from agents.context import BatchContext, Context
 from agents.message import Message
 from agents.reply import Reply
-from protocols.swarm_grid.physics import DIRS, STAY, SWITCH
+from protocols.swarm_grid.physics import STAY
 from protocols.swarm_grid.world import ACTIONS, CODE_AGENT, CODE_FOOD, CODE_NEST, GridView
 
 __all__ = [
@@ -176,6 +176,3 @@ class VectorFlocker(Agent):
         others[:, k // 2, k // 2] = False
         action = _step_toward(view, others, ctx)
         return ctx.broadcast("move", action.astype(np.float64))
-
-
-_ = (DIRS, SWITCH)

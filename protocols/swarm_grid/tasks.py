@@ -7,7 +7,7 @@ wall, food, box and agent where SwarmBench puts them (Appendix A.3 is a test).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -86,7 +86,6 @@ class Layout:
     prey: tuple[int, int] | None = None
     box: NDArray[np.int64] | None = None
     variant: int = -1
-    notes: list[str] = field(default_factory=list)
 
 
 def _walled(h: int, w: int) -> NDArray[np.uint8]:

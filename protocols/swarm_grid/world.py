@@ -21,12 +21,8 @@ from orchestrator.errors import AgentError
 from protocols.swarm_grid.layout_rng import LayoutRng
 from protocols.swarm_grid.physics import (
     DIRS,
-    DOWN,
-    LEFT,
-    RIGHT,
     STAY,
     SWITCH,
-    UP,
     resolve_exact,
     resolve_fast,
 )
@@ -94,7 +90,7 @@ class GridView(Observation):
             "B pushable obstacle (needs force from at least 5 agents pushing the same way); . empty; "
             "* outside the map.\n"
             "Actions: UP, DOWN, LEFT, RIGHT, STAY"
-            + (", SWITCH" if ("light_on", True) in self.fields or ("light_on", False) in self.fields else "")
+            + (", SWITCH" if any(name == "light_on" for name, _ in self.fields) else "")
             + ". "
             "You weigh 1 and push with force 2; a body moves when the force on it is at least its "
             "weight; force passes through touching bodies; you cannot pull. Messages you send reach "
@@ -557,6 +553,3 @@ def _push_events(
         if (after[a] == before[b]).all() and (after[b] == before[b] + d).all():
             n += 1
     return n
-
-
-_ = (UP, DOWN, LEFT, RIGHT, WALL)  # re-exported names used by agents and tests
