@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.errors import MootError
+from orchestrator.errors import ConfigError, MootError
 
 app = typer.Typer(
     help="moot: societies of agents on Ray, every message logged to DuckDB.", no_args_is_help=True
@@ -43,7 +43,6 @@ def make_protocol(name: str, options: dict[str, Any]) -> Any:
 
     from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-    from orchestrator.errors import ConfigError
     from protocols import get_protocol
 
     cls = get_protocol(name)
@@ -196,7 +195,7 @@ def run(
     n = 10_000 if agents is None else agents
     try:
         if n < 1:
-            raise MootErrorForCli(f"--agents must be at least 1, got {n}; e.g. --agents 1000.")
+            raise ConfigError(f"--agents must be at least 1, got {n}; e.g. --agents 1000.")
         kwargs = dict(_parse_option(o) for o in option or [])
         if name == "gossip":
             kwargs.setdefault("mode", "push-pull")
@@ -228,10 +227,6 @@ def run(
         _fail(exc)
         return
     _print_summary(result.summary(), result.final)
-
-
-class MootErrorForCli(MootError):
-    """A mistake in the command line itself."""
 
 
 _STANDARD = {"agents", "messages", "seconds", "mean", "variance", "min", "max", "spread", "max_change"}

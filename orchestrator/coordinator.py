@@ -180,8 +180,9 @@ def run_rounds(
     run_id = plan.run_id
     started = time.perf_counter()
     config = dict(plan.config)
+    kinds = plan.protocol.kind_table()
     _check_new_run_id(writer, run_id)
-    writer.ensure_kinds(plan.protocol.kind_table())
+    writer.ensure_kinds(kinds)
     writer.execute(
         "INSERT INTO runs (run_id, started_at, seed, protocol, config, versions, n_agents, n_hosts, status, "
         "params, message_log, message_rate, message_every) "
@@ -248,7 +249,7 @@ def run_rounds(
             plan.protocol.instructions,
             plan.max_concurrency,
             track_change=plan.stop is not None and plan.stop.needs_change(),
-            kinds=plan.protocol.kind_table(),
+            kinds=kinds,
             action_kinds=plan.protocol.action_kinds,
             protocol=protocol_name,
         )
@@ -272,7 +273,7 @@ def run_rounds(
             total += int(metrics["messages"])
             done_rounds = r + 1
             final = metrics
-            writer.submit(_round_logger(plan, writer, r, fetch, metrics, protocol_name))
+            writer.submit(_round_logger(plan, writer, r, fetch, metrics, kinds))
             if control is not None:
                 control.round, control.metrics = r, metrics
             if progress is not None:
@@ -322,11 +323,10 @@ def _round_logger(
     r: int,
     fetch: Callable[[], MessageBatch],
     metrics: RoundMetrics,
-    protocol: str,
+    kinds: tuple[str, ...],
 ) -> Callable[[], None]:
     """The writer-thread job that logs round `r`: its messages (as the plan says) and metrics."""
-    run_id, mlog = plan.run_id, plan.messages
-    kinds = plan.protocol.kind_table()
+    run_id, mlog, protocol = plan.run_id, plan.messages, plan.protocol.name
 
     def job() -> None:
         if mlog.logs_round(r):

@@ -172,6 +172,11 @@ class HostSpec:
     def hosts(self) -> int:
         return len(self.bounds) - 1
 
+    @property
+    def action_codes(self) -> NDArray[np.uint8]:
+        """The codes of the action kinds in this run's kind table."""
+        return np.array([self.kinds.index(k) for k in self.action_kinds], np.uint8)
+
 
 def _canonical(out: MessageBatch, block: Block, round: int) -> MessageBatch:
     """An `act_batch` result in (sender, seq) order, with seq numbering each sender's messages."""
@@ -251,7 +256,7 @@ class Host:
         self.max_concurrency = spec.max_concurrency
         self.kinds = spec.kinds
         self.codes = {k: i for i, k in enumerate(spec.kinds)}
-        self.action_codes = np.array([self.codes[k] for k in spec.action_kinds], np.uint8)
+        self.action_codes = spec.action_codes
         self.protocol = spec.protocol
         # Each host works on its own replica of the world (in-process hosts share the spec).
         self.world: World | None = copy.deepcopy(spec.router.world)
@@ -275,9 +280,9 @@ class Host:
         if len(self._heard):
             received = _merge(received, self._heard)
         inbox = self._inbox(received, round - 1)
-        before = [self._numeric_state(b, copy=True) for b in self.blocks] if self.track_change else []
+        before = [self._numeric_state(b, snapshot=True) for b in self.blocks] if self.track_change else []
         outbox = MessageBatch.concat([self._act(block, inbox, round) for block in self.blocks])
-        to_world = None
+        to_world = MessageBatch.empty()
         if self.world is not None:
             for_world = np.isin(outbox.kind, self.action_codes) | (outbox.receiver < 0)
             if for_world.any():
@@ -295,7 +300,7 @@ class Host:
         stats = self._stats(len(delivered), change)
         if self.world is None:
             return (*self._split(delivered), stats)
-        return (*self._split(delivered), MessageBatch.empty() if to_world is None else to_world, stats)
+        return (*self._split(delivered), to_world, stats)
 
     def apply(self, round: int, *to_world: MessageBatch) -> tuple[MessageBatch, dict[str, float]]:
         """Apply round `round`'s actions (every host's, in host order) to this host's world replica.
@@ -459,9 +464,9 @@ class Host:
         return out
 
     @staticmethod
-    def _numeric_state(block: Block, copy: bool = False) -> dict[str, NDArray[np.float64]]:
+    def _numeric_state(block: Block, snapshot: bool = False) -> dict[str, NDArray[np.float64]]:
         if block.agents is None:
-            return {k: v.copy() for k, v in block.state.items()} if copy else block.state
+            return {k: v.copy() for k, v in block.state.items()} if snapshot else block.state
         cols: dict[str, NDArray[np.float64]] = {}
         for name in block.cls.state_fields():
             col = [getattr(a, name) for a in block.agents]

@@ -46,7 +46,12 @@ def params() -> dict[str, Any]:
     Example:
         >>> eps = orchestrator.params().get("eps", 0.2)
     """
-    raw = os.environ.get(_PARAMS)
+    return _env_json(_PARAMS)
+
+
+def _env_json(name: str) -> dict[str, Any]:
+    """A JSON object the `moot` command passed through environment variable `name`."""
+    raw = os.environ.get(name)
     return dict(json.loads(raw)) if raw else {}
 
 
@@ -64,7 +69,9 @@ class Run:
         hosts: Number of hosts.
     """
 
-    def __init__(self, run_id: str, log: Path, n_agents: int, hosts: int, control: RunControl) -> None:
+    def __init__(
+        self, run_id: str, log: Path, n_agents: int, hosts: int, control: RunControl, writer: LogWriter
+    ) -> None:
         self.run_id = run_id
         self.log = log
         self.n_agents = n_agents
@@ -73,7 +80,7 @@ class Run:
         self._result: RunResult | None = None
         self._error: BaseException | None = None
         self._done = threading.Event()
-        self._writer: LogWriter | None = None
+        self._writer: LogWriter | None = writer  # while the run holds the log
         self._lock = threading.Lock()  # the writer is closed under it, and live queries hold it
 
     # -- while it runs --
@@ -249,11 +256,6 @@ def _watched(
     return primary, fields
 
 
-def _cli_overrides() -> dict[str, Any]:
-    raw = os.environ.get(CLI_OVERRIDES)
-    return dict(json.loads(raw)) if raw else {}
-
-
 def _override(name: str, given: Any, overrides: Mapping[str, Any]) -> Any:
     if name not in overrides:
         return given
@@ -327,16 +329,14 @@ def launch(
         ...              Gossip(fanout=2), rounds=50, seed=7, log="run.duckdb")
         >>> run.sql("SELECT * FROM consensus_by_round").to_pandas()
     """
-    overrides = _cli_overrides()
+    overrides = _env_json(CLI_OVERRIDES)
     log = _override("log", str(log), overrides)
     seed = _override("seed", seed, overrides)
     rounds = _override("rounds", rounds, overrides)
     hosts = _override("hosts", hosts, overrides)
     state_every = _override("state_every", state_every, overrides)
-    if "messages" in overrides:
-        messages = _override("messages", str(messages), overrides)
-    if "stop" in overrides:
-        stop = overrides["stop"]
+    messages = _override("messages", messages, overrides)
+    stop = _override("stop", stop, overrides)
     pop = _population(population)
     proto = _protocol(protocol)
     if len(pop) == 0:
@@ -352,7 +352,7 @@ def launch(
     primary, fields = _watched(proto, pop, rule)
     if rule is None:
         rule = proto.stop_rule(primary)
-    user_params = {**_env_params(), **dict(params or {})}
+    user_params = {**_env_json(_PARAMS), **dict(params or {})}
     path = check_log_path(log)
     rt = _runtime(runtime or os.environ.get("MOOT_RUNTIME") or "ray", address, host_options)
     n_hosts = max(1, min(hosts or rt.default_hosts(), -(-len(pop) // CHUNK)))  # a host per chunk at most
@@ -393,8 +393,7 @@ def launch(
         rt.shutdown()
         raise
     control = RunControl()
-    handle = Run(rid, path, len(pop), n_hosts, control)
-    handle._writer = writer
+    handle = Run(rid, path, len(pop), n_hosts, control, writer)
     if progress is None:
         progress = wait and os.environ.get("MOOT_PROGRESS") == "1"  # set by `moot run script.py`
     if wait:
@@ -405,10 +404,6 @@ def launch(
     )
     thread.start()
     return handle
-
-
-def _env_params() -> dict[str, Any]:
-    return params()
 
 
 def _play(

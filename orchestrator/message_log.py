@@ -101,11 +101,6 @@ class MessageLog:
             raise ConfigError(f"Cannot read message log {spec!r}: {exc}; {hint}.") from None
         raise ConfigError(f"Unknown message log {spec!r}; {hint}.")
 
-    @property
-    def fetches(self) -> bool:
-        """Whether delivered messages must be fetched at all."""
-        return self.mode != "none"
-
     def logs_round(self, round: int) -> bool:
         """Whether any row for `round` is written."""
         return self.mode != "none" and round % self.period == 0

@@ -22,7 +22,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from agents.batch import MessageBatch
 from orchestrator.errors import ClusterError, MootError
 from orchestrator.host import Host, HostSpec, HostStats
-from orchestrator.runtime import HostPlacement, Runtime, action_codes, actions_only
+from orchestrator.runtime import HostPlacement, Runtime, actions_only, world_metrics
 
 __all__ = ["RayRuntime", "ensure_ray"]
 
@@ -162,7 +162,7 @@ class RayRuntime(Runtime):
             self.prepare(hosts)
         spec_ref = ray.put(spec)
         self._world = spec.router.world is not None
-        self._codes = action_codes(spec)
+        self._codes = spec.action_codes
         placed = _get([a.setup.remote(h, spec_ref) for h, a in enumerate(self.actors)])
         empty = ray.put(MessageBatch.empty())
         self._last = [[empty] * hosts for _ in range(hosts)]
@@ -201,8 +201,7 @@ class RayRuntime(Runtime):
             metric_refs = [a[1] for a in applied]
         stats: list[HostStats] = _get([r[-1] for r in refs])
         if self._world:
-            per_host = _get(metric_refs)
-            world = {**per_host[0], "heard": sum(m["heard"] for m in per_host)}
+            world = world_metrics(_get(metric_refs))
         codes = self._codes
 
         def fetch() -> MessageBatch:

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from agents.batch import MessageBatch
 from orchestrator.host import Host, HostSpec, HostStats
 
-__all__ = ["HostPlacement", "InProcessRuntime", "Runtime", "action_codes", "actions_only"]
+__all__ = ["HostPlacement", "InProcessRuntime", "Runtime", "actions_only", "world_metrics"]
 
 HostPlacement = tuple[int, str]
 """(host index, node id) for each host."""
@@ -65,8 +65,9 @@ def actions_only(batches: list[MessageBatch], action_codes: NDArray[np.uint8]) -
     return [b.take(np.flatnonzero(np.isin(b.kind, action_codes))) for b in batches]
 
 
-def action_codes(spec: HostSpec) -> NDArray[np.uint8]:
-    return np.array([spec.kinds.index(k) for k in spec.action_kinds], np.uint8)
+def world_metrics(per_host: list[dict[str, float]]) -> dict[str, float]:
+    """The world's metrics (host 0 reports them) and ``heard``, summed over the hosts."""
+    return {**per_host[0], "heard": sum(m["heard"] for m in per_host)}
 
 
 class InProcessRuntime(Runtime):
@@ -83,7 +84,7 @@ class InProcessRuntime(Runtime):
     def start(self, spec: HostSpec) -> list[HostPlacement]:
         self.hosts = [Host(h, spec) for h in range(spec.hosts)]
         self._world = spec.router.world is not None
-        self._codes = action_codes(spec)
+        self._codes = spec.action_codes
         empty = MessageBatch.empty()
         self._last = [tuple(empty for _ in self.hosts) for _ in self.hosts]
         return [(h, "local") for h in range(len(self.hosts))]
@@ -99,7 +100,7 @@ class InProcessRuntime(Runtime):
         if self._world:
             to_world = [r[n] for r in results]
             applied = [host.apply(round, *to_world) for host in self.hosts]
-            world = {**applied[0][1], "heard": sum(a[1]["heard"] for a in applied)}
+            world = world_metrics([a[1] for a in applied])
             parts += actions_only(to_world, self._codes) + [a[0] for a in applied]
         delivered = MessageBatch.concat(parts)
         return [r[-1] for r in results], lambda: delivered, world

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from agents.reply import Reply
     from protocols.world import World
 
-__all__ = ["DirectRouter", "MessageProtocol", "Router"]
+__all__ = ["DirectRouter", "MessageProtocol", "Router", "check_receivers"]
 
 
 class Router(ABC):
@@ -79,24 +79,31 @@ class DirectRouter(Router):
     Args:
         n: Number of agents.
         world: The protocol's world.
-        protocol: The protocol's name, for error messages.
     """
 
-    def __init__(self, n: int, world: World | None, protocol: str) -> None:
+    def __init__(self, n: int, world: World | None) -> None:
         self.n = n
         self.world = world
-        self.protocol = protocol
 
     def route(self, outbox: MessageBatch, round: int, seed: int) -> MessageBatch:
-        bad = (outbox.receiver < 0) | (outbox.receiver >= self.n)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise AgentError(
-                f"Agent {outbox.sender[i]} sent a message to agent {outbox.receiver[i]} in round {round}, "
-                f"which does not exist (agents are 0..{self.n - 1}) under {self.protocol}; address an "
-                "existing agent or leave receiver=None."
-            )
+        check_receivers(outbox.sender, outbox.receiver, self.n)
         return outbox
+
+
+def check_receivers(send: NDArray[np.int64], recv: NDArray[np.int64], n: int) -> None:
+    """Refuse messages addressed to agents that do not exist, naming the first one.
+
+    Raises:
+        AgentError: A receiver outside ``0..n-1``.
+    """
+    bad = (recv < 0) | (recv >= n)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise AgentError(
+            f"Agent {send[i]} sent a message to agent {recv[i]}, which does not exist "
+            f"(agents are 0..{n - 1}); address an existing agent or leave receiver=None "
+            "for the protocol to route."
+        )
 
 
 class MessageProtocol(ABC):

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from agents.batch import MessageBatch
 from agents.rng import counter_integers
 from orchestrator.errors import AgentError, ConfigError
-from protocols.base import MessageProtocol, Router
+from protocols.base import MessageProtocol, Router, check_receivers
 from protocols.stop import Consensus, StopRule
 from protocols.topology import GraphSpec, Topology, graph_spec
 
@@ -106,14 +106,7 @@ class GossipRouter(Router):
 
     @staticmethod
     def _check_direct(send: NDArray[np.int64], recv: NDArray[np.int64], topo: Topology) -> None:
-        bad = (recv < 0) | (recv >= topo.n)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise AgentError(
-                f"Agent {send[i]} sent a message to agent {recv[i]}, which does not exist "
-                f"(agents are 0..{topo.n - 1}); address an existing agent or leave receiver=None "
-                "for the protocol to route."
-            )
+        check_receivers(send, recv, topo.n)
         off = ~topo.has_edges(send, recv)
         if off.any():
             i = int(np.flatnonzero(off)[0])

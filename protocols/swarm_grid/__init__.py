@@ -134,7 +134,7 @@ class SwarmGrid(MessageProtocol):
             faithful_prey=self.faithful_prey,
             seed=seed,
         )
-        return DirectRouter(n_agents, world, self.name)
+        return DirectRouter(n_agents, world)
 
     def stop_rule(self, field: str | None) -> StopRule | None:
         """Transport ends when every agent has left the map, Flocking when the shape is formed."""

@@ -160,7 +160,10 @@ class GridWorld(World):
     # -- what agents see --
 
     def _chars(self) -> NDArray[np.str_]:
-        g: NDArray[np.str_] = np.vectorize(_CHARS.get, otypes=["<U4"])(self.static)
+        # Wide enough for "$" and any agent id (np.vectorize would size it to one character).
+        g: NDArray[np.str_] = np.empty(self.static.shape, dtype=f"<U{len(str(self.n)) + 1}")
+        for code, char in _CHARS.items():
+            g[self.static == code] = char
         if self.box is not None:
             inside = self._inside(self.box)
             g[self.box[inside, 0], self.box[inside, 1]] = "B"

@@ -98,8 +98,11 @@ def test_a_user_can_stop_a_running_run(log_path: Path) -> None:
         runtime="local",
         wait=False,
     )
-    while run.round < 2:
-        pass
+    import time
+
+    deadline = time.monotonic() + 60
+    while run.round < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
     run.stop("enough")
     assert run.wait(timeout=60).stop_reason == "enough" and run.rounds < 100_000
 

@@ -72,7 +72,7 @@ class TinyWorld(MessageProtocol):
         self.cells = cells
 
     def build(self, n_agents: int, seed: int) -> Router:
-        return DirectRouter(n_agents, Ring(n_agents, self.cells), self.name)
+        return DirectRouter(n_agents, Ring(n_agents, self.cells))
 
     def default_population(self, n: int, agent: type[Agent] | None = None, **state: Any) -> Population:
         return Population.of(agent or Walker, n, **state)
