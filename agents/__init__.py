@@ -11,9 +11,11 @@ Example:
 from agents.agent import ActResult, Agent
 from agents.batch import Inbox, MessageBatch
 from agents.context import BatchContext, Context
+from agents.llm import LLMAgent
 from agents.message import KINDS, Message, MessageKind
 from agents.opinion import OpinionAgent
 from agents.population import Normal, Population, Uniform
+from agents.reply import Reply
 
 __all__ = [
     "ActResult",
@@ -22,11 +24,13 @@ __all__ = [
     "Context",
     "Inbox",
     "KINDS",
+    "LLMAgent",
     "Message",
     "MessageBatch",
     "MessageKind",
     "Normal",
     "OpinionAgent",
     "Population",
+    "Reply",
     "Uniform",
 ]

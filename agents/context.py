@@ -16,6 +16,7 @@ from orchestrator.errors import ConfigError
 
 if TYPE_CHECKING:
     from agents.batch import MessageBatch
+    from agents.reply import Reply
 
 __all__ = ["BatchContext", "Context"]
 
@@ -41,6 +42,8 @@ class Context:
         neighbours: Ids of the agents this one may hear from / talk to.
         observation: Protocol-specific view (a grid patch, a feed); None if unused.
         instructions: What the protocol asks of agents, in words (for LLM agents).
+        replies: The protocol's reply models (an LLM agent asks its model for one).
+        llm: The run's LLM client (`agents.llm.LLMClient`), when the run has LLM agents.
     """
 
     round: int
@@ -49,6 +52,8 @@ class Context:
     neighbours: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
     observation: Any = None
     instructions: str = ""
+    replies: tuple[type[Reply], ...] = ()
+    llm: Any = None
 
     @cached_property
     def rng(self) -> np.random.Generator:

@@ -22,6 +22,7 @@ from orchestrator.errors import (
 
 if TYPE_CHECKING:
     from orchestrator.launcher import Run, launch, params
+    from orchestrator.llm import LLMConfig
     from orchestrator.log import open_log, query
     from orchestrator.message_log import MessageLog
 
@@ -29,6 +30,7 @@ __all__ = [
     "AgentError",
     "ClusterError",
     "ConfigError",
+    "LLMConfig",
     "LLMError",
     "LogError",
     "MessageLog",
@@ -43,6 +45,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "LLMConfig": "orchestrator.llm",
     "MessageLog": "orchestrator.message_log",
     "Run": "orchestrator.launcher",
     "launch": "orchestrator.launcher",

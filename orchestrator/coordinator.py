@@ -18,11 +18,14 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from agents.batch import MessageBatch
 from agents.population import Population
 from orchestrator.errors import ConfigError, MootError
 from orchestrator.host import ChunkStats, HostSpec, HostStats, shard_bounds
+from orchestrator.llm import LLMConfig, LLMSetup, ServiceHandle
+from orchestrator.llm.config import forwarded_env
 from orchestrator.log import LogWriter
 from orchestrator.message_log import MessageLog, aggregates_table, const_column, messages_table
 from orchestrator.runtime import Runtime
@@ -116,6 +119,8 @@ class RunPlan:
     messages: MessageLog
     params: Mapping[str, object]
     config: Mapping[str, object]
+    llm: LLMConfig | None = None
+    llm_cache: str | None = None
 
 
 class RunControl:
@@ -212,6 +217,8 @@ def run_rounds(
     setup = 0.0
     protocol_name = plan.protocol.name
 
+    service: ServiceHandle | None = None
+
     def event(kind: str, detail: str, round: int | None = None, host: int | None = None) -> None:
         writer.execute(
             "INSERT INTO events (run_id, ts, round, kind, host, detail) VALUES (?, ?, ?, ?, ?, ?)",
@@ -233,6 +240,14 @@ def run_rounds(
         bounds = shard_bounds(n, plan.hosts)
         router = plan.protocol.build(n, plan.seed)
         lap("build")
+        llm_setup = None
+        if plan.llm is not None:
+            cfg = plan.llm
+            service = runtime.llm_service(
+                rpm=cfg.rpm, tpm=cfg.tpm, window=cfg.window, budget=cfg.budget, cache=plan.llm_cache
+            )
+            extra = (cfg.api_key_env,) if cfg.api_key_env else ()
+            llm_setup = LLMSetup(cfg, service.link, forwarded_env(extra))
         compiled = router.describe()
         if compiled:
             proto_conf = config.get("protocol")
@@ -252,6 +267,8 @@ def run_rounds(
             kinds=kinds,
             action_kinds=plan.protocol.action_kinds,
             protocol=protocol_name,
+            replies=plan.protocol.replies,
+            llm=llm_setup,
         )
         placement = runtime.start(spec)
         lap("hosts")
@@ -270,6 +287,8 @@ def run_rounds(
             metrics.update(world)
             seen.update(world)
             metrics["seconds"] = time.perf_counter() - t0
+            if plan.llm is not None:
+                metrics.update(_log_llm(writer, run_id, r, stats))
             total += int(metrics["messages"])
             done_rounds = r + 1
             final = metrics
@@ -281,6 +300,10 @@ def run_rounds(
             stop = plan.stop.check(r, seen) if plan.stop is not None else None
             if stop is None and control is not None and control.stop_requested is not None:
                 stop = control.stop_requested
+            if stop is None and service is not None and plan.llm is not None and plan.llm.budget is not None:
+                spent = service.totals()["spent"]
+                if spent >= plan.llm.budget:
+                    stop = f"budget: ${spent:.4f} spent of ${plan.llm.budget:g}"
             if stop is not None:
                 reason = stop
                 break
@@ -306,6 +329,10 @@ def run_rounds(
         except MootError:
             pass
         raise
+    finally:
+        if service is not None:
+            with contextlib.suppress(Exception):
+                service.close()
     seconds = time.perf_counter() - started
     event("stopped", reason, round=done_rounds - 1)
     writer.execute(
@@ -349,6 +376,46 @@ def _round_logger(
         )
 
     return job
+
+
+def _log_llm(writer: LogWriter, run_id: str, round: int, stats: list[HostStats]) -> dict[str, float]:
+    """Log the round's LLM calls and events (on the writer thread); return the round's LLM metrics."""
+    calls = [s.llm_calls for s in stats if s.llm_calls is not None]
+    events = [(h, e) for h, s in enumerate(stats) for e in s.events]
+    table = (
+        pa.concat_tables(calls).sort_by([("agent", "ascending"), ("call", "ascending")]) if calls else None
+    )
+    stamp = _now()
+
+    def job() -> None:
+        if table is not None:
+            writer.append("llm_calls", table.append_column("run_id", const_column(run_id, table.num_rows)))
+        if not events:
+            return
+        writer.append(
+            "events",
+            pa.table(
+                {
+                    "run_id": const_column(run_id, len(events)),
+                    "ts": pa.array([stamp] * len(events), pa.timestamp("us", tz="UTC")),
+                    "round": pa.array([e[0] for _, e in events], pa.int32()),
+                    "kind": pa.array([e[1] for _, e in events], pa.string()),
+                    "host": pa.array([h for h, _ in events], pa.int32()),
+                    "detail": pa.array([e[2] for _, e in events], pa.string()),
+                }
+            ),
+        )
+
+    writer.submit(job)
+    if table is None:
+        return {"llm_calls": 0.0, "llm_errors": 0.0, "llm_tokens": 0.0, "llm_cost": 0.0}
+    tokens = pc.sum(pc.add(table["prompt_tokens"], table["completion_tokens"])).as_py() or 0
+    return {
+        "llm_calls": float(table.num_rows),
+        "llm_errors": float(table.num_rows - table["error_type"].null_count),
+        "llm_tokens": float(tokens),
+        "llm_cost": float(pc.sum(table["cost"]).as_py() or 0.0),
+    }
 
 
 def _log_states(writer: LogWriter, run_id: str, runtime: Runtime, round: int) -> None:

@@ -9,12 +9,13 @@ objects stepped one by one (async ones concurrently, bounded).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
+import threading
 from collections.abc import Awaitable, Coroutine, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +31,9 @@ from agents.reply import Reply
 from orchestrator.errors import AgentError, MootError, ProtocolError
 from protocols.base import Router
 from protocols.world import World
+
+if TYPE_CHECKING:
+    from orchestrator.llm.gateway import Gateway, LLMSetup
 
 __all__ = ["CHUNK", "ChunkStats", "Host", "HostSpec", "HostStats", "shard_bounds"]
 
@@ -87,11 +91,15 @@ class HostStats:
         fields: Per watched field (in `HostSpec.fields` order), its chunk statistics.
         max_change: Largest absolute change of any numeric state value this round
             (NaN when not tracked).
+        llm_calls: This round's `llm_calls` rows from this host (None without LLM calls).
+        events: Events for the ``events`` table: (round, kind, detail).
     """
 
     sent: int
     fields: tuple[ChunkStats, ...]
     max_change: float = float("nan")
+    llm_calls: pa.Table | None = None
+    events: tuple[tuple[int, str, str], ...] = field(default_factory=tuple)
 
 
 def _as_messages(result: Any, agent: Agent, round: int) -> list[Message]:
@@ -154,6 +162,8 @@ class HostSpec:
         kinds: The run's kind table (core kinds, then the protocol's).
         action_kinds: Kinds that are actions on the protocol's world.
         protocol: The protocol's name, for error messages.
+        replies: The protocol's reply models (handed to agents as ``ctx.replies``).
+        llm: How LLM agents reach their models (None: no LLM agents in the run).
     """
 
     population: Population
@@ -167,6 +177,8 @@ class HostSpec:
     kinds: tuple[str, ...] = KINDS
     action_kinds: tuple[str, ...] = ()
     protocol: str = ""
+    replies: tuple[type[Reply], ...] = ()
+    llm: LLMSetup | None = None
 
     @property
     def hosts(self) -> int:
@@ -210,7 +222,9 @@ def _merge(a: MessageBatch, b: MessageBatch) -> MessageBatch:
 
 # Module-level on purpose: a coroutine method would make Ray treat the host as an
 # async actor, whose methods run inside an event loop.
-async def _gather(calls: list[Awaitable[Any]], agents: list[Agent], round: int, bound: int) -> list[Any]:
+async def _gather(
+    calls: list[Awaitable[Any]], agents: list[Agent], round: int, bound: int, llm: Gateway | None = None
+) -> list[Any]:
     """Await agents' `act` coroutines, at most `bound` at a time, results in order."""
     gate = asyncio.Semaphore(bound)
 
@@ -223,17 +237,51 @@ async def _gather(calls: list[Awaitable[Any]], agents: list[Agent], round: int, 
                     f"Agent {agent.id} ({type(agent).__name__}).act raised {exc!r} in round {round}."
                 ) from exc
 
-    return list(await asyncio.gather(*(one(c, a) for c, a in zip(calls, agents))))
-
-
-def _run(coro: Coroutine[Any, Any, list[Any]]) -> list[Any]:
-    """Run `coro` to completion, on a private loop in a thread if one is already running here."""
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        return list(await asyncio.gather(*(one(c, a) for c, a in zip(calls, agents))))
+    finally:
+        if llm is not None:
+            await llm.flush()
+
+
+async def _settle_tasks() -> None:
+    """Close litellm's async clients and end the loop's leftover tasks (its logging worker)."""
+    import sys
+
+    litellm = sys.modules.get("litellm")
+    if litellm is not None and hasattr(litellm, "close_litellm_async_clients"):
+        with contextlib.suppress(Exception):
+            await litellm.close_litellm_async_clients()
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _Loop:
+    """One event loop per host, alive as long as the host, on a thread of its own.
+
+    Async agents of every round run on it, so clients bound to a loop (litellm's
+    HTTP clients) keep working from round to round, and it works the same whether
+    or not the caller already runs a loop (a notebook, an async Ray actor).
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="moot-host-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        if self.loop.is_running():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(_settle_tasks(), self.loop).result(timeout=10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=5)
+        if not self.loop.is_running():
+            self.loop.close()
 
 
 class Host:
@@ -258,6 +306,13 @@ class Host:
         self.codes = {k: i for i, k in enumerate(spec.kinds)}
         self.action_codes = spec.action_codes
         self.protocol = spec.protocol
+        self.replies = spec.replies
+        self.llm: Gateway | None = None
+        self._loop: _Loop | None = None
+        if spec.llm is not None:
+            from orchestrator.llm.gateway import Gateway
+
+            self.llm = Gateway(spec.llm, index, spec.hosts, spec.seed)
         # Each host works on its own replica of the world (in-process hosts share the spec).
         self.world: World | None = copy.deepcopy(spec.router.world)
         self._heard = MessageBatch.empty()  # what the world delivered here after the last round
@@ -298,6 +353,9 @@ class Host:
             ) from exc
         change = self._max_change(before) if self.track_change else float("nan")
         stats = self._stats(len(delivered), change)
+        if self.llm is not None:
+            calls, events = self.llm.drain()
+            stats = HostStats(stats.sent, stats.fields, stats.max_change, calls, tuple(events))
         if self.world is None:
             return (*self._split(delivered), stats)
         return (*self._split(delivered), to_world, stats)
@@ -399,6 +457,8 @@ class Host:
                 self.router.neighbours(a.id),
                 None if world is None else world.observe(a.id, round),
                 self.instructions,
+                self.replies,
+                self.llm,
             )
             for a in agents
         )
@@ -413,10 +473,24 @@ class Host:
         pending = [i for i, r in enumerate(results) if inspect.isawaitable(r)]
         if pending:
             calls, owners = [results[i] for i in pending], [agents[i] for i in pending]
-            done = _run(_gather(calls, owners, round, self.max_concurrency))
+            bound = max(self.max_concurrency, self.llm.in_flight) if self.llm else self.max_concurrency
+            done = self._run(_gather(calls, owners, round, bound, self.llm))
             for i, r in zip(pending, done):
                 results[i] = r
         return results
+
+    def _run(self, coro: Coroutine[Any, Any, list[Any]]) -> list[Any]:
+        if self._loop is None:
+            self._loop = _Loop()
+        result: list[Any] = self._loop.run(coro)
+        return result
+
+    def close(self) -> None:
+        """Stop the host's event loop (if it has one)."""
+        loop = getattr(self, "_loop", None)  # a Ray host may be closed before its setup
+        if loop is not None:
+            loop.close()
+            self._loop = None
 
     def _split(self, delivered: MessageBatch) -> list[MessageBatch]:
         hosts = len(self.bounds) - 1

@@ -14,11 +14,13 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from agents.agent import Agent
+from agents.llm import LLMAgent
 from agents.population import Population
 from orchestrator.coordinator import ProgressFn, RoundMetrics, RunControl, RunPlan, RunResult, run_rounds
 from orchestrator.errors import ConfigError
 from orchestrator.host import CHUNK
 from orchestrator.live import LiveServer, answer
+from orchestrator.llm import LLMConfig
 from orchestrator.log import LogWriter, check_log_path, query
 from orchestrator.message_log import MessageLog
 from orchestrator.runtime import InProcessRuntime, Runtime
@@ -285,6 +287,7 @@ def launch(
     stop: StopRule | StopFn | str | None = None,
     messages: MessageLog | str = "all",
     params: Mapping[str, Any] | None = None,
+    llm: LLMConfig | None = None,
     progress: ProgressFn | bool | None = None,
     wait: bool = True,
 ) -> Run:
@@ -314,6 +317,10 @@ def launch(
             ``"aggregate"``, ``"sample:0.01"``, ``"every:5"``, or a `MessageLog`.
         params: Your parameters and tags, logged in ``runs.params`` (merged with
             those of ``moot run -p``).
+        llm: How LLM agents reach their models: model override, endpoint, in-flight
+            bound, rate limits, timeout, retries, budget, cache (`LLMConfig`). Default
+            `LLMConfig()` when the population has LLM agents; ``moot run --model
+            ... --rpm ...`` overrides it.
         progress: A callback ``(round, metrics)``, True for a progress bar, or
             None: a bar when run by ``moot run script.py`` (``MOOT_PROGRESS=1``).
         wait: False returns at once with the run going on in the background:
@@ -338,6 +345,7 @@ def launch(
     messages = _override("messages", messages, overrides)
     stop = _override("stop", stop, overrides)
     pop = _population(population)
+    llm = _llm_config(llm, pop, overrides.get("llm"))
     proto = _protocol(protocol)
     if len(pop) == 0:
         raise ConfigError("The population is empty; add agents with Population.of(cls, n).")
@@ -371,6 +379,11 @@ def launch(
         "params": user_params,
         "classes": [c.__name__ for c in pop.classes],
     }
+    cache = None
+    if llm is not None:
+        config["llm"] = llm.describe()
+        cache_path = llm.cache_path(path)
+        cache = str(cache_path) if cache_path is not None else None
     plan = RunPlan(
         population=pop,
         protocol=proto,
@@ -386,6 +399,8 @@ def launch(
         messages=mlog,
         params=user_params,
         config=config,
+        llm=llm,
+        llm_cache=cache,
     )
     try:
         writer = LogWriter(path)
@@ -441,6 +456,24 @@ def _play(
             handle._writer = None
             writer.close()
         handle._done.set()
+
+
+def _llm_config(llm: LLMConfig | None, pop: Population, cli: Mapping[str, Any] | None) -> LLMConfig | None:
+    """The run's LLM settings: the script's, then the command line's on top (with a note)."""
+    if llm is not None and not isinstance(llm, LLMConfig):
+        raise ConfigError(f"llm must be an LLMConfig, got {type(llm).__name__}; e.g. llm=LLMConfig(rpm=500).")
+    if llm is None and not any(issubclass(c, LLMAgent) for c in pop.classes):
+        if cli:
+            print("moot: --model/--rpm/... ignored: this run has no LLM agents", file=sys.stderr)
+        return None
+    config = llm or LLMConfig()
+    if cli:
+        changed = {k: v for k, v in cli.items() if getattr(config, k, None) != v}
+        if changed and llm is not None:
+            shown = ", ".join(f"{k}={v!r}" for k, v in changed.items() if k != "prices")
+            print(f"moot: the command line sets the LLM's {shown} for this run", file=sys.stderr)
+        config = config.with_overrides(**cli)
+    return config
 
 
 def _serve_live(writer: LogWriter, path: Path) -> LiveServer | None:

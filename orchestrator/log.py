@@ -215,13 +215,23 @@ TABLES: tuple[Table, ...] = (
             _RUN_ID,
             ("round", "INTEGER", "Round of the call."),
             ("agent", "BIGINT", "Calling agent."),
-            ("model", "VARCHAR", "Model string."),
-            ("prompt_tokens", "INTEGER", "Prompt tokens."),
+            ("model", "VARCHAR", "Model string (as litellm takes it, e.g. openai/gpt-4o-mini)."),
+            ("prompt_tokens", "INTEGER", "Prompt tokens (as the provider reported them)."),
             ("completion_tokens", "INTEGER", "Completion tokens."),
-            ("cost", "DOUBLE", "Cost in dollars."),
-            ("latency_s", "DOUBLE", "Latency in seconds."),
-            ("cache_hit", "BOOLEAN", "Whether the reply came from the cache."),
-            ("error", "VARCHAR", "Error, if the call failed."),
+            ("cost", "DOUBLE", "Cost in dollars (0 for a cache hit; NULL when litellm has no price)."),
+            ("latency_s", "DOUBLE", "Seconds from asking to answer, waits for limits and retries included."),
+            ("cache_hit", "BOOLEAN", "Whether the reply came from the response cache (no provider called)."),
+            ("error", "VARCHAR", "What went wrong, in words; NULL when the answer was used."),
+            ("call", "INTEGER", "Index of the call among the agent's calls this round (re-asks count)."),
+            ("host", "INTEGER", "Host that made the call."),
+            ("attempts", "INTEGER", "HTTP attempts (retries after 429/5xx/timeouts included; 0: none made)."),
+            ("finish_reason", "VARCHAR", "The provider's finish reason (stop, length, ...)."),
+            (
+                "error_type",
+                "VARCHAR",
+                "timeout, rate_limited, server_error, connection, budget, invalid_json, schema, "
+                "truncated, ...; NULL when the answer was used.",
+            ),
         ),
     ),
     Table(
@@ -259,6 +269,29 @@ VIEWS: dict[str, tuple[str, str]] = {
     FROM runs r LEFT JOIN consensus_by_round c ON c.run_id = r.run_id AND c.round = r.rounds - 1""",
     ),
 }
+
+VIEWS["llm_cost_by_round"] = (
+    "Per run and round: LLM calls, errors, cache hits, tokens, dollars, and latency (mean, p50, p95).",
+    """SELECT run_id, round, count(*) AS calls,
+        count(*) FILTER (error_type IS NOT NULL) AS errors,
+        count(*) FILTER (cache_hit) AS cache_hits,
+        sum(attempts) - count(*) FILTER (attempts > 0) AS retries,
+        sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+        sum(cost) AS cost, sum(sum(cost)) OVER (PARTITION BY run_id ORDER BY round) AS cumulative_cost,
+        avg(latency_s) AS latency_mean, quantile_cont(latency_s, 0.5) AS latency_p50,
+        quantile_cont(latency_s, 0.95) AS latency_p95
+    FROM llm_calls GROUP BY run_id, round""",
+)
+VIEWS["llm_cost_by_model"] = (
+    "Per run and model: calls, errors, cache hits, tokens, dollars, and latency (mean, p50, p95).",
+    """SELECT run_id, model, count(*) AS calls,
+        count(*) FILTER (error_type IS NOT NULL) AS errors,
+        count(*) FILTER (cache_hit) AS cache_hits,
+        sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+        sum(cost) AS cost, avg(latency_s) AS latency_mean,
+        quantile_cont(latency_s, 0.5) AS latency_p50, quantile_cont(latency_s, 0.95) AS latency_p95
+    FROM llm_calls GROUP BY run_id, model""",
+)
 
 MACROS: dict[str, tuple[str, str]] = {
     "agreement_by_round(rid, fld, tol)": (

@@ -22,6 +22,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from agents.batch import MessageBatch
 from orchestrator.errors import ClusterError, MootError
 from orchestrator.host import Host, HostSpec, HostStats
+from orchestrator.llm import LLMService, ServiceHandle, ServiceLink
+from orchestrator.llm.service import Admission, Request, Settlement
 from orchestrator.runtime import HostPlacement, Runtime, actions_only, world_metrics
 
 __all__ = ["RayRuntime", "ensure_ray"]
@@ -37,6 +39,45 @@ class _HostActor(Host):
     def setup(self, index: int, spec: HostSpec) -> str:
         Host.__init__(self, index, spec)
         return str(ray.get_runtime_context().get_node_id())
+
+
+class _RayLink:
+    """A host's way to the run's `LLMService` actor (one call per batch of admissions)."""
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+
+    async def admit(self, requests: list[Request], settle: list[Settlement]) -> list[Admission]:
+        try:
+            answer: list[Admission] = await self.actor.admit.remote(requests, settle)
+        except ray.exceptions.RayError as exc:
+            raise _unwrap(exc) from exc
+        return answer
+
+
+class RayService:
+    """The run's `LLMService` in one small actor on the driver's node, shared by every host."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        here = ray.get_runtime_context().get_node_id()
+        self.actor: Any = (
+            ray.remote(LLMService)
+            .options(  # type: ignore[attr-defined]
+                num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)
+            )
+            .remote(**options)
+        )
+        self.link: ServiceLink = _RayLink(self.actor)
+
+    def totals(self) -> dict[str, float]:
+        result: dict[str, float] = _get([self.actor.totals.remote()])[0]
+        return result
+
+    def close(self) -> None:
+        try:
+            ray.get(self.actor.close.remote())
+        finally:
+            ray.kill(self.actor)
 
 
 def ensure_ray(address: str | None = None) -> bool:
@@ -136,6 +177,10 @@ class RayRuntime(Runtime):
     def default_hosts(self) -> int:
         """One host per CPU of the cluster."""
         return max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+
+    def llm_service(self, **options: Any) -> ServiceHandle:
+        """The run's `LLMService` in an actor on this (the driver's) node."""
+        return RayService(options)
 
     def _nodes(self) -> list[str]:
         alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -15,6 +16,7 @@ from numpy.typing import NDArray
 
 from agents.batch import MessageBatch
 from orchestrator.host import Host, HostSpec, HostStats
+from orchestrator.llm import LLMService, LocalService, ServiceHandle
 
 __all__ = ["HostPlacement", "InProcessRuntime", "Runtime", "actions_only", "world_metrics"]
 
@@ -55,6 +57,11 @@ class Runtime(ABC):
     def default_hosts(self) -> int:
         """How many hosts to use when the caller does not say."""
         return 1
+
+    def llm_service(self, **options: Any) -> ServiceHandle:
+        """Start the run's `LLMService` (`options` are its arguments): here, in this process;
+        the Ray runtime puts it in a small actor on the driver's node."""
+        return LocalService(LLMService(**options))
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Release the hosts."""
@@ -111,3 +118,7 @@ class InProcessRuntime(Runtime):
 
     def blocks(self) -> list[tuple[int, list[tuple[str, int, int]]]]:
         return [h.placement() for h in self.hosts]
+
+    def shutdown(self) -> None:
+        for h in self.hosts:
+            h.close()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from agents.batch import MessageBatch
+from agents.llm import LLMAgent
+from agents.message import Message
+from agents.reply import Reply
 from agents.rng import counter_integers
 from orchestrator.errors import AgentError, ConfigError
 from protocols.base import MessageProtocol, Router, check_receivers
@@ -21,7 +26,7 @@ if TYPE_CHECKING:
     from agents.agent import Agent
     from agents.population import Population
 
-__all__ = ["Gossip", "GossipRouter"]
+__all__ = ["Gossip", "GossipRouter", "LLMOpinionAgent", "OpinionReply"]
 
 GossipMode = Literal["push", "pull", "push-pull"]
 _PUSH_STREAM, _PULL_STREAM = 10, 11
@@ -122,6 +127,53 @@ class GossipRouter(Router):
         return {"topology": self.topology.describe()}
 
 
+_OWN = re.compile(r"^opinion: ([-+0-9.eE]+)", re.M)
+_HEARD = re.compile(r"^- agent \d+: opinion ([-+0-9.eE]+)", re.M)
+
+
+class OpinionReply(Reply):
+    """An opinion on the scale [0, 1] and the reason for it (what an LLM agent answers in gossip).
+
+    It becomes one ``opinion`` message (the value, with the reason as its text) and
+    sets the agent's ``opinion`` field.
+    """
+
+    opinion: float = Field(ge=0.0, le=1.0, description="0 = fully disagree, 1 = fully agree")
+    reason: str = Field("", max_length=400, description="One sentence on why")
+
+    def to_messages(self) -> list[Message]:
+        return [Message(kind="opinion", value=self.opinion, text=self.reason or None)]
+
+    def state(self) -> dict[str, Any]:
+        return {"opinion": self.opinion}
+
+    @classmethod
+    def simulate(cls, prompt: str, rng: np.random.Generator) -> dict[str, Any]:
+        """Stand-in play: move halfway toward the mean of the opinions heard, with a little noise."""
+        own = _OWN.search(prompt)
+        mine = float(own.group(1)) if own else float(rng.random())
+        heard = [float(x) for x in _HEARD.findall(prompt)]
+        if not heard:
+            return {"opinion": mine, "reason": "I heard nobody this round, so I keep my opinion."}
+        mean = float(np.mean(heard))
+        new = float(np.clip(mine + 0.5 * (mean - mine) + rng.normal(0.0, 0.01), 0.0, 1.0))
+        return {
+            "opinion": round(new, 4),
+            "reason": f"I moved toward the {len(heard)} opinion(s) I heard (mean {mean:.2f}).",
+        }
+
+
+class LLMOpinionAgent(LLMAgent):
+    """A gossip agent played by a language model: it holds an opinion in [0, 1] and answers
+    an `OpinionReply` each round (``moot/simulated``, an offline stand-in, by default)."""
+
+    persona: str = (
+        "You are a member of a community discussing a proposal. Your opinion is a number from 0 "
+        "(fully against) to 1 (fully for). You listen to your neighbours and may change your mind."
+    )
+    opinion: float = Field(0.5, ge=0.0, le=1.0)
+
+
 class Gossip(MessageProtocol):
     """Gossip on a graph: each round every message goes to some neighbours.
 
@@ -143,8 +195,12 @@ class Gossip(MessageProtocol):
     """
 
     name = "gossip"
-    instructions = "Share your current opinion with your neighbours."
+    instructions = (
+        "Each round you read the opinions your neighbours sent you last round, decide your own "
+        "opinion for this round, and share it with your neighbours."
+    )
     default_field = "opinion"
+    replies = (OpinionReply,)
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ policies per task, plain `act` over `ctx.observation`; `VectorForager` and
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +47,30 @@ class SwarmMove(Reply):
     action: Literal["UP", "DOWN", "LEFT", "RIGHT", "STAY", "SWITCH"]
     message: str | None = None
 
+    @classmethod
+    def simulate(cls, prompt: str, rng: np.random.Generator) -> dict[str, Any]:
+        """Stand-in play: step toward what the task seeks in the current view (prey, food, nest),
+        else a random step; say where it is heading now and then."""
+        cells = _current_view(prompt)
+        task = prompt.lower()
+        if "switch" in task and "light_on" in task:
+            return {"action": "SWITCH" if rng.random() < 0.5 else "STAY"}
+        if "carrying_food: true" in task:
+            want = {"N"}
+        elif "food" in task:
+            want = {"F"}
+        elif "prey" in task:
+            want = {"P"}
+        else:
+            want = set()
+        step = _seek(cells, want) if cells else None
+        if step is None or rng.random() < 0.15:
+            step = ("UP", "DOWN", "LEFT", "RIGHT")[int(rng.integers(4))]
+        out: dict[str, Any] = {"action": step}
+        if want and step and rng.random() < 0.3:
+            out["message"] = f"Heading {step.lower()}" + (" toward " + "/".join(sorted(want)) if want else "")
+        return out
+
     def to_messages(self) -> list[Message]:
         out = [Message(kind="move", value=float(ACTIONS.index(self.action)))]
         text = (self.message or "").replace("\n", " ").strip()
@@ -55,6 +79,37 @@ class SwarmMove(Reply):
                 text = text[:MESSAGE_LIMIT] + "..."
             out.append(Message(kind="say", text=text))
         return out
+
+
+def _current_view(prompt: str) -> list[list[str]]:
+    """The cells of the "Current Step" window in a rendered `GridView` prompt."""
+    lines = prompt.split("Current Step:\n", 1)[-1].splitlines()
+    rows = []
+    for line in lines[1:]:  # lines[0] holds the column labels
+        if not line[:3].strip().lstrip("-").isdigit():
+            break
+        body = line[5:]
+        rows.append([body[i : i + 4].strip() for i in range(0, len(body), 4)])
+    return rows
+
+
+def _seek(cells: list[list[str]], want: set[str]) -> str | None:
+    me = next(((i, j) for i, row in enumerate(cells) for j, c in enumerate(row) if c == "Y"), None)
+    if me is None:
+        return None
+    found = [
+        (abs(i - me[0]) + abs(j - me[1]), i, j)
+        for i, row in enumerate(cells)
+        for j, c in enumerate(row)
+        if c in want
+    ]
+    if not found:
+        return None
+    _, i, j = min(found)
+    dr, dc = i - me[0], j - me[1]
+    if dr and (abs(dr) >= abs(dc) or not dc):
+        return "DOWN" if dr > 0 else "UP"
+    return "RIGHT" if dc > 0 else "LEFT" if dc else "STAY"
 
 
 def _toward(view: GridView, want: set[str], ctx: Context) -> str:

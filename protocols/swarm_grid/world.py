@@ -10,8 +10,9 @@ of the speaker (Chebyshev distance <= k // 2, positions after the moves).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +29,9 @@ from protocols.swarm_grid.physics import (
 )
 from protocols.swarm_grid.tasks import DESCRIPTIONS, EMPTY, FOOD, NEST, WALL, Layout, hungarian, ring_target
 from protocols.world import Observation, World
+
+if TYPE_CHECKING:
+    from agents.message import Message
 
 __all__ = ["ACTIONS", "GridView", "GridWorld"]
 
@@ -65,6 +69,13 @@ class GridView(Observation):
     escaped: bool = False
     past: tuple[str, ...] = ()
     """Earlier views (newest first, up to 4), rendered as `view_text`: SwarmBench shows 5 steps."""
+
+    def render_inbox(self, messages: Sequence[Message]) -> str:
+        """What the agent heard, as SwarmBench shows it: the texts only, no sender."""
+        said = [m.text for m in messages if m.kind == "say" and m.text]
+        if not said:
+            return "Message you received: none."
+        return "Message you received:\n" + "\n".join(f'Message: "{t}"' for t in said)
 
     def view_text(self) -> str:
         """The window exactly as SwarmBench renders it (global axis labels, width-4 cells)."""

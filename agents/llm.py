@@ -1,0 +1,252 @@
+"""`LLMAgent`: an agent whose `act` asks a language model for the protocol's reply.
+
+It renders its persona, the protocol's instructions, what it observes, what it
+heard and its own recent replies into chat messages; asks the model for the
+protocol's reply model (a JSON schema); validates the answer; and, when the
+answer does not fit, asks again with the error shown, a bounded number of
+times. An answer that still does not fit is logged (``llm_calls.error`` and an
+``events`` row) and the agent does nothing that round; the run goes on.
+
+It never calls a provider itself: the host hands it a client as ``ctx.llm``
+(see `orchestrator.llm`), which applies the run's limits, retries, budget and cache.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar, Protocol
+
+from pydantic import Field, ValidationError
+
+from agents.agent import ActResult, Agent
+from agents.context import Context
+from agents.message import Message
+from agents.reply import Reply
+from orchestrator.errors import ConfigError, MootError
+
+__all__ = ["LLMAgent", "LLMClient", "parse_reply"]
+
+FEEDBACK_LIMIT = 400
+"""Characters of a bad answer and of its error shown back to the model."""
+
+
+class LLMClient(Protocol):
+    """What ``ctx.llm`` offers (implemented by `orchestrator.llm.Gateway`)."""
+
+    reply_attempts: int
+    """How many times an agent asks when an answer does not fit the reply model."""
+
+    async def complete(
+        self,
+        *,
+        agent: int,
+        round: int,
+        messages: list[dict[str, str]],
+        model: str,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> Any:
+        """Ask a model; returns a completion with ``text``, ``ok``, ``error_type``, ``error``."""
+        ...
+
+    def reject(self, completion: Any, error_type: str, error: str) -> None:
+        """Mark a completion whose answer could not be used."""
+        ...
+
+    def note(self, round: int, kind: str, detail: str) -> None:
+        """Record an event."""
+        ...
+
+
+def parse_reply(text: str, model: type[Reply]) -> Reply:
+    """The reply in a model's answer: a JSON object (code fences allowed) that fits `model`.
+
+    Raises:
+        ValueError: ``invalid_json: ...`` or ``schema: ...``, saying what is wrong.
+    """
+    body = text.strip()
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", body, re.S)
+    if fenced:
+        body = fenced.group(1).strip()
+    if not body.startswith("{"):
+        start, end = body.find("{"), body.rfind("}")
+        if start < 0 or end <= start:
+            raise ValueError(f"invalid_json: the answer holds no JSON object: {_clip(text)}")
+        body = body[start : end + 1]
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid_json: {exc.msg} at character {exc.pos}: {_clip(text)}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"schema: expected a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except (ValidationError, ConfigError) as exc:
+        errors = exc.errors() if isinstance(exc, ValidationError) else [{"msg": str(exc), "loc": ()}]
+        said = "; ".join(f"{'.'.join(map(str, e['loc'])) or model.__name__}: {e['msg']}" for e in errors)
+        raise ValueError(f"schema: {_clip(said)}") from None
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= FEEDBACK_LIMIT else text[:FEEDBACK_LIMIT] + f"... ({len(text)} chars)"
+
+
+class LLMAgent(Agent):
+    """An agent played by a language model, through litellm.
+
+    Subclass it to add state the protocol uses (an ``opinion``); a reply's
+    `Reply.state` sets the fields the agent has.
+
+    Example:
+        >>> class Voter(LLMAgent):
+        ...     opinion: float = 0.5
+        >>> pop = Population.of(Voter, 100, persona="You are a cautious voter.",
+        ...                     model="openai/gpt-4o-mini")
+
+    Attributes:
+        persona: The system prompt: who this agent is.
+        model: Any litellm model string (``openai/gpt-4o-mini``, ``hosted_vllm/...``,
+            ``ollama/llama3``, ``anthropic/...``); ``moot/simulated`` is an offline
+            stand-in, not a language model.
+        temperature: Sampling temperature.
+        max_tokens: Cap on the answer's length.
+        memory: How many of its own past rounds the agent is shown.
+        history: Its recent replies (kept by the agent; the last `memory` rounds).
+    """
+
+    persona: str = "You are an agent in a multi-agent study."
+    model: str = "moot/simulated"
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(300, ge=1)
+    memory: int = Field(3, ge=0)
+    history: list[str] = Field(default_factory=list)
+
+    own_fields: ClassVar[tuple[str, ...]] = (
+        "persona",
+        "model",
+        "temperature",
+        "max_tokens",
+        "memory",
+        "history",
+    )
+
+    async def act(self, inbox: list[Message], ctx: Context) -> ActResult:
+        client: LLMClient | None = ctx.llm
+        if client is None:
+            raise MootError(
+                f"{type(self).__name__} needs an LLM client in ctx.llm; run it with launch(...) (which "
+                "hands one to every host), not by calling act() directly."
+            )
+        reply_model = self.reply_model(ctx)
+        messages = self.render(inbox, ctx, reply_model)
+        fmt = {
+            "type": "json_schema",
+            "json_schema": {"name": reply_model.__name__, "schema": reply_model.model_json_schema()},
+        }
+        attempts = max(1, client.reply_attempts)
+        problem = ""
+        for _ in range(attempts):
+            done = await client.complete(
+                agent=self.id,
+                round=ctx.round,
+                messages=messages,
+                model=self.model,
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+                response_format=fmt,
+            )
+            if not done.ok:
+                client.note(ctx.round, "llm_call_failed", f"agent {self.id}: {done.error}")
+                return None
+            try:
+                reply = parse_reply(done.text, reply_model)
+            except ValueError as exc:
+                problem = str(exc)
+                kind = problem.split(":", 1)[0]
+                if done.finish_reason == "length":
+                    kind, problem = "truncated", f"truncated: the answer hit max_tokens; {problem}"
+                client.reject(done, kind, problem)
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": _clip(done.text)},
+                    {
+                        "role": "user",
+                        "content": f"That answer could not be used ({problem}). Answer again with only "
+                        f"a JSON object that fits the {reply_model.__name__} schema.",
+                    },
+                ]
+                continue
+            self._remember(ctx.round, reply)
+            return reply
+        client.note(
+            ctx.round,
+            "llm_reply_invalid",
+            f"agent {self.id} ({self.model}) gave no usable {reply_model.__name__} in {attempts} "
+            f"attempt(s); it does nothing this round. Last problem: {problem}",
+        )
+        return None
+
+    def reply_model(self, ctx: Context) -> type[Reply]:
+        """The reply this agent asks for: the protocol's first (override to choose another)."""
+        if not ctx.replies:
+            raise ConfigError(
+                f"{type(self).__name__} needs a protocol with reply models (swarm_grid, gossip, ...); "
+                "this protocol publishes none."
+            )
+        return ctx.replies[0]
+
+    def render(self, inbox: list[Message], ctx: Context, reply_model: type[Reply]) -> list[dict[str, str]]:
+        """The chat messages for this round: persona + instructions, then what it sees and heard."""
+        system = self.persona.strip()
+        if ctx.instructions:
+            system += "\n\n" + ctx.instructions.strip()
+        system += (
+            f"\n\nAnswer with one JSON object that fits this schema ({reply_model.__name__}):\n"
+            + json.dumps(reply_model.model_json_schema())
+        )
+        parts = [f"Round {ctx.round}. You are agent {self.id}."]
+        state = self.state_text()
+        if state:
+            parts.append("Your state:\n" + state)
+        if ctx.observation is not None:
+            render = getattr(ctx.observation, "render", None)
+            parts.append(render() if callable(render) else str(ctx.observation))
+        heard = getattr(ctx.observation, "render_inbox", None)  # a protocol's own way (anonymous, ...)
+        if callable(heard):
+            parts.append(heard(inbox))
+        elif inbox:
+            parts.append("Messages you received:\n" + "\n".join(_heard(m) for m in inbox))
+        else:
+            parts.append("Messages you received: none.")
+        if self.memory and self.history:
+            parts.append("Your previous replies:\n" + "\n".join(self.history[-self.memory :]))
+        return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+
+    def state_text(self) -> str:
+        """The agent's own state as shown to the model (fields a subclass adds)."""
+        names = [n for n in self.state_fields() if n not in self.own_fields]
+        return "\n".join(f"{n}: {_show(getattr(self, n))}" for n in names)
+
+    def _remember(self, round: int, reply: Reply) -> None:
+        for name, value in reply.state().items():
+            if name in type(self).model_fields and name not in self.own_fields:
+                setattr(self, name, value)
+        if self.memory:
+            self.history = [*self.history, f"round {round}: {reply.model_dump_json()}"][-self.memory :]
+
+
+def _show(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _heard(m: Message) -> str:
+    who = f"agent {m.sender}" if m.sender >= 0 else "the world"
+    said = [m.kind]
+    if m.value is not None:
+        said.append(_show(m.value))
+    if m.text:
+        said.append(f'"{m.text}"')
+    return f"- {who}: " + " ".join(said)

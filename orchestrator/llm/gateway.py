@@ -1,0 +1,457 @@
+"""The LLM client a host hands its agents: every call through `litellm.acompletion`.
+
+Around litellm, moot's own policy (reference/litellm.md sections 6 and 7):
+a bound on calls in flight, admission by the run's `LLMService` (cluster-wide
+rate limits, budget, cache), retries with back-off that honour Retry-After on
+429 and 503, a timeout per attempt, and one `llm_calls` row per call. litellm's
+own retries are off (``num_retries=0``, ``max_retries=0``), and it is imported
+lazily, once per process, with its network fetches turned off.
+
+Admission requests are batched: every call that wants to start in the same
+turn of the event loop goes to the service in one message, with the
+settlements of the calls that finished since.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from orchestrator.llm.config import OFFLINE_ENV, LLMConfig
+from orchestrator.llm.service import Admission, LLMService, Request, Settlement
+
+__all__ = ["CALL_COLUMNS", "Completion", "Gateway", "LLMSetup", "LocalLink", "ServiceLink", "cache_key"]
+
+_RETRYABLE = (
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "InternalServerError",
+    "BadGatewayError",
+    "Timeout",
+    "APIConnectionError",
+)
+_MAX_BACKOFF = 30.0
+
+
+class ServiceLink(Protocol):
+    """How a host reaches the run's `LLMService` (directly, or through a Ray actor)."""
+
+    async def admit(self, requests: list[Request], settle: list[Settlement]) -> list[Admission]:
+        """Settle finished calls and admit new ones (see `LLMService.admit`)."""
+        ...
+
+
+class LocalLink:
+    """The service in this process (the in-process runtime)."""
+
+    def __init__(self, service: LLMService) -> None:
+        self.service = service
+
+    async def admit(self, requests: list[Request], settle: list[Settlement]) -> list[Admission]:
+        return self.service.admit(requests, settle)
+
+
+@dataclass(frozen=True)
+class LLMSetup:
+    """What each host needs to call models: the settings, the service, the provider env.
+
+    Attributes:
+        config: The run's `LLMConfig`.
+        link: The run's service.
+        env: Provider keys and endpoints from the driver, set in the host's process
+            (never logged; hidden from repr).
+    """
+
+    config: LLMConfig
+    link: ServiceLink
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Completion:
+    """One call's outcome, as the agent sees it.
+
+    Attributes:
+        text: The model's answer ("" when the call failed).
+        error_type: None on success; else ``timeout``, ``rate_limited``, ``budget``,
+            ``provider``, ... (the agent adds ``invalid_json``/``schema`` when the
+            answer does not fit).
+        error: What went wrong, in words.
+        cached: Whether the answer came from the response cache.
+        row: Index of its `llm_calls` row within this host's round.
+    """
+
+    text: str
+    error_type: str | None = None
+    error: str | None = None
+    cached: bool = False
+    row: int = -1
+    finish_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
+
+
+CALL_COLUMNS: dict[str, pa.DataType] = {
+    "round": pa.int32(),
+    "agent": pa.int64(),
+    "call": pa.int32(),
+    "host": pa.int32(),
+    "model": pa.string(),
+    "prompt_tokens": pa.int32(),
+    "completion_tokens": pa.int32(),
+    "cost": pa.float64(),
+    "latency_s": pa.float64(),
+    "cache_hit": pa.bool_(),
+    "attempts": pa.int32(),
+    "finish_reason": pa.string(),
+    "error_type": pa.string(),
+    "error": pa.string(),
+}
+"""The columns of an `llm_calls` row as hosts report them (the log adds ``run_id``)."""
+
+
+def cache_key(
+    model: str, messages: list[dict[str, str]], params: dict[str, Any], agent: int, round: int
+) -> str:
+    """The cache key of a call: model, messages, parameters (temperature, seed, reply schema,
+    max tokens), agent and round."""
+    blob = json.dumps([model, messages, params, agent, round], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def call_seed(seed: int, agent: int, round: int) -> int:
+    """The `seed` sent with a call, from the run's seed, the agent and the round."""
+    digest = hashlib.sha256(f"{seed}|{agent}|{round}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+_litellm: Any = None
+
+
+def _import_litellm(env: dict[str, str]) -> Any:
+    """Import litellm once per process, offline-safe and quiet; register moot's offline models."""
+    global _litellm
+    if _litellm is not None:
+        return _litellm
+    for k, v in OFFLINE_ENV.items():
+        os.environ.setdefault(k, v)
+    for k, v in env.items():
+        os.environ.setdefault(k, v)
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.disable_hf_tokenizer_download = True
+    litellm.turn_off_message_logging = True
+    litellm.telemetry = False
+    from orchestrator.llm.offline import register
+
+    register()
+    _litellm = litellm
+    return litellm
+
+
+class Gateway:
+    """One host's LLM client (``ctx.llm``); see the module docstring.
+
+    Args:
+        setup: The run's LLM set-up.
+        host: This host's index (logged with each call).
+        hosts: How many hosts share the run's in-flight bound.
+        seed: The run's seed.
+    """
+
+    def __init__(self, setup: LLMSetup, host: int, hosts: int, seed: int) -> None:
+        self.config = setup.config
+        self.link = setup.link
+        self.env = setup.env
+        self.host = host
+        self.seed = seed
+        self.in_flight = self.config.per_host_in_flight(hosts)
+        self.reply_attempts = self.config.reply_attempts
+        self._gate: asyncio.Semaphore | None = None
+        self._pending: list[tuple[str | None, int, asyncio.Future[Admission]]] = []
+        self._settle: list[Settlement] = []
+        self._pumping = False
+        self._calls: dict[tuple[int, int], int] = {}
+        self._rows: dict[str, list[Any]] = {k: [] for k in CALL_COLUMNS}
+        self.events: list[tuple[int, str, str]] = []
+        self._unpriced: set[str] = set()
+        self._priced = False
+        self.sleep: Callable[[float], Any] = asyncio.sleep
+
+    # -- what agents call ------------------------------------------------------------------
+
+    async def complete(
+        self,
+        *,
+        agent: int,
+        round: int,
+        messages: list[dict[str, str]],
+        model: str,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> Completion:
+        """Ask `model` for a chat completion; never raises for provider failures.
+
+        Returns:
+            A `Completion`: the text, or the error that ended the call (also logged).
+        """
+        litellm = _import_litellm(self.env)
+        self._register_prices(litellm)
+        model = self.config.model or model
+        params: dict[str, Any] = {
+            "temperature": temperature,
+            "seed": call_seed(self.seed, agent, round),
+        }
+        if max_tokens is not None:
+            params["max_tokens"] = max_tokens
+        if response_format is not None:
+            params["response_format"] = response_format
+        key = cache_key(model, messages, params, agent, round)
+        estimate = sum(len(m.get("content") or "") for m in messages) // 4 + (max_tokens or 256)
+        call = self._calls.get((agent, round), 0)
+        self._calls[(agent, round)] = call + 1
+        row = dict.fromkeys(CALL_COLUMNS)
+        row.update(round=round, agent=agent, call=call, host=self.host, model=model, attempts=0)
+        started = time.perf_counter()
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.in_flight)
+        async with self._gate:
+            out = await self._call(litellm, model, messages, params, key, estimate, row)
+        row["latency_s"] = time.perf_counter() - started
+        out.row = self._add_row(row)
+        return out
+
+    def reject(self, completion: Completion, error_type: str, error: str) -> None:
+        """Mark a call whose answer the agent could not use (its row gets the error)."""
+        if 0 <= completion.row < len(self._rows["error_type"]):
+            self._rows["error_type"][completion.row] = error_type
+            self._rows["error"][completion.row] = error[:500]
+
+    def note(self, round: int, kind: str, detail: str) -> None:
+        """Record an event (an agent that gave up this round), for the ``events`` table."""
+        self.events.append((round, kind, detail[:1000]))
+
+    # -- what the host calls ------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Send the settlements still held (end of the host's round)."""
+        if self._settle:
+            done, self._settle = self._settle, []
+            await self.link.admit([], done)
+
+    def drain(self) -> tuple[pa.Table | None, list[tuple[int, str, str]]]:
+        """This round's `llm_calls` rows (sorted by agent and call) and events; then forget them."""
+        rows, events = self._rows, self.events
+        self._rows = {k: [] for k in CALL_COLUMNS}
+        self.events = []
+        self._calls = {}
+        if not rows["round"]:
+            return None, events
+        table = pa.table({k: pa.array(v, t) for (k, t), v in zip(CALL_COLUMNS.items(), rows.values())})
+        return table.sort_by([("round", "ascending"), ("agent", "ascending"), ("call", "ascending")]), events
+
+    # -- inside ------------------------------------------------------------------
+
+    def _add_row(self, row: dict[str, Any]) -> int:
+        for k, v in row.items():
+            self._rows[k].append(v)
+        return len(self._rows["round"]) - 1
+
+    async def _admit(self, key: str | None, tokens: int) -> Admission:
+        fut: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
+        self._pending.append((key, tokens, fut))
+        if not self._pumping:
+            self._pumping = True
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._pump()))
+        return await fut
+
+    async def _pump(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                done, self._settle = self._settle, []
+                try:
+                    answers = await self.link.admit([(k, t) for k, t, _ in batch], done)
+                except Exception as exc:
+                    for _, _, fut in batch:
+                        fut.set_exception(exc)
+                    continue
+                for (_, _, fut), ans in zip(batch, answers):
+                    fut.set_result(ans)
+        finally:
+            self._pumping = False
+
+    async def _call(
+        self,
+        litellm: Any,
+        model: str,
+        messages: list[dict[str, str]],
+        params: dict[str, Any],
+        key: str,
+        estimate: int,
+        row: dict[str, Any],
+    ) -> Completion:
+        cfg = self.config
+        admission = await self._admit(key if cfg.cache != "" else None, estimate)
+        if admission.verdict == "hit" and admission.cached is not None:
+            c = admission.cached
+            row.update(
+                prompt_tokens=c["prompt_tokens"],
+                completion_tokens=c["completion_tokens"],
+                cost=0.0,
+                cache_hit=True,
+                finish_reason=c.get("finish_reason"),
+            )
+            return Completion(c["text"], cached=True, finish_reason=c.get("finish_reason"))
+        row["cache_hit"] = False
+        extra: dict[str, Any] = {}
+        if cfg.api_base:
+            extra["api_base"] = cfg.api_base
+        if cfg.api_key_env and os.environ.get(cfg.api_key_env):
+            extra["api_key"] = os.environ[cfg.api_key_env]
+        attempt = 0
+        while True:
+            if admission.verdict == "budget":
+                return self._failed(row, "budget", f"the budget of ${cfg.budget} is spent; no call made")
+            if admission.delay > 0:
+                await self.sleep(admission.delay)
+            attempt += 1
+            row["attempts"] = attempt
+            try:
+                resp = await asyncio.wait_for(
+                    litellm.acompletion(
+                        model=model,
+                        messages=messages,
+                        timeout=cfg.timeout,
+                        num_retries=0,
+                        max_retries=0,
+                        **params,
+                        **extra,
+                    ),
+                    cfg.timeout + 5.0,  # litellm's own timeout should fire first
+                )
+            except (asyncio.TimeoutError, Exception) as exc:
+                kind = "Timeout" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
+                self._settle.append(Settlement(admission.ticket, 0, 0.0))
+                if model.startswith("moot/"):  # an offline model's failure is a bug, not weather
+                    return self._failed(row, "offline_model", _describe(exc, kind))
+                if kind not in _RETRYABLE or attempt >= cfg.max_attempts:
+                    return self._failed(row, _error_type(kind), _describe(exc, kind))
+                wait = _retry_after(exc)
+                if wait is None:
+                    wait = random.Random(f"{key}|{attempt}").uniform(
+                        0, min(_MAX_BACKOFF, cfg.backoff * 2**attempt)
+                    )
+                await self.sleep(wait)
+                admission = await self._admit(None, estimate)
+                continue
+            return self._succeeded(litellm, model, resp, row, key, admission)
+
+    def _succeeded(
+        self, litellm: Any, model: str, resp: Any, row: dict[str, Any], key: str, admission: Admission
+    ) -> Completion:
+        choice = resp.choices[0]
+        text = choice.message.content or ""
+        usage = getattr(resp, "usage", None)
+        pt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        ct = int(getattr(usage, "completion_tokens", 0) or 0)
+        cost = (getattr(resp, "_hidden_params", None) or {}).get("response_cost")
+        if cost is None:
+            try:
+                cost = float(litellm.completion_cost(completion_response=resp, model=model))
+            except Exception:
+                cost = None
+                if model not in self._unpriced:
+                    self._unpriced.add(model)
+                    self.note(
+                        row["round"],
+                        "llm_unpriced",
+                        f"litellm has no price for {model!r}; its calls log cost NULL and count $0 "
+                        "against the budget. Give LLMConfig(prices={model: (prompt, completion)}).",
+                    )
+        finish = getattr(choice, "finish_reason", None)
+        row.update(prompt_tokens=pt, completion_tokens=ct, cost=cost, finish_reason=finish)
+        record = {"text": text, "prompt_tokens": pt, "completion_tokens": ct, "finish_reason": finish}
+        self._settle.append(
+            Settlement(
+                admission.ticket,
+                pt + ct,
+                float(cost or 0.0),
+                key if self.config.cache != "" else None,
+                record,
+            )
+        )
+        return Completion(text, finish_reason=finish)
+
+    def _failed(self, row: dict[str, Any], error_type: str, error: str) -> Completion:
+        row.update(error_type=error_type, error=error[:500], cache_hit=False)
+        return Completion("", error_type=error_type, error=error)
+
+    def _register_prices(self, litellm: Any) -> None:
+        if self._priced or not self.config.prices:
+            self._priced = True
+            return
+        litellm.register_model(
+            {
+                name: {
+                    "input_cost_per_token": p,
+                    "output_cost_per_token": c,
+                    "litellm_provider": name.split("/", 1)[0],
+                    "mode": "chat",
+                }
+                for name, (p, c) in self.config.prices.items()
+            }
+        )
+        self._priced = True
+
+
+def _error_type(kind: str) -> str:
+    return {
+        "RateLimitError": "rate_limited",
+        "Timeout": "timeout",
+        "APIConnectionError": "connection",
+        "ServiceUnavailableError": "unavailable",
+        "InternalServerError": "server_error",
+        "BadGatewayError": "server_error",
+        "AuthenticationError": "auth",
+        "BadRequestError": "bad_request",
+        "NotFoundError": "not_found",
+        "ContextWindowExceededError": "context_window",
+    }.get(kind, "provider")
+
+
+def _describe(exc: BaseException, kind: str) -> str:
+    text = str(exc).split("Traceback (most recent call last)", 1)[0]
+    text = " ".join(text.split()) or kind
+    return f"{kind}: {text}"[:500]
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the provider asked us to wait (Retry-After on a 429 or 503), if it said."""
+    headers: Any = None
+    response = getattr(exc, "response", None)
+    if response is not None:
+        headers = getattr(response, "headers", None)
+    if not headers:
+        headers = getattr(exc, "litellm_response_headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 <= seconds <= 600 else None
