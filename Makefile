@@ -6,9 +6,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test check bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/litellm.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# litellm first, checked against its hash (requirements/litellm.txt) on Linux x86-64
+	if [ "$$(uname -sm)" = "Linux x86_64" ]; then \
+		$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/litellm.txt; fi
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -55,7 +55,7 @@ class LLMClient(Protocol):
         """Mark a completion whose answer could not be used."""
         ...
 
-    def note(self, round: int, kind: str, detail: str) -> None:
+    def note(self, round: int, kind: str, detail: str, agent: int = -1) -> None:
         """Record an event."""
         ...
 
@@ -78,15 +78,13 @@ def parse_reply(text: str, model: type[Reply]) -> Reply:
     try:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid_json: {exc.msg} at character {exc.pos}: {_clip(text)}") from None
+        raise ValueError(f"invalid_json: {exc.msg} (character {exc.pos}): {_clip(text)}") from None
     if not isinstance(data, dict):
         raise ValueError(f"schema: expected a JSON object, got {type(data).__name__}")
     try:
-        return model.model_validate(data)
-    except (ValidationError, ConfigError) as exc:
-        errors = exc.errors() if isinstance(exc, ValidationError) else [{"msg": str(exc), "loc": ()}]
-        said = "; ".join(f"{'.'.join(map(str, e['loc'])) or model.__name__}: {e['msg']}" for e in errors)
-        raise ValueError(f"schema: {_clip(said)}") from None
+        return model(**data)
+    except (ValidationError, ConfigError, TypeError) as exc:
+        raise ValueError(f"schema: {_clip(str(exc))}") from None
 
 
 def _clip(text: str) -> str:
@@ -159,7 +157,9 @@ class LLMAgent(Agent):
                 response_format=fmt,
             )
             if not done.ok:
-                client.note(ctx.round, "llm_call_failed", f"agent {self.id}: {done.error}")
+                client.note(
+                    ctx.round, "llm_call_failed", f"agent {self.id} ({done.model}): {done.error}", self.id
+                )
                 return None
             try:
                 reply = parse_reply(done.text, reply_model)
@@ -184,8 +184,9 @@ class LLMAgent(Agent):
         client.note(
             ctx.round,
             "llm_reply_invalid",
-            f"agent {self.id} ({self.model}) gave no usable {reply_model.__name__} in {attempts} "
+            f"agent {self.id} ({done.model}) gave no usable {reply_model.__name__} in {attempts} "
             f"attempt(s); it does nothing this round. Last problem: {problem}",
+            self.id,
         )
         return None
 

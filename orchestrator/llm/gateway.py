@@ -40,6 +40,9 @@ _RETRYABLE = (
     "APIConnectionError",
 )
 _MAX_BACKOFF = 30.0
+_LATE = 0.05
+"""Seconds a granted call may start late before it asks for a new slot."""
+_MAX_READMIT = 20
 
 
 class ServiceLink(Protocol):
@@ -87,10 +90,12 @@ class Completion:
             answer does not fit).
         error: What went wrong, in words.
         cached: Whether the answer came from the response cache.
+        model: The model that answered (after `LLMConfig.model` overrides the agent's).
         row: Index of its `llm_calls` row within this host's round.
     """
 
     text: str
+    model: str = ""
     error_type: str | None = None
     error: str | None = None
     cached: bool = False
@@ -157,6 +162,9 @@ def _import_litellm(env: dict[str, str]) -> Any:
     from orchestrator.llm.offline import register
 
     register()
+    # The first call in a process pays ~0.5 s of lazy set-up; pay it now, offline, so
+    # that it never delays a call that the rate limiter has already scheduled.
+    litellm.completion(model="moot/echo", messages=[{"role": "user", "content": "warm up"}])
     _litellm = litellm
     return litellm
 
@@ -185,7 +193,7 @@ class Gateway:
         self._pumping = False
         self._calls: dict[tuple[int, int], int] = {}
         self._rows: dict[str, list[Any]] = {k: [] for k in CALL_COLUMNS}
-        self.events: list[tuple[int, str, str]] = []
+        self._events: list[tuple[int, int, str, str]] = []
         self._unpriced: set[str] = set()
         self._priced = False
         self.sleep: Callable[[float], Any] = asyncio.sleep
@@ -232,6 +240,7 @@ class Gateway:
             out = await self._call(litellm, model, messages, params, key, estimate, row)
         row["latency_s"] = time.perf_counter() - started
         out.row = self._add_row(row)
+        out.model = model
         return out
 
     def reject(self, completion: Completion, error_type: str, error: str) -> None:
@@ -240,9 +249,9 @@ class Gateway:
             self._rows["error_type"][completion.row] = error_type
             self._rows["error"][completion.row] = error[:500]
 
-    def note(self, round: int, kind: str, detail: str) -> None:
+    def note(self, round: int, kind: str, detail: str, agent: int = -1) -> None:
         """Record an event (an agent that gave up this round), for the ``events`` table."""
-        self.events.append((round, kind, detail[:1000]))
+        self._events.append((round, agent, kind, detail[:1000]))
 
     # -- what the host calls ------------------------------------------------------------------
 
@@ -254,9 +263,9 @@ class Gateway:
 
     def drain(self) -> tuple[pa.Table | None, list[tuple[int, str, str]]]:
         """This round's `llm_calls` rows (sorted by agent and call) and events; then forget them."""
-        rows, events = self._rows, self.events
+        rows, events = self._rows, [(r, k, d) for r, _, k, d in sorted(self._events)]
         self._rows = {k: [] for k in CALL_COLUMNS}
-        self.events = []
+        self._events = []
         self._calls = {}
         if not rows["round"]:
             return None, events
@@ -323,11 +332,19 @@ class Gateway:
         if cfg.api_key_env and os.environ.get(cfg.api_key_env):
             extra["api_key"] = os.environ[cfg.api_key_env]
         attempt = 0
+        loop = asyncio.get_running_loop()
         while True:
-            if admission.verdict == "budget":
-                return self._failed(row, "budget", f"the budget of ${cfg.budget} is spent; no call made")
-            if admission.delay > 0:
-                await self.sleep(admission.delay)
+            for _ in range(_MAX_READMIT):
+                if admission.verdict == "budget":
+                    return self._failed(row, "budget", f"the budget of ${cfg.budget} is spent; no call made")
+                due = loop.time() + admission.delay
+                if admission.delay > 0:
+                    await self.sleep(admission.delay)
+                if loop.time() - due <= _LATE:
+                    break
+                # Woken too late to keep the pace: sending now could crowd the provider's window.
+                self._settle.append(Settlement(admission.ticket, 0, 0.0))
+                admission = await self._admit(None, estimate)
             attempt += 1
             row["attempts"] = attempt
             try:

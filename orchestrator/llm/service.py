@@ -7,11 +7,14 @@ one per LLM call): each batch settles the calls that finished and asks for
 admission of new ones. In-process runs call it directly; Ray runs hold it in one
 small actor on the driver's node (`orchestrator.ray_runtime`).
 
-The ledger is a sliding window. A call is granted the earliest start time at
-which the window ending then holds at most `rpm` requests and `tpm` tokens
-(estimated before the call, corrected with the provider's usage after). Grants
-are spaced by the window plus a margin (5%, at least 50 ms), which absorbs the
-spread between a grant and its request reaching the provider.
+Requests are paced: with `rpm` requests per `window`, grants are spaced evenly,
+``window * 1.05 / rpm`` apart (the 5% margin absorbs the jitter between a grant
+and its request reaching the provider), so no window of the provider's ever
+sees more than `rpm`, bursts included. Tokens are a sliding window: a call is
+granted the earliest start at which the window ending then holds at most `tpm`
+tokens (estimated before the call, corrected with the provider's usage after).
+A host that cannot send a granted call on time (its loop was busy) asks again
+rather than send it late (`orchestrator.llm.gateway`).
 """
 
 from __future__ import annotations
@@ -106,12 +109,12 @@ class LLMService:
         cache: str | None = None,
     ) -> None:
         margin = max(0.05, 0.05 * window)
-        self.requests = Ledger(rpm, window + margin) if rpm else None
+        self.spacing = (window + margin) / rpm if rpm else 0.0
         self.tokens = Ledger(tpm, window + margin) if tpm else None
         self.budget = budget
         self.spent = 0.0
         self.calls = 0
-        self.last_start = 0.0
+        self.next_start = 0.0
         self._tickets: dict[int, list[float]] = {}
         self._next_ticket = 0
         self._db: sqlite3.Connection | None = None
@@ -131,14 +134,10 @@ class LLMService:
             if self.budget is not None and self.spent >= self.budget:
                 out.append(Admission("budget"))
                 continue
-            start = max(now, self.last_start)
-            if self.requests is not None:
-                start = max(start, self.requests.earliest(start, 1))
+            start = max(now, self.next_start)
             if self.tokens is not None:
                 start = max(start, self.tokens.earliest(start, tokens))
-            self.last_start = start
-            if self.requests is not None:
-                self.requests.add(start, 1)
+            self.next_start = start + self.spacing
             ticket = self._next_ticket
             self._next_ticket += 1
             if self.tokens is not None:
@@ -196,7 +195,7 @@ def _open_cache(path: Path) -> sqlite3.Connection:
             "(key TEXT PRIMARY KEY, response TEXT NOT NULL, created REAL)"
         )
         db.commit()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise LogError(
             f"Cannot open the LLM response cache {str(path)!r}: {exc}; give another path with "
             "LLMConfig(cache=...) / --llm-cache, or turn the cache off with cache=''."
