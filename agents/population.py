@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,7 +52,7 @@ class Normal:
         return self.mean + self.std * z
 
 
-Column = float | int | bool | Sequence[float] | NDArray[np.float64] | Uniform | Normal
+Column = float | int | bool | str | Sequence[Any] | NDArray[Any] | Uniform | Normal
 """An initial state column: a constant, one value per agent, or a distribution."""
 
 
@@ -202,13 +203,13 @@ class Population:
             check_columns(g.cls, state, ids)
             return Block(g.cls, ids, state, None)
         given = {
-            name: _column(g.columns[name], seed, ids, salt, a - start, b - start)
+            name: _any_column(g.columns[name], seed, ids, salt, a - start, b - start)
             for salt, name in enumerate(fields)
             if name in g.columns
         }
         agents = []
         for k, i in enumerate(ids):
-            values = {name: col[k].item() for name, col in given.items()}
+            values = {name: col[k] for name, col in given.items()}
             try:
                 agents.append(g.cls.model_validate({"id": int(i), **values}))
             except ValueError as exc:
@@ -312,6 +313,18 @@ def check_columns(cls: type[Agent], state: Mapping[str, NDArray[np.float64]], id
                     f"({len(bad)} of {len(col)} agents out of range); fix the column given to "
                     "Population.of."
                 )
+
+
+def _any_column(col: Column, seed: int, ids: NDArray[np.int64], salt: int, a: int, b: int) -> list[Any]:
+    """Initial values of one field of agents held as objects: numbers, or any value (a persona)."""
+    if isinstance(col, str):
+        return [col] * len(ids)
+    if isinstance(col, (Sequence, np.ndarray)) and not all(
+        isinstance(v, (int, float, np.number)) for v in col[a:b]
+    ):
+        return list(col[a:b])
+    values: list[Any] = _column(col, seed, ids, salt, a, b).tolist()
+    return values
 
 
 def _column(col: Column, seed: int, ids: NDArray[np.int64], salt: int, a: int, b: int) -> NDArray[np.float64]:

@@ -159,6 +159,40 @@ def run(
         list[str] | None,
         typer.Option("--param", "-p", help="A parameter or tag key=value, logged in runs.params."),
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="LLM agents: any litellm model (openai/gpt-4o-mini, hosted_vllm/NAME, ollama/llama3); "
+            "default moot/simulated, an offline stand-in.",
+            rich_help_panel="LLM agents",
+        ),
+    ] = None,
+    api_base: Annotated[
+        str | None,
+        typer.Option(help="LLM endpoint, e.g. http://127.0.0.1:8000/v1.", rich_help_panel="LLM agents"),
+    ] = None,
+    rpm: Annotated[
+        float | None, typer.Option(help="Requests per minute, whole cluster.", rich_help_panel="LLM agents")
+    ] = None,
+    tpm: Annotated[
+        float | None, typer.Option(help="Tokens per minute, whole cluster.", rich_help_panel="LLM agents")
+    ] = None,
+    in_flight: Annotated[
+        int | None, typer.Option(help="Calls in flight at once (default 64).", rich_help_panel="LLM agents")
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(help="Dollars the run may spend; it stops when crossed.", rich_help_panel="LLM agents"),
+    ] = None,
+    llm_cache: Annotated[
+        str | None,
+        typer.Option(
+            help="Response cache file (default LOG.llm-cache; '' turns it off).", rich_help_panel="LLM agents"
+        ),
+    ] = None,
+    llm_timeout: Annotated[
+        float | None, typer.Option(help="Seconds per attempt (default 60).", rich_help_panel="LLM agents")
+    ] = None,
 ) -> None:
     """Run a study script, or the built-in opinion study on a protocol.
 
@@ -170,6 +204,20 @@ def run(
     if params:
         os.environ["MOOT_PARAMS"] = json.dumps(params)
     stop_spec = " | ".join(stop) if stop else None
+    llm = {
+        k: v
+        for k, v in {
+            "model": model,
+            "api_base": api_base,
+            "rpm": rpm,
+            "tpm": tpm,
+            "max_in_flight": in_flight,
+            "budget": budget,
+            "cache": llm_cache,
+            "timeout": llm_timeout,
+        }.items()
+        if v is not None
+    }
     if script is not None:
         _check_script_flags(ctx, script)
         overrides = {
@@ -182,6 +230,7 @@ def run(
                 "state_every": state_every,
                 "messages": messages,
                 "stop": stop_spec,
+                "llm": llm or None,
             }.items()
             if v is not None
         }
@@ -221,6 +270,7 @@ def run(
             stop=stop_spec,
             messages=messages or "all",
             params=params,
+            llm=_llm_settings(llm),
             progress=True,
         )
     except MootError as exc:
@@ -229,7 +279,30 @@ def run(
     _print_summary(result.summary(), result.final)
 
 
-_STANDARD = {"agents", "messages", "seconds", "mean", "variance", "min", "max", "spread", "max_change"}
+_STANDARD = {
+    "agents",
+    "messages",
+    "seconds",
+    "mean",
+    "variance",
+    "min",
+    "max",
+    "spread",
+    "max_change",
+    "llm_calls",
+    "llm_errors",
+    "llm_tokens",
+    "llm_cost",
+}
+
+
+def _llm_settings(flags: dict[str, Any]) -> Any:
+    """An `LLMConfig` from the LLM flags (None without any: launch then uses the defaults)."""
+    if not flags:
+        return None
+    from orchestrator.llm import LLMConfig
+
+    return LLMConfig(**flags)
 
 
 def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = None) -> None:
@@ -243,8 +316,16 @@ def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = Non
         "stop_reason",
         "seconds",
         "messages_per_second",
+        "llm_calls",
+        "llm_errors",
+        "llm_tokens",
+        "llm_cost",
     ):
+        if key.startswith("llm_") and key not in summary:
+            continue
         value = summary.get(key)
+        if key in ("llm_calls", "llm_errors", "llm_tokens"):
+            value = int(value or 0)
         shown = (
             f"{value:,}"
             if isinstance(value, int)
@@ -268,6 +349,9 @@ def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = Non
     else:
         query = f"SELECT round, mean, spread FROM consensus_by_round WHERE run_id = '{run_id}' ORDER BY round"
     console.print(f'try: moot sql {summary["log"]} "{query}"', highlight=False, soft_wrap=True)
+    if "llm_calls" in summary:
+        cost = f"SELECT * FROM llm_cost_by_round WHERE run_id = '{run_id}' ORDER BY round"
+        console.print(f'     moot sql {summary["log"]} "{cost}"', highlight=False, soft_wrap=True)
 
 
 def _run_script(script: Path, address: str | None, local: bool, overrides: dict[str, Any]) -> None:

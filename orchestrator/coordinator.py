@@ -148,6 +148,7 @@ class RunResult:
     nodes: list[str] = field(default_factory=list)
     setup_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    llm: dict[str, float] = field(default_factory=dict)
 
 
 def _versions() -> dict[str, str]:
@@ -218,6 +219,7 @@ def run_rounds(
     protocol_name = plan.protocol.name
 
     service: ServiceHandle | None = None
+    llm_totals: dict[str, float] = {}
 
     def event(kind: str, detail: str, round: int | None = None, host: int | None = None) -> None:
         writer.execute(
@@ -289,6 +291,8 @@ def run_rounds(
             metrics["seconds"] = time.perf_counter() - t0
             if plan.llm is not None:
                 metrics.update(_log_llm(writer, run_id, r, stats))
+                for k in _LLM_METRICS:
+                    llm_totals[k] = llm_totals.get(k, 0.0) + metrics[k]
             total += int(metrics["messages"])
             done_rounds = r + 1
             final = metrics
@@ -341,7 +345,7 @@ def run_rounds(
         [_now(), done_rounds, total, seconds, reason, run_id],
     )
     nodes = sorted({n for _, n in placement})
-    return RunResult(run_id, done_rounds, total, seconds, reason, final, nodes, setup, timings)
+    return RunResult(run_id, done_rounds, total, seconds, reason, final, nodes, setup, timings, llm_totals)
 
 
 def _round_logger(
@@ -378,6 +382,9 @@ def _round_logger(
     return job
 
 
+_LLM_METRICS = ("llm_calls", "llm_errors", "llm_tokens", "llm_cost")
+
+
 def _log_llm(writer: LogWriter, run_id: str, round: int, stats: list[HostStats]) -> dict[str, float]:
     """Log the round's LLM calls and events (on the writer thread); return the round's LLM metrics."""
     calls = [s.llm_calls for s in stats if s.llm_calls is not None]
@@ -408,7 +415,7 @@ def _log_llm(writer: LogWriter, run_id: str, round: int, stats: list[HostStats])
 
     writer.submit(job)
     if table is None:
-        return {"llm_calls": 0.0, "llm_errors": 0.0, "llm_tokens": 0.0, "llm_cost": 0.0}
+        return dict.fromkeys(_LLM_METRICS, 0.0)
     tokens = pc.sum(pc.add(table["prompt_tokens"], table["completion_tokens"])).as_py() or 0
     return {
         "llm_calls": float(table.num_rows),

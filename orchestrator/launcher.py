@@ -195,6 +195,7 @@ class Run:
             "seconds": round(self.seconds, 3),
             "messages_per_second": round(self.messages / self.seconds) if self.seconds else None,
             "log": str(self.log),
+            **self.result.llm,  # llm_calls, llm_errors, llm_tokens, llm_cost (LLM runs)
         }
 
     def __repr__(self) -> str:
@@ -462,9 +463,9 @@ def _llm_config(llm: LLMConfig | None, pop: Population, cli: Mapping[str, Any] |
     """The run's LLM settings: the script's, then the command line's on top (with a note)."""
     if llm is not None and not isinstance(llm, LLMConfig):
         raise ConfigError(f"llm must be an LLMConfig, got {type(llm).__name__}; e.g. llm=LLMConfig(rpm=500).")
-    if llm is None and not any(issubclass(c, LLMAgent) for c in pop.classes):
-        if cli:
-            print("moot: --model/--rpm/... ignored: this run has no LLM agents", file=sys.stderr)
+    if not any(issubclass(c, LLMAgent) for c in pop.classes):
+        if cli or llm is not None:
+            print("moot: LLM settings ignored: this run has no LLM agents", file=sys.stderr)
         return None
     config = llm or LLMConfig()
     if cli:

@@ -149,14 +149,16 @@ class OpinionReply(Reply):
 
     @classmethod
     def simulate(cls, prompt: str, rng: np.random.Generator) -> dict[str, Any]:
-        """Stand-in play: move halfway toward the mean of the opinions heard, with a little noise."""
+        """Stand-in play: move halfway toward the mean of the opinions heard (a tenth of the way
+        for a persona that says it is stubborn), with a little noise."""
         own = _OWN.search(prompt)
         mine = float(own.group(1)) if own else float(rng.random())
         heard = [float(x) for x in _HEARD.findall(prompt)]
         if not heard:
             return {"opinion": mine, "reason": "I heard nobody this round, so I keep my opinion."}
         mean = float(np.mean(heard))
-        new = float(np.clip(mine + 0.5 * (mean - mine) + rng.normal(0.0, 0.01), 0.0, 1.0))
+        weight = 0.1 if "stubborn" in prompt.lower() else 0.5
+        new = float(np.clip(mine + weight * (mean - mine) + rng.normal(0.0, 0.01), 0.0, 1.0))
         return {
             "opinion": round(new, 4),
             "reason": f"I moved toward the {len(heard)} opinion(s) I heard (mean {mean:.2f}).",

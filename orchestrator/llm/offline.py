@@ -15,6 +15,7 @@ them unless given ``--model``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -50,10 +51,23 @@ def answer(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     fmt = params.get("response_format") or {}
     schema = fmt.get("json_schema", {}).get("schema", {}) if isinstance(fmt, dict) else {}
-    reply = Reply.named(str(schema.get("title", "")))
+    reply = _reply_named(str(schema.get("title", "")))
     if reply is None:
         return "I am moot/simulated, an offline stand-in; I answer only a protocol's reply model."
     return json.dumps(reply.simulate(prompt, rng))
+
+
+def _reply_named(name: str) -> type[Reply] | None:
+    """The reply class called `name`, importing the installed protocols if need be."""
+    found = Reply.named(name)
+    if found is None:
+        from protocols.registry import available_protocols, get_protocol
+
+        for proto in available_protocols():  # importing a protocol registers its replies
+            with contextlib.suppress(Exception):
+                get_protocol(proto)
+        found = Reply.named(name)
+    return found
 
 
 def register() -> None:

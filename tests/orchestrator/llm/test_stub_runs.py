@@ -211,7 +211,9 @@ def test_the_budget_stops_the_run_at_the_round_it_is_crossed(log_path: Path) -> 
     assert summary["rounds"] == 3 and summary["stop_reason"].startswith("budget: $")
     assert status(log_path, capped.run_id) == "finished"
     # The rows so far are intact: rounds 0-2 equal the unbudgeted run's.
-    same = "SELECT round, sender, receiver, value FROM messages WHERE run_id = '{}' AND round < 3 ORDER BY ALL"
+    same = (
+        "SELECT round, sender, receiver, value FROM messages WHERE run_id = '{}' AND round < 3 ORDER BY ALL"
+    )
     assert rows(log_path, same.format(capped.run_id)) == rows(log_path, same.format(full.run_id))
     assert rows(log_path, f"SELECT count(*) FROM llm_calls WHERE run_id = '{capped.run_id}'") == [(60,)]
 
