@@ -32,6 +32,7 @@ bench: $(STAMP)  ## benchmarks; each writes benchmarks/results/
 	$(BIN)/python benchmarks/plain_draws.py
 	$(BIN)/python benchmarks/message_log.py
 	$(BIN)/python benchmarks/swarm_grid.py
+	$(BIN)/python benchmarks/llm_concurrency.py
 
 clean:
 	rm -rf $(VENV) demo.duckdb .pytest_cache .mypy_cache .ruff_cache

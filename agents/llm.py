@@ -13,6 +13,7 @@ It never calls a provider itself: the host hands it a client as ``ctx.llm``
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any, ClassVar, Protocol
@@ -140,10 +141,8 @@ class LLMAgent(Agent):
             )
         reply_model = self.reply_model(ctx)
         messages = self.render(inbox, ctx, reply_model)
-        fmt = {
-            "type": "json_schema",
-            "json_schema": {"name": reply_model.__name__, "schema": reply_model.model_json_schema()},
-        }
+        schema = json.loads(_schema_text(reply_model))  # a fresh copy: providers may edit it
+        fmt = {"type": "json_schema", "json_schema": {"name": reply_model.__name__, "schema": schema}}
         attempts = max(1, client.reply_attempts)
         problem = ""
         for _ in range(attempts):
@@ -206,7 +205,7 @@ class LLMAgent(Agent):
             system += "\n\n" + ctx.instructions.strip()
         system += (
             f"\n\nAnswer with one JSON object that fits this schema ({reply_model.__name__}):\n"
-            + json.dumps(reply_model.model_json_schema())
+            + _schema_text(reply_model)
         )
         parts = [f"Round {ctx.round}. You are agent {self.id}."]
         state = self.state_text()
@@ -237,6 +236,12 @@ class LLMAgent(Agent):
                 setattr(self, name, value)
         if self.memory:
             self.history = [*self.history, f"round {round}: {reply.model_dump_json()}"][-self.memory :]
+
+
+@functools.cache
+def _schema_text(model: type[Reply]) -> str:
+    """A reply model's JSON schema as text (pydantic takes ~2 ms to make one: once per class)."""
+    return json.dumps(model.model_json_schema())
 
 
 def _show(value: Any) -> str:

@@ -163,3 +163,21 @@ class StubServer:
                 },
             }
         )
+
+
+def main() -> None:
+    """``python -m orchestrator.llm.stub --port 8000 --latency 0.2``: serve until interrupted."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A local OpenAI-compatible stub server (not a model).")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--mode", default="ok", choices=["ok", *BROKEN])
+    args = parser.parse_args()
+    with StubServer(latency=args.latency, mode=args.mode, port=args.port) as stub:
+        print(stub.url, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

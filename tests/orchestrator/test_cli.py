@@ -191,3 +191,40 @@ def test_cli_stop_messages_and_params(tmp_path: Path) -> None:
     con.close()
     assert reason == "variance < 0.05" and json.loads(params) == {"arm": "treatment"}
     assert mlog == "every" and rounds and all(r % 5 == 0 for r in rounds) and graph == "RingLattice"
+
+
+def test_run_llm_agents_from_the_command_line_with_a_budget_and_no_cache(tmp_path: Path) -> None:
+    log = tmp_path / "llm.duckdb"
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--local",
+            "--agent",
+            "llm_opinion",
+            "--agents",
+            "60",
+            "--rounds",
+            "2",
+            "--log",
+            str(log),
+            "--in-flight",
+            "8",
+            "--budget",
+            "5",
+            "--llm-cache",
+            "",
+            "--rpm",
+            "100000",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(log), read_only=True)
+    calls = con.execute("SELECT count(*), count(error_type), min(model) FROM llm_calls").fetchall()
+    llm = con.execute("SELECT config->'llm' FROM runs").fetchall()[0][0]
+    con.close()
+    assert calls == [(120, 0, "moot/simulated")]
+    assert json.loads(llm)["max_in_flight"] == 8 and json.loads(llm)["budget"] == 5
+    assert not (tmp_path / "llm.duckdb.llm-cache").exists()
+    lines = [" ".join(line.split("│")[1:3]).split() for line in result.output.splitlines() if "│" in line]
+    assert ["llm", "calls", "120"] in lines and ["llm", "errors", "0"] in lines

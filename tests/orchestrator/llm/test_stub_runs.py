@@ -11,7 +11,7 @@ import pytest
 
 from agents.llm import LLMAgent
 from agents.population import Population, Uniform
-from orchestrator import LLMConfig, launch, query
+from orchestrator import LLMConfig, Run, launch, query
 from orchestrator.llm.stub import StubServer
 from protocols.gossip import Gossip, LLMOpinionAgent
 from protocols.swarm_grid import SwarmGrid
@@ -31,6 +31,28 @@ def config(stub: StubServer, **kw: object) -> LLMConfig:
 @pytest.fixture(autouse=True)
 def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOOT_TEST_KEY", "sk-local")  # openai/ needs some key; a stub ignores it
+
+
+def gossip(
+    stub: StubServer,
+    log: Path,
+    n: int,
+    rounds: int,
+    seed: int,
+    graph: str = "small_world",
+    fanout: int = 2,
+    **llm: object,
+) -> Run:
+    """`n` LLM opinion agents gossiping in-process, calling the stub."""
+    return launch(
+        opinions(n),
+        Gossip(graph=graph, fanout=fanout),
+        rounds=rounds,
+        seed=seed,
+        log=log,
+        runtime="local",
+        llm=config(stub, **llm),
+    )
 
 
 def rows(log: Path, sql: str) -> list[tuple[object, ...]]:
@@ -73,15 +95,7 @@ def test_the_rate_limit_holds_across_two_ray_hosts(ray_cluster: object, log_path
 def test_429s_with_retry_after_are_waited_out_and_counted(log_path: Path) -> None:
     with StubServer(rate_limited=25, retry_after="1") as stub:
         started = time.perf_counter()
-        run = launch(
-            opinions(40),
-            Gossip(fanout=2),
-            rounds=2,
-            seed=2,
-            log=log_path,
-            runtime="local",
-            llm=config(stub, cache=""),
-        )
+        run = gossip(stub, log_path, 40, 2, 2, fanout=2, cache="")
         took = time.perf_counter() - started
     assert stub.served == 80 + 25
     assert took >= 1.0  # the Retry-After was honoured
@@ -96,14 +110,18 @@ def test_429s_with_retry_after_are_waited_out_and_counted(log_path: Path) -> Non
 def test_a_server_that_never_answers_times_out_and_the_run_finishes(log_path: Path) -> None:
     with StubServer(hang=True) as stub:
         started = time.perf_counter()
-        run = launch(
-            opinions(8),
-            Gossip(graph="ring_lattice:k=2", fanout=1),
-            rounds=2,
-            seed=3,
-            log=log_path,
-            runtime="local",
-            llm=config(stub, timeout=1.0, max_attempts=2, backoff=0.0, cache=""),
+        run = gossip(
+            stub,
+            log_path,
+            8,
+            2,
+            3,
+            graph="ring_lattice:k=2",
+            fanout=1,
+            timeout=1.0,
+            max_attempts=2,
+            backoff=0.0,
+            cache="",
         )
         took = time.perf_counter() - started
     assert status(log_path, run.run_id) == "finished"
@@ -128,15 +146,7 @@ def test_a_server_that_never_answers_times_out_and_the_run_finishes(log_path: Pa
 )
 def test_broken_answers_become_typed_error_rows(mode: str, error_type: str, log_path: Path) -> None:
     with StubServer(mode=mode) as stub:
-        run = launch(
-            opinions(4),
-            Gossip(graph="ring_lattice:k=2", fanout=1),
-            rounds=2,
-            seed=4,
-            log=log_path,
-            runtime="local",
-            llm=config(stub, reply_attempts=2, cache=""),
-        )
+        run = gossip(stub, log_path, 4, 2, 4, graph="ring_lattice:k=2", fanout=1, reply_attempts=2, cache="")
     assert status(log_path, run.run_id) == "finished"
     # Each agent asked twice per round (the second time with the error shown), then gave up.
     assert rows(log_path, "SELECT count(*), count(DISTINCT error_type), min(error_type) FROM llm_calls") == [
@@ -152,25 +162,9 @@ def test_broken_answers_become_typed_error_rows(mode: str, error_type: str, log_
 def test_a_rerun_with_the_same_seed_replays_from_the_cache(log_path: Path, tmp_path: Path) -> None:
     cache = str(tmp_path / "replies.cache")
     with StubServer() as stub:
-        first = launch(
-            opinions(30),
-            Gossip(fanout=2),
-            rounds=3,
-            seed=5,
-            log=log_path,
-            runtime="local",
-            llm=config(stub, cache=cache),
-        )
+        first = gossip(stub, log_path, 30, 3, 5, fanout=2, cache=cache)
         served = stub.served
-        second = launch(
-            opinions(30),
-            Gossip(fanout=2),
-            rounds=3,
-            seed=5,
-            log=log_path,
-            runtime="local",
-            llm=config(stub, cache=cache),
-        )
+        second = gossip(stub, log_path, 30, 3, 5, fanout=2, cache=cache)
         assert stub.served == served == 90  # the rerun made no HTTP call
     assert messages_hash(log_path, first.run_id) == messages_hash(log_path, second.run_id)
     assert rows(
@@ -182,15 +176,7 @@ def test_a_rerun_with_the_same_seed_replays_from_the_cache(log_path: Path, tmp_p
 def test_the_budget_stops_the_run_at_the_round_it_is_crossed(log_path: Path) -> None:
     prices = {STUB_MODEL: (1e-4, 1e-4)}
     with StubServer() as stub:
-        full = launch(
-            opinions(20),
-            Gossip(fanout=1),
-            rounds=6,
-            seed=6,
-            log=log_path,
-            runtime="local",
-            llm=config(stub, prices=prices, cache="", max_in_flight=20),
-        )
+        full = gossip(stub, log_path, 20, 6, 6, fanout=1, prices=prices, cache="", max_in_flight=20)
         per_round = [
             c
             for (c,) in rows(
@@ -198,14 +184,8 @@ def test_the_budget_stops_the_run_at_the_round_it_is_crossed(log_path: Path) -> 
             )
         ]
         budget = sum(per_round[:3]) - per_round[2] / 2  # crossed during round 2
-        capped = launch(
-            opinions(20),
-            Gossip(fanout=1),
-            rounds=6,
-            seed=6,
-            log=log_path,
-            runtime="local",
-            llm=config(stub, prices=prices, cache="", max_in_flight=20, budget=budget),
+        capped = gossip(
+            stub, log_path, 20, 6, 6, fanout=1, prices=prices, cache="", max_in_flight=20, budget=budget
         )
     summary = capped.summary()
     assert summary["rounds"] == 3 and summary["stop_reason"].startswith("budget: $")
