@@ -241,7 +241,11 @@ TABLES: tuple[Table, ...] = (
             _RUN_ID,
             ("ts", "TIMESTAMP WITH TIME ZONE", "When it happened (UTC)."),
             ("round", "INTEGER", "Round it happened in, if any."),
-            ("kind", "VARCHAR", "host_started, stopped, error, ..."),
+            (
+                "kind",
+                "VARCHAR",
+                "host_started, stopped, error; llm_call_failed, llm_reply_invalid, llm_unpriced; ...",
+            ),
             ("host", "INTEGER", "Host concerned, if any."),
             ("detail", "VARCHAR", "What happened, in words."),
         ),
