@@ -341,6 +341,8 @@ def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = Non
     console.print(f"log: [bold]{summary['log']}[/] (run_id {summary['run_id']})")
     run_id = summary["run_id"]
     own = [k for k in (final or {}) if k not in _STANDARD and "." not in k]
+    if summary.get("final_spread") is None and own and summary.get("rounds", 0) <= 30:
+        _print_rounds(summary["log"], run_id, own[:3])
     if summary.get("final_spread") is None and own:
         query = (
             f"SELECT round, value AS {own[0]} FROM metrics WHERE run_id = '{run_id}' "
@@ -352,6 +354,22 @@ def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = Non
     if "llm_calls" in summary:
         cost = f"SELECT * FROM llm_cost_by_round WHERE run_id = '{run_id}' ORDER BY round"
         console.print(f'     moot sql {summary["log"]} "{cost}"', highlight=False, soft_wrap=True)
+
+
+def _print_rounds(log: str, run_id: str, names: list[str]) -> None:
+    """The protocol's first metrics, per round (an accuracy, a score), from the log."""
+    from orchestrator.log import query
+
+    cols = ", ".join(f"max(value) FILTER (name = '{n}') AS \"{n}\"" for n in names)
+    rows = query(
+        log, f"SELECT round, {cols} FROM metrics WHERE run_id = '{run_id}' GROUP BY round ORDER BY round"
+    ).to_pylist()
+    table = Table(title="per round")
+    for col in ("round", *names):
+        table.add_column(col.replace("_", " "), justify="right")
+    for r in rows:
+        table.add_row(str(r["round"]), *(f"{r[n]:.4g}" if r[n] is not None else "" for n in names))
+    console.print(table)
 
 
 def _run_script(script: Path, address: str | None, local: bool, overrides: dict[str, Any]) -> None:
