@@ -282,6 +282,9 @@ class DebateWorld(World):
         self.before, self.prev, self.texts, self.applied = self.prev, cur, texts, round
 
     def state_columns(self, ids: NDArray[np.int64]) -> Mapping[str, NDArray[np.float64]]:
+        return {"belief": self.belief[ids]} if self.beliefs else {}
+
+    def static_columns(self, ids: NDArray[np.int64]) -> Mapping[str, NDArray[np.float64]]:
         s = ids // self.size
         return {
             "society": s.astype(np.float64),
@@ -292,7 +295,6 @@ class DebateWorld(World):
             "mix": self.mix[s].astype(np.float64),
             "repeat": self.repeat[s].astype(np.float64),
             "trait": self.trait[ids].astype(np.float64),
-            "belief": self.belief[ids],
         }
 
     def metrics(self, round: int) -> dict[str, float]:
