@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import json
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -432,6 +431,11 @@ class Gateway:
             }
         )
         self._priced = True
+
+
+def _fraction(text: str) -> float:
+    """A number in [0, 1) from `text` (a seeded jitter that needs no global random state)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") / 2**64
 
 
 def _error_type(kind: str) -> str:

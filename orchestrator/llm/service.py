@@ -158,8 +158,10 @@ class LLMService:
             if s.key and s.response is not None:
                 rows.append((s.key, json.dumps(s.response), time.time()))
         if rows and self._db is not None:
-            # A few rows per settlement batch, into SQLite (not the DuckDB log).
-            self._db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?)", rows)
+            for i in range(0, len(rows), 300):  # one statement per 300 rows (SQLite's variable limit)
+                part = rows[i : i + 300]
+                marks = ", ".join(["(?, ?, ?)"] * len(part))
+                self._db.execute(f"INSERT OR IGNORE INTO responses VALUES {marks}", [v for r in part for v in r])
             self._db.commit()
 
     def totals(self) -> dict[str, float]:

@@ -314,13 +314,8 @@ class DebateWorld(World):
         return out
 
     def describe(self) -> dict[str, object]:
+        """What the run adds to the study's description: how many societies, who sees whom."""
         return {
             "societies": self.societies,
-            "size": self.size,
-            "questions": len(self.questions),
-            "strategies": self.strategies,
-            "traits": self.traits,
-            "mixes": [[self.traits[t] for t in m] for m in self.mixes.tolist()],
             "visibility": "complete" if self.complete else self.visible.astype(int).tolist(),
-            "beliefs": self.beliefs,
         }
