@@ -370,9 +370,8 @@ class Gateway:
                     return self._failed(row, _error_type(kind), _describe(exc, kind))
                 wait = _retry_after(exc)
                 if wait is None:
-                    wait = random.Random(f"{key}|{attempt}").uniform(
-                        0, min(_MAX_BACKOFF, cfg.backoff * 2**attempt)
-                    )
+                    cap = min(_MAX_BACKOFF, cfg.backoff * 2**attempt)
+                    wait = cap * _fraction(f"{key}|{attempt}")  # full jitter, the same on a rerun
                 await self.sleep(wait)
                 admission = await self._admit(None, estimate)
                 continue

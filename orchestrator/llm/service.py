@@ -161,7 +161,9 @@ class LLMService:
             for i in range(0, len(rows), 300):  # one statement per 300 rows (SQLite's variable limit)
                 part = rows[i : i + 300]
                 marks = ", ".join(["(?, ?, ?)"] * len(part))
-                self._db.execute(f"INSERT OR IGNORE INTO responses VALUES {marks}", [v for r in part for v in r])
+                self._db.execute(
+                    f"INSERT OR IGNORE INTO responses VALUES {marks}", [v for r in part for v in r]
+                )
             self._db.commit()
 
     def totals(self) -> dict[str, float]:
