@@ -22,6 +22,7 @@ from agents.context import BatchContext, Context
 from agents.llm import LLMAgent
 from agents.message import Message
 from agents.reply import Reply
+from protocols.debate.questions import extract
 
 __all__ = ["DebateAnswer", "LLMDebater", "RuleDebater"]
 
@@ -146,11 +147,4 @@ class LLMDebater(LLMAgent):
         if not isinstance(reply, DebateAnswer):
             return reply
         view = ctx.observation
-        extracted = view.question and _extract(view, reply.answer)
-        return reply.to_messages(code=view.code(extracted))
-
-
-def _extract(view: Any, answer: str) -> str | None:
-    from protocols.debate.questions import extract
-
-    return extract(answer, view.question)
+        return reply.to_messages(code=view.code(extract(reply.answer, view.question)))
