@@ -557,10 +557,7 @@ class Host:
         for block in self.blocks:
             columns = dict(self._numeric_state(block))
             if self.world is not None:
-                world = dict(self.world.state_columns(block.ids))
-                if round < 0:
-                    world.update(self.world.static_columns(block.ids))
-                for name, col in world.items():
+                for name, col in self.world.state_columns(block.ids).items():
                     columns.setdefault(name, col)
             for name, col in columns.items():
                 if name not in names:

@@ -90,11 +90,6 @@ class World(ABC):
         """Per-agent world state logged in ``states`` beside the agents' own fields (a position)."""
         return {}
 
-    def static_columns(self, ids: NDArray[np.int64]) -> Mapping[str, NDArray[np.float64]]:
-        """Per-agent world facts that never change (a society, a question), logged once, in the
-        initial snapshot (``states.round = -1``)."""
-        return {}
-
     def metrics(self, round: int) -> dict[str, float]:
         """The world's metrics after round `round`'s actions (written to ``metrics``)."""
         return {}

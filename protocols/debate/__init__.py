@@ -140,6 +140,9 @@ class Debate(MessageProtocol):
             "traits": self.traits,
             "mixes": [[self.traits[t] for t in m] for m in self.mixes.tolist()],
             "beliefs": self.beliefs,
+            # The answer key as codes, one per question: with the study's grid (module docstring of
+            # protocols.debate.world) the SQL views derive every agent's society, question and truth.
+            "truths": [q.truth for q in self.questions],
         }
 
     def views(self) -> Mapping[str, str]:

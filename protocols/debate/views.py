@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-_INFO = """SELECT s.run_id, s.agent,
-        max(s.value) FILTER (s.field = 'society')::BIGINT AS society,
-        max(s.value) FILTER (s.field = 'position')::INTEGER AS position,
-        max(s.value) FILTER (s.field = 'question')::INTEGER AS question,
-        max(s.value) FILTER (s.field = 'truth') AS truth,
-        max(s.value) FILTER (s.field = 'strategy')::INTEGER AS strategy,
-        max(s.value) FILTER (s.field = 'mix')::INTEGER AS mix,
-        max(s.value) FILTER (s.field = 'repeat')::INTEGER AS repeat
-    FROM states s JOIN runs r ON r.run_id = s.run_id AND r.protocol = 'debate'
-    WHERE s.round = -1
-        AND s.field IN ('society', 'position', 'question', 'truth', 'strategy', 'mix', 'repeat')
-    GROUP BY s.run_id, s.agent"""
+# Every agent's society, position and configuration, derived from its id and the study's grid
+# (society s: question s % Q, strategy (s // Q) % S, mix (s // (Q*S)) % M, repeat s // (Q*S*M)).
+_INFO = """WITH c AS (SELECT run_id, (config->'protocol'->>'size')::BIGINT AS size,
+            from_json(config->'protocol'->'truths', '["DOUBLE"]') AS truths,
+            json_array_length(config->'protocol'->'strategies')::BIGINT AS ns,
+            json_array_length(config->'protocol'->'mixes')::BIGINT AS nm
+        FROM runs WHERE protocol = 'debate'),
+        a AS (SELECT g.run_id, g.agent, g.agent // c.size AS society, (g.agent % c.size)::INTEGER AS position,
+            len(c.truths)::BIGINT AS nq, c.ns, c.nm, c.truths
+        FROM agents g JOIN c USING (run_id))
+    SELECT run_id, agent, society, position, (society % nq)::INTEGER AS question,
+        list_extract(truths, (society % nq + 1)::INTEGER) AS truth,
+        ((society // nq) % ns)::INTEGER AS strategy, ((society // (nq * ns)) % nm)::INTEGER AS mix,
+        (society // (nq * ns * nm))::INTEGER AS repeat
+    FROM a"""
 
 VIEWS: dict[str, str] = {
     # Every agent's public answer per round (no answer: NULL), with its society and configuration.

@@ -284,19 +284,6 @@ class DebateWorld(World):
     def state_columns(self, ids: NDArray[np.int64]) -> Mapping[str, NDArray[np.float64]]:
         return {"belief": self.belief[ids]} if self.beliefs else {}
 
-    def static_columns(self, ids: NDArray[np.int64]) -> Mapping[str, NDArray[np.float64]]:
-        s = ids // self.size
-        return {
-            "society": s.astype(np.float64),
-            "position": self.position[ids].astype(np.float64),
-            "question": self.question[s].astype(np.float64),
-            "truth": self.truth[s],
-            "strategy": self.strategy[s].astype(np.float64),
-            "mix": self.mix[s].astype(np.float64),
-            "repeat": self.repeat[s].astype(np.float64),
-            "trait": self.trait[ids].astype(np.float64),
-        }
-
     def metrics(self, round: int) -> dict[str, float]:
         rows = self.prev.reshape(self.societies, self.size)
         majority, distinct = row_majority(rows)
