@@ -1,4 +1,183 @@
-"""An OASIS-style social feed (issue 9, in progress): so far, its recommenders' scores.
+"""An OASIS-style social platform as a protocol (reference/oasis.md): a world of users,
+posts, likes and follows; feeds from four recommenders; OASIS's actions as replies.
 
-See `protocols.social_feed.ranking`; the world, actions and agents come next.
+Modes as in OASIS: ``x`` (interest recommender, a feed of 2 recommended + 3 in-network
+posts, like counts shown) and ``reddit`` (hot score, 5 posts from a global top list,
+scores shown). See `protocols.social_feed.world` for the state and the action rules.
 """
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from agents.rng import counter_uniform
+from orchestrator.errors import ConfigError
+from protocols.base import DirectRouter, MessageProtocol
+from protocols.social_feed.agents import FeedAction, LLMUser, RuleUser
+from protocols.social_feed.ranking import hashed_vectors
+from protocols.social_feed.world import ACTIONS, FeedView, FeedWorld
+from protocols.topology import GraphSpec, Topology, graph_spec
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from agents.agent import Agent
+    from agents.population import Population
+
+__all__ = ["FeedAction", "FeedView", "FeedWorld", "LLMUser", "RuleUser", "SocialFeed"]
+
+RECOMMENDERS = ("interest", "hot", "random", "follow")
+NOTICES = ("posted", "refused", "liked", "disliked", "followed")
+
+
+class SocialFeed(MessageProtocol):
+    """A social platform (X-like or Reddit-like) with a recommender.
+
+    Args:
+        mode: ``x`` or ``reddit`` (OASIS's defaults for each, overridable below).
+        recommender: ``interest`` (cosine x recency over at most 4,000 candidates), ``hot``
+            (Reddit's formula, one list for all), ``random``, or ``follow`` (in-network only).
+        activation: Chance that a user acts in a round (OASIS's Reddit runs: 0.1), or one per user.
+        graph: The starting follow graph: a networkx graph, a generator spec or its name
+            (``barabasi_albert``, ``erdos_renyi``, ...), or None for no follows.
+        posts: Seeded posts: how many (by random users, with generic texts), or (author, text) pairs.
+        dim: Size of the interest vectors (users' are seeded; posts take their author's).
+        max_rec, refresh, following: The recommendation buffer per user, posts sampled from it
+            per refresh, and in-network posts added (X mode).
+        show_score: Show likes minus dislikes (Reddit) instead of both counts.
+        step_minutes: Simulated minutes per round (OASIS X: 3).
+    """
+
+    name = "social_feed"
+    instructions = (
+        "You are on a social platform. Read your feed and choose one action that fits your profile: "
+        "create_post, repost, quote_post, like_post, unlike_post, dislike_post, follow, unfollow, mute "
+        "or do_nothing."
+    )
+    kinds = NOTICES
+    action_kinds = ACTIONS
+    replies = (FeedAction,)
+
+    def __init__(
+        self,
+        mode: Literal["x", "reddit"] = "x",
+        *,
+        recommender: str | None = None,
+        activation: float | Sequence[float] = 0.1,
+        graph: nx.Graph | GraphSpec | str | None = "barabasi_albert",
+        posts: int | Sequence[tuple[int, str]] = 50,
+        dim: int = 16,
+        max_rec: int | None = None,
+        refresh: int | None = None,
+        following: int | None = None,
+        show_score: bool | None = None,
+        step_minutes: float = 3.0,
+    ) -> None:
+        if mode not in ("x", "reddit"):
+            raise ConfigError(f"Unknown mode {mode!r}; use 'x' or 'reddit'.")
+        rec = recommender or ("interest" if mode == "x" else "hot")
+        if rec not in RECOMMENDERS:
+            raise ConfigError(f"Unknown recommender {rec!r}; use one of: {', '.join(RECOMMENDERS)}.")
+        self.mode, self.recommender = mode, rec
+        self.activation = activation
+        self.graph = graph_spec(graph) if isinstance(graph, str) else graph
+        self.posts = posts
+        self.dim = dim
+        self.max_rec = max_rec if max_rec is not None else (2 if mode == "x" else 100)
+        self.refresh = refresh if refresh is not None else (2 if mode == "x" else 5)
+        self.following = following if following is not None else (3 if mode == "x" else 0)
+        self.show_score = show_score if show_score is not None else mode == "reddit"
+        self.step_minutes = step_minutes
+        for name in ("max_rec", "refresh", "following", "dim"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}.")
+
+    def build(self, n_agents: int, seed: int) -> DirectRouter:
+        ids = np.arange(n_agents)
+        rng = np.random.default_rng([seed, 0xFEED])
+        user_vec = rng.normal(size=(n_agents, self.dim)).astype(np.float32)
+        user_vec /= np.linalg.norm(user_vec, axis=1, keepdims=True)
+        stance = counter_uniform(seed, -1, ids, 0, stream=30) * 2 - 1
+        act = np.asarray(self.activation, np.float64)
+        activation = np.broadcast_to(act, (n_agents,)).copy() if act.ndim == 0 else act
+        if len(activation) != n_agents or not ((activation >= 0) & (activation <= 1)).all():
+            raise ConfigError(
+                f"activation must be a probability, or one per user ({n_agents}); got "
+                f"{len(activation)} values."
+            )
+        follows = np.empty(0, np.int64)
+        if self.graph is not None:
+            topo = (
+                self.graph.build(n_agents, seed)
+                if isinstance(self.graph, GraphSpec)
+                else Topology.from_networkx(self.graph)
+            )
+            if topo.n != n_agents:
+                raise ConfigError(
+                    f"The follow graph has {topo.n} nodes for {n_agents} users; give one per user."
+                )
+            follows = (topo.edge_source.astype(np.int64) << np.int64(32)) | topo.targets.astype(np.int64)
+        world = FeedWorld(
+            n_agents,
+            seed,
+            user_vec,
+            stance,
+            activation,
+            follows,
+            self.recommender,
+            self.max_rec,
+            self.refresh,
+            self.following,
+            self.show_score,
+            self.step_minutes * 60.0,
+        )
+        if isinstance(self.posts, int):
+            authors = rng.integers(0, n_agents, self.posts)
+            texts = [f"Post {i} by user {a}." for i, a in enumerate(authors.tolist())]
+            world.seed_posts(authors.tolist(), texts, user_vec[authors])
+        else:
+            authors = np.array([a for a, _ in self.posts], np.int64)
+            if len(authors) and (authors.min() < 0 or authors.max() >= n_agents):
+                raise ConfigError(f"A seeded post's author must be a user 0..{n_agents - 1}.")
+            texts = [t for _, t in self.posts]
+            world.seed_posts(
+                authors.tolist(), texts, hashed_vectors(texts, self.dim) if texts else user_vec[:0]
+            )
+        return DirectRouter(n_agents, world)
+
+    def default_population(self, n: int, agent: type[Agent] | None = None, **state: Any) -> Population:
+        from agents.population import Population
+
+        return Population.of(agent or RuleUser, n, **state)
+
+    def describe(self) -> dict[str, object]:
+        graph = (
+            self.graph.describe()
+            if isinstance(self.graph, GraphSpec)
+            else ("networkx" if self.graph is not None else None)
+        )
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "recommender": self.recommender,
+            "max_rec": self.max_rec,
+            "refresh": self.refresh,
+            "following": self.following,
+            "show_score": self.show_score,
+            "step_minutes": self.step_minutes,
+            "dim": self.dim,
+            "graph": graph,
+            "seeded_posts": self.posts if isinstance(self.posts, int) else len(self.posts),
+            "vectors": "seeded random interest vectors; seeded texts: hashed bag-of-words",
+        }
+
+    def views(self) -> Mapping[str, str]:
+        from protocols.social_feed.views import VIEWS
+
+        return VIEWS
+
+    def __repr__(self) -> str:
+        return f"SocialFeed(mode={self.mode!r}, recommender={self.recommender!r})"

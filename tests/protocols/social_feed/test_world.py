@@ -1,0 +1,130 @@
+"""The feed world: cascades counted by hand, follow-based feeds, OASIS's action rules, refused
+actions as rows, and the same log on 1 and 3 Ray hosts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from agents.agent import Agent
+from agents.context import Context
+from agents.message import Message
+from agents.population import Population
+from orchestrator import launch, query
+from protocols.social_feed import FeedAction, FeedWorld, RuleUser, SocialFeed
+from tests.orchestrator.helpers import messages_hash
+
+
+class Script(Agent):
+    """Plays the actions a test planned for (round, agent)."""
+
+    plan: ClassVar[dict[tuple[int, int], list[FeedAction]]] = {}
+
+    def act(self, inbox: list[Message], ctx: Context) -> list[FeedAction]:
+        return self.plan.get((ctx.round, self.id), [])
+
+
+def run_script(
+    tmp_path: Path, plan: dict[tuple[int, int], list[FeedAction]], rounds: int, **kw: object
+) -> tuple[Path, str]:
+    Script.plan = plan
+    log = tmp_path / "feed.duckdb"
+    proto = SocialFeed(graph=None, posts=[(0, "the root post")], **kw)  # type: ignore[arg-type]
+    run = launch(Population.of(Script, 6), proto, rounds=rounds, seed=1, log=log, runtime="local")
+    return log, run.run_id
+
+
+def rows(log: Path, sql: str) -> list[tuple[object, ...]]:
+    return [tuple(r.values()) for r in query(log, sql).to_pylist()]
+
+
+def test_cascade_scale_depth_and_breadth_on_a_hand_built_tree(tmp_path: Path) -> None:
+    # root (post 0, user 0) <- a (user 1), b (user 2) in round 0; a <- c (user 3) in round 1
+    plan = {
+        (0, 1): [FeedAction(action="repost", post_id=0)],
+        (0, 2): [FeedAction(action="repost", post_id=0)],
+        (1, 3): [FeedAction(action="repost", post_id=1)],  # a repost of a repost
+        (2, 4): [FeedAction(action="quote_post", post_id=3, content="deeper")],
+    }
+    log, _ = run_script(tmp_path, plan, rounds=3)
+    assert rows(log, "SELECT post, parent, root, kind FROM feed_posts ORDER BY post") == [
+        (1, 0, 0, "repost"),
+        (2, 0, 0, "repost"),
+        (3, 1, 0, "repost"),
+        (4, 3, 0, "quote"),
+    ]
+    assert rows(
+        log, "SELECT round, scale, depth, max_breadth FROM cascade_by_round WHERE root = 0 ORDER BY round"
+    ) == [(0, 3, 1, 2), (1, 4, 2, 2), (2, 5, 3, 2)]
+
+
+def test_oasis_action_rules_and_refusals_are_rows_not_crashes(tmp_path: Path) -> None:
+    plan = {
+        (0, 1): [FeedAction(action="like_post", post_id=0), FeedAction(action="like_post", post_id=0)],
+        (0, 2): [FeedAction(action="like_post", post_id=99), FeedAction(action="follow", user_id=3)],
+        (1, 1): [FeedAction(action="like_post", post_id=0)],
+        (1, 2): [FeedAction(action="unfollow", user_id=3), FeedAction(action="unfollow", user_id=3)],
+        (1, 4): [FeedAction(action="repost", post_id=0), FeedAction(action="repost", post_id=0)],
+    }
+    log, _ = run_script(tmp_path, plan, rounds=2)
+    refused = rows(
+        log, "SELECT round, sender, text FROM messages WHERE kind = 'refused' ORDER BY round, sender, seq"
+    )
+    assert refused == [
+        (0, 1, "already liked post 0"),
+        (0, 2, "post 99 does not exist"),
+        (1, 1, "already liked post 0"),
+        (1, 2, "not following"),
+        (1, 4, "already reposted post 0"),
+    ]
+    assert rows(log, "SELECT sender, receiver, value FROM messages WHERE kind = 'liked'") == [(1, 0, 0.0)]
+    assert rows(
+        log, "SELECT round, name, value FROM metrics WHERE name IN ('follow_edges', 'likes') ORDER BY ALL"
+    ) == [(0, "follow_edges", 1.0), (0, "likes", 1.0), (1, "follow_edges", 0.0), (1, "likes", 0.0)]
+
+
+def test_a_follow_based_feed_holds_only_followed_authors_posts() -> None:
+    g = nx.DiGraph()
+    g.add_nodes_from(range(8))
+    g.add_edges_from([(0, 1), (0, 2), (5, 6)])
+    proto = SocialFeed(
+        recommender="follow",
+        graph=g,
+        posts=[(a, f"p{a}") for a in (1, 2, 3, 4, 6, 1, 7)],
+        following=3,
+        activation=1.0,
+    )
+    world = proto.build(8, 0).world
+    assert isinstance(world, FeedWorld)
+    feeds = world.feeds(np.arange(8), 0)
+    for user, feed in enumerate(feeds.tolist()):
+        authors = {int(world.author[p]) for p in feed if p >= 0}
+        assert authors <= set(g.successors(user))
+    assert sorted(p for p in feeds[0] if p >= 0) == [0, 1, 5]  # users 1 and 2's posts
+    assert [p for p in feeds[3] if p >= 0] == []
+
+
+@pytest.mark.ray
+def test_same_seed_same_log_and_feeds_in_process_and_on_1_and_3_ray_hosts(
+    ray_cluster: object, tmp_path: Path
+) -> None:
+    log = tmp_path / "feed.duckdb"
+    proto = SocialFeed(posts=30, activation=0.3)
+    pop = Population.of(RuleUser, 600)
+    runs = [
+        launch(pop, proto, rounds=4, seed=5, log=log, runtime=rt, hosts=h)
+        for rt, h in (("local", 1), ("ray", 1), ("ray", 3))
+    ]
+    assert [r.hosts for r in runs] == [1, 1, 3]
+    hashes = {messages_hash(log, r.run_id) for r in runs}
+    assert len(hashes) == 1 and next(iter(hashes))[0] > 100
+    world = proto.build(600, 5).world
+    assert isinstance(world, FeedWorld)
+    ids = np.arange(600)
+    whole = world.feeds(ids, 0)
+    halves = np.concatenate([world.feeds(ids[:300], 0), world.feeds(ids[300:], 0)])
+    np.testing.assert_array_equal(whole, halves)  # a user's feed does not depend on its shard
