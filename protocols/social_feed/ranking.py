@@ -57,6 +57,13 @@ def interest_top_k(
     take = min(k, m)
     for lo in range(0, n, 4096):  # a block of users at a time keeps the score matrix small
         score = (users[lo : lo + 4096] @ posts.T).astype(np.float64) * weight[None, :]
+        if take <= 4:  # OASIS keeps 2: a few passes of argmax beat a partition
+            rows = np.arange(len(score))
+            for j in range(take):
+                best_j = np.argmax(score, axis=1)  # the first of equals: ties go to the lower index
+                out[lo + rows, j] = best_j
+                score[rows, best_j] = -np.inf
+            continue
         if take < m:
             part = np.argpartition(-score, take - 1, axis=1)[:, :take]
         else:

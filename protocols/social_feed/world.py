@@ -164,45 +164,69 @@ class FeedWorld(World):
     def apply(self, actions: MessageBatch, round: int, kinds: tuple[str, ...]) -> None:
         code = {k: kinds.index(k) for k in ACTIONS if k in kinds}
         before = self.count
-        notices: list[
-            tuple[int, int, str, float, str | None, str | None]
-        ] = []  # sender, receiver, kind, value, text, payload
+        notes = _Notices()
         stats = dict.fromkeys(("posts", "reposts", "quotes", "likes", "dislikes", "follows", "refused"), 0.0)
-        texts = actions.text.to_pylist() if actions.text is not None else [None] * len(actions)
+        sender, value = actions.sender, actions.value
+        texts = actions.text
 
-        def refuse(i: int, why: str) -> None:
-            s = int(actions.sender[i])
-            notices.append((s, s, "refused", float(actions.value[i]), why, None))
-            stats["refused"] += 1
+        def refuse(rows: NDArray[np.int64], why: Any) -> None:
+            if len(rows):
+                reasons = [why(i) for i in rows.tolist()]
+                notes.add(sender[rows], sender[rows], "refused", value[rows], reasons)
+                stats["refused"] += len(rows)
 
-        # Phase 1: creations, in (sender, seq) order.
-        for i in np.flatnonzero(np.isin(actions.kind, [code[k] for k in CREATE if k in code])).tolist():
-            k = kinds[int(actions.kind[i])]
-            s = int(actions.sender[i])
-            if k == "post":
-                vec = self.user_vec[s]
-                new = self._new_post(s, -1, 0, round, vec, float(self.stance[s]))
-            else:
-                clicked = int(actions.value[i])
-                if not 0 <= clicked < before:
-                    refuse(i, f"post {clicked} does not exist")
-                    continue
-                root = int(self.root[clicked])
-                if k == "repost":
-                    key = _keys(np.array([s]), np.array([root]))
-                    if np.isin(key, self.reposted)[0]:
-                        refuse(i, f"already reposted post {root}")
-                        continue
-                    self.reposted = np.union1d(self.reposted, key)
-                new = self._new_post(
-                    s, clicked, KIND_CODE[k], round, self.vec[root], float(self.post_stance[root])
-                )
-                self.shares[root] += 1
-            if texts[i]:
-                self.texts[new] = str(texts[i])
-            payload = json.dumps({"kind": k, "parent": int(self.parent[new]), "root": int(self.root[new])})
-            notices.append((s, s, "posted", float(new), None, payload))
-            stats[k + "s" if k != "repost" else "reposts"] += 1
+        # Phase 1: creations, in (sender, seq) order; targets must exist when the round begins.
+        rows = np.flatnonzero(np.isin(actions.kind, [code[k] for k in CREATE if k in code]))
+        if len(rows):
+            kname = np.array(kinds, object)[actions.kind[rows]]
+            is_post = kname == "post"
+            clicked = np.where(is_post, -1, value[rows]).astype(np.int64)
+            exists = is_post | ((clicked >= 0) & (clicked < before))
+            refuse(rows[~exists], lambda i: f"post {int(value[i])} does not exist")
+            rows, kname, is_post, clicked = rows[exists], kname[exists], is_post[exists], clicked[exists]
+            users = sender[rows]
+            root = np.where(is_post, -1, self.root[np.maximum(clicked, 0)])
+            is_repost = kname == "repost"
+            keys = _keys(users, root)
+            dup = is_repost & ~(
+                _first(np.where(is_repost, keys, -1 - np.arange(len(keys)))) & ~_member(keys, self.reposted)
+            )
+            refuse(rows[dup], lambda i: f"already reposted post {int(self.root[int(value[i])])}")
+            ok = ~dup
+            rows, kname, is_post, clicked, users, root = (
+                rows[ok],
+                kname[ok],
+                is_post[ok],
+                clicked[ok],
+                users[ok],
+                root[ok],
+            )
+            m = len(rows)
+            ids = before + np.arange(m)
+            self._grow(before + m)
+            sl = slice(before, before + m)
+            self.author[sl], self.parent[sl], self.created[sl] = users, clicked, round
+            self.root[sl] = np.where(is_post, ids, root)
+            self.kind[sl] = np.select([is_post, kname == "repost"], [0, 1], 2)
+            self.vec[sl] = np.where(is_post[:, None], self.user_vec[users], self.vec[np.maximum(root, 0)])
+            self.post_stance[sl] = np.where(
+                is_post, self.stance[users], self.post_stance[np.maximum(root, 0)]
+            )
+            np.add.at(self.shares, root[~is_post], 1)
+            self.reposted = _add(self.reposted, keys[ok][kname == "repost"])
+            self.count = before + m
+            if texts is not None:
+                for i, t in zip(ids.tolist(), texts.take(rows).to_pylist()):
+                    if t:
+                        self.texts[i] = str(t)
+            payload = [
+                f'{{"kind": "{k}", "parent": {p}, "root": {r}}}'
+                for k, p, r in zip(kname.tolist(), clicked.tolist(), self.root[sl].tolist())
+            ]
+            notes.add(users, users, "posted", ids.astype(np.float64), None, payload)
+            stats["posts"] += float(is_post.sum())
+            stats["reposts"] += float((kname == "repost").sum())
+            stats["quotes"] += float((kname == "quote").sum())
         # Phase 2: votes on posts that existed when the round began, redirected to the root.
         for k in VOTE:
             if k not in code:
@@ -210,31 +234,28 @@ class FeedWorld(World):
             rows = np.flatnonzero(actions.kind == code[k])
             if not len(rows):
                 continue
-            users, target = actions.sender[rows], actions.value[rows].astype(np.int64)
+            target = value[rows].astype(np.int64)
             ok = (target >= 0) & (target < before)
-            for i in rows[~ok].tolist():
-                refuse(i, f"post {int(actions.value[i])} does not exist")
-            rows, users, target = rows[ok], users[ok], self.root[target[ok]]
+            refuse(rows[~ok], lambda i: f"post {int(value[i])} does not exist")
+            rows = rows[ok]
+            users, target = sender[rows], self.root[target[ok]]
             keys = _keys(users, target)
             store = "disliked" if k == "dislike" else "liked"
             have = getattr(self, store)
             if k == "unlike":
-                present = np.isin(keys, have) & _first(keys)  # a second unlike in the round finds none
-                for i in rows[~present].tolist():
-                    refuse(i, "not liked")
+                present = _member(keys, have) & _first(keys)  # a second unlike in the round finds none
+                refuse(rows[~present], lambda i: "not liked")
                 np.subtract.at(self.likes, target[present], 1)
-                setattr(self, store, np.setdiff1d(have, keys[present]))
+                setattr(self, store, _remove(have, keys[present]))
                 continue
-            fresh = _first(keys) & ~np.isin(keys, have)
-            for i in rows[~fresh].tolist():
-                root_of = int(self.root[int(actions.value[i])])
-                refuse(i, f"already {'dis' if k == 'dislike' else ''}liked post {root_of}")
+            fresh = _first(keys) & ~_member(keys, have)
+            word = "disliked" if k == "dislike" else "liked"
+            refuse(rows[~fresh], lambda i, w=word: f"already {w} post {int(self.root[int(value[i])])}")
             counts = self.dislikes if k == "dislike" else self.likes
             np.add.at(counts, target[fresh], 1)
-            setattr(self, store, np.union1d(have, keys[fresh]))
-            stats["dislikes" if k == "dislike" else "likes"] += float(fresh.sum())
-            for u, t in zip(users[fresh].tolist(), target[fresh].tolist()):
-                notices.append((u, int(self.author[t]), k + "d", float(t), None, None))
+            setattr(self, store, _add(have, keys[fresh]))
+            stats[word[:-1] + "s"] += float(fresh.sum())
+            notes.add(users[fresh], self.author[target[fresh]], k + "d", target[fresh].astype(np.float64))
         # Phase 3: follows, unfollows, mutes (recorded only, as in OASIS).
         for k in SOCIAL:
             if k not in code:
@@ -242,30 +263,26 @@ class FeedWorld(World):
             rows = np.flatnonzero(actions.kind == code[k])
             if not len(rows):
                 continue
-            users, other = actions.sender[rows], actions.value[rows].astype(np.int64)
+            users, other = sender[rows], value[rows].astype(np.int64)
             ok = (other >= 0) & (other < self.n) & (other != users)
-            for i in rows[~ok].tolist():
-                refuse(i, f"user {int(actions.value[i])} cannot be {k}ed")
+            refuse(rows[~ok], lambda i, k=k: f"user {int(value[i])} cannot be {k}ed")
             rows, users, other = rows[ok], users[ok], other[ok]
             keys = _keys(users, other)
             if k == "mute":
-                self.muted = np.union1d(self.muted, keys)
+                self.muted = _add(self.muted, keys)
                 continue
-            present = np.isin(keys, self.follows)
+            present = _member(keys, self.follows)
             if k == "unfollow":
                 present &= _first(keys)
-                for i in rows[~present].tolist():
-                    refuse(i, "not following")
-                self.follows = np.setdiff1d(self.follows, keys[present])
+                refuse(rows[~present], lambda i: "not following")
+                self.follows = _remove(self.follows, keys[present])
                 continue
             fresh = _first(keys) & ~present
-            for i in rows[~fresh].tolist():
-                refuse(i, f"already following user {int(actions.value[i])}")
-            self.follows = np.union1d(self.follows, keys[fresh])
+            refuse(rows[~fresh], lambda i: f"already following user {int(value[i])}")
+            self.follows = _add(self.follows, keys[fresh])
             stats["follows"] += float(fresh.sum())
-            for u, o in zip(users[fresh].tolist(), other[fresh].tolist()):
-                notices.append((u, o, "followed", float(o), None, None))
-        self._notices = _batch(notices, kinds)
+            notes.add(users[fresh], other[fresh], "followed", other[fresh].astype(np.float64))
+        self._notices = notes.batch(kinds)
         self._round_stats = stats
 
     def deliver(self, messages: MessageBatch, lo: int, hi: int, round: int) -> MessageBatch:
@@ -390,9 +407,9 @@ class FeedWorld(World):
             "feed": feed,
             "author": author,
             "match": match,
-            "liked": ok & np.isin(_keys(np.repeat(ids, feed.shape[1]).reshape(feed.shape), root), self.liked),
+            "liked": ok & _member(_keys(np.repeat(ids, feed.shape[1]).reshape(feed.shape), root), self.liked),
             "follows_author": ok
-            & np.isin(_keys(np.repeat(ids, feed.shape[1]).reshape(feed.shape), author), self.follows),
+            & _member(_keys(np.repeat(ids, feed.shape[1]).reshape(feed.shape), author), self.follows),
         }
 
     def observe(self, agent: int, round: int) -> FeedView:
@@ -429,6 +446,28 @@ class FeedWorld(World):
         return {"users": self.n, "seeded_posts": int(self.count), "follow_edges": len(self.follows)}
 
 
+def _add(store: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.int64]:
+    """`store` (sorted, unique) with `keys` added: a merge, not a re-sort of the whole store."""
+    keys = np.unique(keys)
+    keys = keys[~_member(keys, store)]
+    return np.insert(store, np.searchsorted(store, keys), keys) if len(keys) else store
+
+
+def _remove(store: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.int64]:
+    """`store` (sorted, unique) without `keys`."""
+    keys = keys[_member(keys, store)]
+    return np.delete(store, np.searchsorted(store, np.unique(keys))) if len(keys) else store
+
+
+def _member(keys: NDArray[np.int64], store: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Whether each key is in `store` (sorted, unique): binary search, no hashing of the store."""
+    if len(store) == 0:
+        return np.zeros(np.shape(keys), bool)
+    idx = np.minimum(np.searchsorted(store, keys), len(store) - 1)
+    found: NDArray[np.bool_] = store[idx] == keys
+    return found
+
+
 def _first(keys: NDArray[np.int64]) -> NDArray[np.bool_]:
     """True at the first occurrence of each key (the batch is in (sender, seq) order)."""
     out = np.zeros(len(keys), bool)
@@ -444,25 +483,47 @@ def _gini(x: NDArray[np.float64]) -> float:
     return float((2 * np.arange(1, n + 1) - n - 1) @ s / (n * s.sum()))
 
 
-def _batch(
-    rows: list[tuple[int, int, str, float, str | None, str | None]], kinds: tuple[str, ...]
-) -> MessageBatch:
-    """Notices as a batch, in (sender, order) order, coded with the run's kind table."""
-    if not rows:
-        return MessageBatch.empty()
-    rows.sort(key=lambda r: r[0])  # stable: within a sender, the order they were made
-    sender = np.array([r[0] for r in rows], np.int64)
-    starts = np.flatnonzero(np.r_[True, sender[1:] != sender[:-1]])
-    seq = (np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))).astype(np.int32)
-    texts = [r[4] for r in rows]
-    payloads = [r[5] for r in rows]
-    return MessageBatch(
-        sender,
-        seq,
-        np.array([kinds.index(r[2]) for r in rows], np.uint8),
-        np.array([r[3] for r in rows], np.float64),
-        np.array([r[1] for r in rows], np.int64),
-        pa.array(texts, pa.string()) if any(texts) else None,
-        pa.array(payloads, pa.string()) if any(payloads) else None,
-        None,
-    )
+class _Notices:
+    """A round's notices, gathered as columns, then one batch in (sender, order) order."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[Any, ...]] = []
+
+    def add(
+        self,
+        senders: NDArray[np.int64],
+        receivers: NDArray[np.int64],
+        kind: str,
+        values: NDArray[np.float64],
+        texts: list[str] | None = None,
+        payloads: list[str] | None = None,
+    ) -> None:
+        if len(senders):
+            self.parts.append((senders, receivers, kind, values, texts, payloads))
+
+    def batch(self, kinds: tuple[str, ...]) -> MessageBatch:
+        if not self.parts:
+            return MessageBatch.empty()
+        sender = np.concatenate([p[0] for p in self.parts]).astype(np.int64)
+        n = len(sender)
+        order = np.argsort(sender, kind="stable")  # within a sender: the order they were made
+        sender = sender[order]
+        starts = np.flatnonzero(np.r_[True, sender[1:] != sender[:-1]])
+        seq = (np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))).astype(np.int32)
+
+        def column(i: int) -> pa.Array | None:
+            if all(p[i] is None for p in self.parts):
+                return None
+            vals = [v for p in self.parts for v in (p[i] if p[i] is not None else [None] * len(p[0]))]
+            return pa.array(vals, pa.string()).take(pa.array(order))
+
+        return MessageBatch(
+            sender,
+            seq,
+            np.concatenate([np.full(len(p[0]), kinds.index(p[2]), np.uint8) for p in self.parts])[order],
+            np.concatenate([np.asarray(p[3], np.float64) for p in self.parts])[order],
+            np.concatenate([np.asarray(p[1], np.int64) for p in self.parts])[order],
+            column(4),
+            column(5),
+            None,
+        )
