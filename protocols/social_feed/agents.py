@@ -16,9 +16,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from agents.agent import Agent
+from agents.agent import ActResult, Agent
 from agents.batch import Inbox, MessageBatch
-from agents.context import BatchContext
+from agents.context import BatchContext, Context
 from agents.llm import LLMAgent
 from agents.message import Message
 from agents.reply import Reply
@@ -162,3 +162,8 @@ class LLMUser(LLMAgent):
 
     persona: str = "You are a user of a social media platform. Act as your profile suggests."
     memory: int = Field(2, ge=0)
+
+    async def act(self, inbox: list[Message], ctx: Context) -> ActResult:
+        if not getattr(ctx.observation, "active", True):
+            return None  # not active this round: no call
+        return await super().act(inbox, ctx)

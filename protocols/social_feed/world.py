@@ -50,12 +50,14 @@ def _keys(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
 
 @dataclass(frozen=True)
 class FeedView(Observation):
-    """What one user sees when active: its feed (post ids, authors, texts, scores)."""
+    """What one user sees: whether it is active this round, and if so its feed (post ids,
+    authors, texts, scores) as OASIS renders it."""
 
     agent: int
     round: int
     posts: tuple[dict[str, Any], ...]
     show_score: bool
+    active: bool = True
 
     def render(self) -> str:
         if not self.posts:
@@ -415,7 +417,8 @@ class FeedWorld(World):
     def observe(self, agent: int, round: int) -> FeedView:
         ids = np.array([agent])
         posts: list[dict[str, Any]] = []
-        if self.active(ids, round)[0]:
+        active = bool(self.active(ids, round)[0])
+        if active:
             for p in self.feeds(ids, round)[0].tolist():
                 if p < 0:
                     continue
@@ -440,7 +443,7 @@ class FeedWorld(World):
                     item["num_likes"], item["num_dislikes"] = int(self.likes[root]), int(self.dislikes[root])
                 item["num_shares"] = int(self.shares[root])
                 posts.append(item)
-        return FeedView(agent, round, tuple(posts), self.show_score)
+        return FeedView(agent, round, tuple(posts), self.show_score, active)
 
     def describe(self) -> dict[str, object]:
         return {"users": self.n, "seeded_posts": int(self.count), "follow_edges": len(self.follows)}

@@ -128,3 +128,24 @@ def test_same_seed_same_log_and_feeds_in_process_and_on_1_and_3_ray_hosts(
     whole = world.feeds(ids, 0)
     halves = np.concatenate([world.feeds(ids[:300], 0), world.feeds(ids[300:], 0)])
     np.testing.assert_array_equal(whole, halves)  # a user's feed does not depend on its shard
+
+
+def test_llm_users_act_only_when_active_and_their_actions_land(tmp_path: Path) -> None:
+    from orchestrator import LLMConfig
+    from protocols.social_feed import LLMUser
+
+    log = tmp_path / "llm.duckdb"
+    proto = SocialFeed(posts=20, activation=0.5)
+    run = launch(
+        Population.of(LLMUser, 40), proto, rounds=3, seed=2, log=log, runtime="local", llm=LLMConfig(cache="")
+    )
+    world = proto.build(40, 2).world
+    assert isinstance(world, FeedWorld)
+    active = sum(int(world.active(np.arange(40), r).sum()) for r in range(3))
+    assert rows(log, f"SELECT count(*), count(error_type) FROM llm_calls WHERE run_id = '{run.run_id}'") == [
+        (active, 0)
+    ]
+    acted = rows(log, "SELECT count(*) FROM messages WHERE kind IN ('post', 'repost', 'like', 'follow')")[0][
+        0
+    ]
+    assert 0 < acted <= active
