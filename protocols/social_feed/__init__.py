@@ -49,6 +49,8 @@ class SocialFeed(MessageProtocol):
             per refresh, and in-network posts added (X mode).
         show_score: Show likes minus dislikes (Reddit) instead of both counts.
         step_minutes: Simulated minutes per round (OASIS X: 3).
+        votes: Seeded votes for herd experiments: (post id, +1 or -1), one like or dislike from
+            a rater before round 0 (posts without one are the control group).
     """
 
     name = "social_feed"
@@ -75,6 +77,7 @@ class SocialFeed(MessageProtocol):
         following: int | None = None,
         show_score: bool | None = None,
         step_minutes: float = 3.0,
+        votes: Sequence[tuple[int, int]] = (),
     ) -> None:
         if mode not in ("x", "reddit"):
             raise ConfigError(f"Unknown mode {mode!r}; use 'x' or 'reddit'.")
@@ -91,6 +94,10 @@ class SocialFeed(MessageProtocol):
         self.following = following if following is not None else (3 if mode == "x" else 0)
         self.show_score = show_score if show_score is not None else mode == "reddit"
         self.step_minutes = step_minutes
+        self.votes = [(int(p), int(v)) for p, v in votes]
+        bad = [(p, v) for p, v in self.votes if v not in (1, -1)]
+        if bad:
+            raise ConfigError(f"Seeded votes must be +1 or -1, got {bad[0]}; e.g. votes=[(0, 1), (1, -1)].")
         for name in ("max_rec", "refresh", "following", "dim"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}.")
@@ -146,6 +153,12 @@ class SocialFeed(MessageProtocol):
             world.seed_posts(
                 authors.tolist(), texts, hashed_vectors(texts, self.dim) if texts else user_vec[:0]
             )
+        for post, vote in self.votes:
+            if not 0 <= post < world.count:
+                raise ConfigError(
+                    f"A seeded vote names post {post}; the seeded posts are 0..{world.count - 1}."
+                )
+            (world.likes if vote > 0 else world.dislikes)[post] += 1
         return DirectRouter(n_agents, world)
 
     def default_population(self, n: int, agent: type[Agent] | None = None, **state: Any) -> Population:
@@ -172,6 +185,7 @@ class SocialFeed(MessageProtocol):
             "graph": graph,
             "seeded_posts": self.posts if isinstance(self.posts, int) else len(self.posts),
             "vectors": "seeded random interest vectors; seeded texts: hashed bag-of-words",
+            "votes": self.votes,
         }
 
     def views(self) -> Mapping[str, str]:

@@ -104,13 +104,18 @@ class RuleUser(Agent):
 
     Attributes:
         like_p, repost_p, follow_p: Per post shown, the chance of acting on it at a perfect match.
+        dislike_p: Per post shown, the chance of disliking it at a perfect mismatch.
         post_p: Per active round, the chance of writing a post.
+        herd: How much the score shown sways votes: likes scale by ``1 + herd*tanh(score)``,
+            dislikes by ``1 - herd*tanh(score)`` (0: not at all).
     """
 
     like_p: float = Field(0.3, ge=0.0, le=1.0)
+    dislike_p: float = Field(0.05, ge=0.0, le=1.0)
     repost_p: float = Field(0.08, ge=0.0, le=1.0)
     follow_p: float = Field(0.05, ge=0.0, le=1.0)
     post_p: float = Field(0.05, ge=0.0, le=1.0)
+    herd: float = Field(0.0, ge=0.0, le=1.0)
 
     @classmethod
     def act_batch(
@@ -124,25 +129,34 @@ class RuleUser(Agent):
         parts.append(
             (ctx.ids[posts], np.zeros(int(posts.sum()), np.int64), "post", np.full(int(posts.sum()), -1.0))
         )
+        sway = state["herd"][:, None] * np.tanh(seen["score"])
         for j in range(feed.shape[1]):
             m = match[:, j]
-            like = ok[:, j] & ~seen["liked"][:, j] & (ctx.uniform(1 + 3 * j) < state["like_p"] * m)
-            share = ok[:, j] & (ctx.uniform(2 + 3 * j) < state["repost_p"] * m)
+            like = (
+                ok[:, j]
+                & ~seen["liked"][:, j]
+                & (ctx.uniform(1 + 4 * j) < state["like_p"] * m * (1 + sway[:, j]))
+            )
+            dislike = (
+                ok[:, j] & ~like & (ctx.uniform(4 + 4 * j) < state["dislike_p"] * (1 - m) * (1 - sway[:, j]))
+            )
+            share = ok[:, j] & (ctx.uniform(2 + 4 * j) < state["repost_p"] * m)
             follow = (
                 ok[:, j]
                 & ~seen["follows_author"][:, j]
                 & (seen["author"][:, j] != ctx.ids)
-                & (ctx.uniform(3 + 3 * j) < state["follow_p"] * m)
+                & (ctx.uniform(3 + 4 * j) < state["follow_p"] * m)
             )
             for name, mask, value, slot in (
                 ("like", like, feed[:, j], 1),
+                ("dislike", dislike, feed[:, j], 4),
                 ("repost", share, feed[:, j], 2),
                 ("follow", follow, seen["author"][:, j], 3),
             ):
                 parts.append(
                     (
                         ctx.ids[mask],
-                        np.full(int(mask.sum()), 4 * j + slot),
+                        np.full(int(mask.sum()), 5 * j + slot),
                         name,
                         value[mask].astype(np.float64),
                     )

@@ -33,6 +33,20 @@ VIEWS: dict[str, str] = {
         max(p.nodes) AS max_breadth
     FROM per_depth p JOIN users u USING (run_id, root, round)
     GROUP BY p.run_id, p.root, p.round, u.reposters""",
+    # The herd experiment: per seeded post, its group (up, down, control: its seeded vote) and its
+    # final score (likes minus dislikes, the seeded vote included).
+    "herd_by_post": """WITH seeded AS (
+            SELECT r.run_id, (v->>0)::BIGINT AS post, (v->>1)::INTEGER AS vote
+            FROM runs r, unnest(from_json(r.config->'protocol'->'votes', '["JSON"]')) AS t(v)
+            WHERE r.protocol = 'social_feed'),
+        posts AS (SELECT run_id, unnest(range((config->'protocol'->>'seeded_posts')::BIGINT)) AS post
+            FROM runs WHERE protocol = 'social_feed'),
+        votes AS (SELECT m.run_id, m.value::BIGINT AS post,
+                count(*) FILTER (m.kind = 'liked') - count(*) FILTER (m.kind = 'disliked') AS net
+            FROM messages m WHERE m.kind IN ('liked', 'disliked') GROUP BY ALL)
+    SELECT p.run_id, p.post, CASE s.vote WHEN 1 THEN 'up' WHEN -1 THEN 'down' ELSE 'control' END AS grp,
+        coalesce(s.vote, 0) + coalesce(v.net, 0) AS score
+    FROM posts p LEFT JOIN seeded s USING (run_id, post) LEFT JOIN votes v USING (run_id, post)""",
     # Per round: follower inequality (Gini), posts, reposts, likes, follows, refused actions.
     "feed_activity_by_round": """SELECT run_id, round,
         max(value) FILTER (name = 'posts') AS posts, max(value) FILTER (name = 'reposts') AS reposts,

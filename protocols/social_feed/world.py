@@ -407,6 +407,7 @@ class FeedWorld(World):
         return {
             "active": active,
             "feed": feed,
+            "score": np.where(ok, self.likes[root] - self.dislikes[root], 0).astype(np.float64),
             "author": author,
             "match": match,
             "liked": ok & _member(_keys(np.repeat(ids, feed.shape[1]).reshape(feed.shape), root), self.liked),

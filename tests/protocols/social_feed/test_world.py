@@ -149,3 +149,19 @@ def test_llm_users_act_only_when_active_and_their_actions_land(tmp_path: Path) -
         0
     ]
     assert 0 < acted <= active
+
+
+def test_herd_effect_up_seeded_posts_end_higher_than_control_and_down(tmp_path: Path) -> None:
+    log = tmp_path / "herd.duckdb"
+    votes = [(p, 1) for p in range(0, 10)] + [(p, -1) for p in range(10, 20)]
+    proto = SocialFeed("reddit", posts=30, votes=votes, activation=0.2, graph=None, max_rec=30)
+    pop = Population.of(RuleUser, 3000, herd=1.0, post_p=0.0, repost_p=0.0, follow_p=0.0)
+    launch(pop, proto, rounds=8, seed=3, log=log, runtime="local")
+    means = dict(rows(log, "SELECT grp, avg(score) FROM herd_by_post GROUP BY grp"))
+    assert means["up"] > means["control"] > means["down"], means
+    # The view's score is the seeded vote plus the likes and dislikes the log records.
+    total = rows(log, "SELECT sum(score) FROM herd_by_post")[0][0]
+    logged = rows(
+        log, "SELECT count(*) FILTER (kind = 'liked') - count(*) FILTER (kind = 'disliked') FROM messages"
+    )[0][0]
+    assert total == logged + 10 - 10
