@@ -34,6 +34,7 @@ bench: $(STAMP)  ## benchmarks; each writes benchmarks/results/
 	$(BIN)/python benchmarks/swarm_grid.py
 	$(BIN)/python benchmarks/llm_concurrency.py
 	$(BIN)/python benchmarks/debate.py
+	$(BIN)/python benchmarks/social_feed.py
 
 clean:
 	rm -rf $(VENV) demo.duckdb .pytest_cache .mypy_cache .ruff_cache
