@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import PeakRss, today, write
+from results_io import PeakRss, in_fresh_process, today, write
 
 
 def one(kind: str) -> dict[str, object]:
@@ -56,14 +55,7 @@ def one(kind: str) -> dict[str, object]:
 
 
 def main() -> None:
-    results = []
-    for kind in ("rule", "llm"):
-        out = subprocess.run(
-            [sys.executable, __file__, kind], capture_output=True, text=True, timeout=3600, check=True
-        )
-        line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
-        results.append(json.loads(line[len("RESULT ") :]))
-        print(results[-1], flush=True)
+    results = [in_fresh_process(__file__, kind) for kind in ("rule", "llm")]
     rows: list[list[object]] = [
         [
             "1,000,000 rule-based debaters"

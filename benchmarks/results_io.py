@@ -31,6 +31,24 @@ def write(name: str, data: dict[str, Any], title: str, header: list[str], rows: 
     return text
 
 
+def in_fresh_process(script: str, *args: object) -> dict[str, Any]:
+    """Run ``python script args...`` and return the JSON it printed after ``RESULT `` (each case of a
+    benchmark in a fresh process, so one case's memory and Ray instance never shape the next)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, script, *map(str, args)], capture_output=True, text=True, timeout=3600
+    )
+    if out.returncode != 0:
+        print(out.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(out.returncode)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+    print(result, flush=True)
+    return result
+
+
 class PeakRss:
     """Samples the summed RSS of this process and every process it started (Ray's), every 100 ms.
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import PeakRss, today, write
+from results_io import PeakRss, in_fresh_process, today, write
 
 CASES = [(10_000, "rule", 10), (100_000, "rule", 10), (1_000_000, "rule", 5), (10_000, "llm", 3)]
 
@@ -49,20 +48,7 @@ def one(n: int, kind: str, rounds: int) -> dict[str, object]:
 
 
 def main() -> None:
-    results = []
-    for n, kind, rounds in CASES:
-        out = subprocess.run(
-            [sys.executable, __file__, str(n), kind, str(rounds)],
-            capture_output=True,
-            text=True,
-            timeout=3600,
-        )
-        if out.returncode != 0:
-            print(out.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(out.returncode)
-        line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
-        results.append(json.loads(line[len("RESULT ") :]))
-        print(results[-1], flush=True)
+    results = [in_fresh_process(__file__, n, kind, rounds) for n, kind, rounds in CASES]
     rows: list[list[object]] = [
         [
             f"{r['users']:,} {'LLM users (moot/simulated)' if r['kind'] == 'llm' else 'rule-based users'}",
