@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["FeedAction", "FeedView", "FeedWorld", "LLMUser", "RuleUser", "SocialFeed"]
 
 RECOMMENDERS = ("interest", "hot", "random", "follow")
-NOTICES = ("posted", "refused", "liked", "disliked", "followed")
+NOTICES = ("posted", "refused", "liked", "disliked", "followed", "shown")
 
 
 class SocialFeed(MessageProtocol):
@@ -51,6 +51,9 @@ class SocialFeed(MessageProtocol):
         step_minutes: Simulated minutes per round (OASIS X: 3).
         votes: Seeded votes for herd experiments: (post id, +1 or -1), one like or dislike from
             a rater before round 0 (posts without one are the control group).
+        exposures: Share of active users whose feed is logged as ``shown`` rows (1: all; 0: none),
+            sampled per user and round.
+        user_vectors: Your users' interest vectors (one row per user); default seeded at random.
     """
 
     name = "social_feed"
@@ -78,6 +81,8 @@ class SocialFeed(MessageProtocol):
         show_score: bool | None = None,
         step_minutes: float = 3.0,
         votes: Sequence[tuple[int, int]] = (),
+        exposures: float = 1.0,
+        user_vectors: np.ndarray | None = None,
     ) -> None:
         if mode not in ("x", "reddit"):
             raise ConfigError(f"Unknown mode {mode!r}; use 'x' or 'reddit'.")
@@ -95,6 +100,10 @@ class SocialFeed(MessageProtocol):
         self.show_score = show_score if show_score is not None else mode == "reddit"
         self.step_minutes = step_minutes
         self.votes = [(int(p), int(v)) for p, v in votes]
+        if not 0 <= exposures <= 1:
+            raise ConfigError(f"exposures is a share of users, 0..1; got {exposures}.")
+        self.exposures = float(exposures)
+        self.user_vectors = None if user_vectors is None else np.asarray(user_vectors, np.float32)
         bad = [(p, v) for p, v in self.votes if v not in (1, -1)]
         if bad:
             raise ConfigError(f"Seeded votes must be +1 or -1, got {bad[0]}; e.g. votes=[(0, 1), (1, -1)].")
@@ -105,8 +114,16 @@ class SocialFeed(MessageProtocol):
     def build(self, n_agents: int, seed: int) -> DirectRouter:
         ids = np.arange(n_agents)
         rng = np.random.default_rng([seed, 0xFEED])
-        user_vec = rng.normal(size=(n_agents, self.dim)).astype(np.float32)
-        user_vec /= np.linalg.norm(user_vec, axis=1, keepdims=True)
+        if self.user_vectors is not None:
+            if self.user_vectors.ndim != 2 or len(self.user_vectors) != n_agents:
+                raise ConfigError(
+                    f"user_vectors needs one row per user ({n_agents}), got shape {self.user_vectors.shape}."
+                )
+            user_vec = self.user_vectors.copy()
+        else:
+            user_vec = rng.normal(size=(n_agents, self.dim)).astype(np.float32)
+        norm = np.linalg.norm(user_vec, axis=1, keepdims=True)
+        user_vec = np.divide(user_vec, norm, out=np.zeros_like(user_vec), where=norm > 0)
         stance = counter_uniform(seed, -1, ids, 0, stream=30) * 2 - 1
         act = np.asarray(self.activation, np.float64)
         activation = np.broadcast_to(act, (n_agents,)).copy() if act.ndim == 0 else act
@@ -140,6 +157,7 @@ class SocialFeed(MessageProtocol):
             self.following,
             self.show_score,
             self.step_minutes * 60.0,
+            exposures=self.exposures,
         )
         if isinstance(self.posts, int):
             authors = rng.integers(0, n_agents, self.posts)
@@ -186,6 +204,7 @@ class SocialFeed(MessageProtocol):
             "seeded_posts": self.posts if isinstance(self.posts, int) else len(self.posts),
             "vectors": "seeded random interest vectors; seeded texts: hashed bag-of-words",
             "votes": self.votes,
+            "exposures": self.exposures,
         }
 
     def views(self) -> Mapping[str, str]:

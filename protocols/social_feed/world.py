@@ -40,7 +40,9 @@ CREATE, VOTE, SOCIAL = (
     ("follow", "unfollow", "mute"),
 )
 KIND_CODE = {"post": 0, "repost": 1, "quote": 2}
-_ACTIVE, _REC, _SAMPLE = 20, 21, 22  # counter-random streams
+_ACTIVE, _REC, _SAMPLE, _EXPOSE = 20, 21, 22, 23  # counter-random streams
+SHOWN_SEQ = 1_000_000
+"""``shown`` rows number from here (plus the post's rank in the feed), clear of other rows' seq."""
 _SHIFT = np.int64(32)
 
 
@@ -86,6 +88,7 @@ class FeedWorld(World):
         show_score: bool,
         step_seconds: float,
         pool: int = 4000,
+        exposures: float = 1.0,
     ) -> None:
         self.n, self.seed = n, seed
         self.user_vec, self.stance, self.activation = user_vec, stance, activation
@@ -96,6 +99,8 @@ class FeedWorld(World):
             following,
         )
         self.show_score, self.step_seconds, self.pool = show_score, step_seconds, pool
+        self.exposures = exposures
+        self._shown: list[tuple[int, NDArray[np.int64], NDArray[np.int64]]] = []  # (round, users, feeds)
         d = user_vec.shape[1]
         cap = 1024
         self.count = 0
@@ -117,6 +122,7 @@ class FeedWorld(World):
         self.muted = np.empty(0, np.int64)
         self._feeds: tuple[int, NDArray[np.int64], NDArray[np.int64]] | None = None
         self._notices = MessageBatch.empty()
+        self._kinds: tuple[str, ...] = ()
         self._round_stats: dict[str, float] = {}
 
     # -- posts ---------------------------------------------------------------------------------
@@ -165,6 +171,7 @@ class FeedWorld(World):
 
     def apply(self, actions: MessageBatch, round: int, kinds: tuple[str, ...]) -> None:
         code = {k: kinds.index(k) for k in ACTIONS if k in kinds}
+        self._kinds = kinds
         before = self.count
         notes = _Notices()
         stats = dict.fromkeys(("posts", "reposts", "quotes", "likes", "dislikes", "follows", "refused"), 0.0)
@@ -290,10 +297,36 @@ class FeedWorld(World):
     def deliver(self, messages: MessageBatch, lo: int, hi: int, round: int) -> MessageBatch:
         """The round's notices (a post created, a like or follow received, an action refused)
         for the users in ``[lo, hi)``."""
-        b = self._notices
+        b = MessageBatch.concat([self._notices, self._exposures(round)])
         mine = np.flatnonzero((b.receiver >= lo) & (b.receiver < hi))
         out = b.take(mine)
         return out.take(np.lexsort((out.receiver, out.seq, out.sender))) if len(out) else out
+
+    def _exposures(self, round: int) -> MessageBatch:
+        """What the users of this replica were shown in `round`, as ``shown`` rows (sender: the
+        post's author, receiver: the user, value: the post, seq: SHOWN_SEQ + its rank in the
+        feed), sampled per user at rate `exposures`."""
+        shown = [s for s in self._shown if s[0] == round]
+        self._shown = []
+        if not shown:
+            return MessageBatch.empty()
+        users = np.concatenate([s[1] for s in shown])
+        feeds = np.concatenate([s[2] for s in shown])
+        if self.exposures < 1:
+            keep = counter_uniform(self.seed, round, users, 0, stream=_EXPOSE) < self.exposures
+            users, feeds = users[keep], feeds[keep]
+        users, first = np.unique(users, return_index=True)
+        feeds = feeds[first]
+        row, rank = np.nonzero(feeds >= 0)
+        post = feeds[row, rank]
+        # seq = SHOWN_SEQ + rank: the same whatever the sharding, and apart from the notices' seqs.
+        return MessageBatch(
+            self.author[post],
+            (SHOWN_SEQ + rank).astype(np.int32),
+            np.full(len(post), self._kinds.index("shown"), np.uint8),
+            post.astype(np.float64),
+            users[row],
+        )
 
     def metrics(self, round: int) -> dict[str, float]:
         n = self.count
@@ -305,6 +338,9 @@ class FeedWorld(World):
             "largest_cascade": float(shares.max()) if n else 0.0,
             "follow_edges": float(len(self.follows)),
             "follower_gini": _gini(followers.astype(np.float64)),
+            "attention_gini": _gini(
+                np.bincount(self.author[:n], weights=self.likes[:n], minlength=self.n).astype(np.float64)
+            ),
         }
 
     # -- what users see -------------------------------------------------------------------------
@@ -349,7 +385,10 @@ class FeedWorld(World):
         dup = np.zeros_like(out, bool)
         for j in range(1, width):
             dup[:, j] = np.any((out[:, :j] == out[:, j : j + 1]) & (out[:, j : j + 1] >= 0), axis=1)
-        return np.where(dup, -1, out)
+        out = np.where(dup, -1, out)
+        if self.exposures > 0:  # remembered here, logged by `deliver` after the round
+            self._shown = [s for s in self._shown if s[0] == round] + [(round, ids.copy(), out)]
+        return out
 
     def _in_network(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
         """Per user, the top posts by likes (all time) of the authors it follows."""

@@ -16,8 +16,13 @@ MOOT = str(Path(sys.executable).parent / "moot")
 
 def moot(script: str, log: Path, *args: str) -> str:
     env = dict(os.environ, MOOT_EXAMPLE_ROUNDS="6", MOOT_EXAMPLE_LOG=str(log), COLUMNS="200")
-    out = subprocess.run([MOOT, "run", str(ROOT / "examples" / script), "--local", *args],
-                         capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(
+        [MOOT, "run", str(ROOT / "examples" / script), "--local", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 
@@ -44,4 +49,8 @@ def test_herd_effect_prints_each_groups_final_score(tmp_path: Path) -> None:
     con.close()
     assert sorted((g, n) for g, _, n in means) == [("control", 20), ("down", 20), ("up", 20)]
     for grp, mean, _ in means:
-        assert any(x.split("│")[1].strip() == grp and f"{mean:.2f}" in x for x in out.splitlines() if x.count("│") > 3)
+        assert any(
+            x.split("│")[1].strip() == grp and f"{mean:.2f}" in x
+            for x in out.splitlines()
+            if x.count("│") > 3
+        )

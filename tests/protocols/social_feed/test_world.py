@@ -165,3 +165,29 @@ def test_herd_effect_up_seeded_posts_end_higher_than_control_and_down(tmp_path: 
         log, "SELECT count(*) FILTER (kind = 'liked') - count(*) FILTER (kind = 'disliked') FROM messages"
     )[0][0]
     assert total == logged + 10 - 10
+
+
+def test_exposures_are_exactly_the_feeds_and_sampled_at_the_stated_rate(tmp_path: Path) -> None:
+    from agents.rng import counter_uniform
+    from protocols.social_feed.world import _EXPOSE, SHOWN_SEQ
+
+    for rate in (1.0, 0.5):
+        log = tmp_path / f"exp{rate}.duckdb"
+        proto = SocialFeed(posts=40, activation=0.3, exposures=rate)
+        run = launch(Population.of(RuleUser, 500), proto, rounds=2, seed=4, log=log, runtime="local")
+        world = proto.build(500, 4).world
+        assert isinstance(world, FeedWorld)
+        ids = np.arange(500)
+        active = ids[world.active(ids, 0)]
+        if rate < 1:
+            active = active[counter_uniform(4, 0, active, 0, stream=_EXPOSE) < rate]
+        feeds = world.feeds(active, 0)
+        want = sorted(
+            (int(u), int(p), SHOWN_SEQ + j) for u, f in zip(active, feeds) for j, p in enumerate(f) if p >= 0
+        )
+        got = rows(
+            log,
+            f"SELECT receiver, value::BIGINT, seq FROM messages WHERE run_id = '{run.run_id}' "
+            "AND kind = 'shown' AND round = 0 ORDER BY ALL",
+        )
+        assert got == want and len(got) > 50
