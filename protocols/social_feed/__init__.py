@@ -54,6 +54,8 @@ class SocialFeed(MessageProtocol):
         exposures: Share of active users whose feed is logged as ``shown`` rows (1: all; 0: none),
             sampled per user and round.
         user_vectors: Your users' interest vectors (one row per user); default seeded at random.
+        influence: How far a like pulls the liker's stance (in [-1, 1]) toward the post's: 0 keeps
+            stances fixed; polarization per round is then in ``metrics`` and ``states``.
     """
 
     name = "social_feed"
@@ -83,6 +85,7 @@ class SocialFeed(MessageProtocol):
         votes: Sequence[tuple[int, int]] = (),
         exposures: float = 1.0,
         user_vectors: np.ndarray | None = None,
+        influence: float = 0.0,
     ) -> None:
         if mode not in ("x", "reddit"):
             raise ConfigError(f"Unknown mode {mode!r}; use 'x' or 'reddit'.")
@@ -103,6 +106,9 @@ class SocialFeed(MessageProtocol):
         if not 0 <= exposures <= 1:
             raise ConfigError(f"exposures is a share of users, 0..1; got {exposures}.")
         self.exposures = float(exposures)
+        if not 0 <= influence <= 1:
+            raise ConfigError(f"influence must be in 0..1, got {influence}.")
+        self.influence = float(influence)
         self.user_vectors = None if user_vectors is None else np.asarray(user_vectors, np.float32)
         bad = [(p, v) for p, v in self.votes if v not in (1, -1)]
         if bad:
@@ -158,6 +164,7 @@ class SocialFeed(MessageProtocol):
             self.show_score,
             self.step_minutes * 60.0,
             exposures=self.exposures,
+            influence=self.influence,
         )
         if isinstance(self.posts, int):
             authors = rng.integers(0, n_agents, self.posts)
@@ -205,6 +212,7 @@ class SocialFeed(MessageProtocol):
             "vectors": "seeded random interest vectors; seeded texts: hashed bag-of-words",
             "votes": self.votes,
             "exposures": self.exposures,
+            "influence": self.influence,
         }
 
     def views(self) -> Mapping[str, str]:

@@ -47,6 +47,12 @@ VIEWS: dict[str, str] = {
     SELECT p.run_id, p.post, CASE s.vote WHEN 1 THEN 'up' WHEN -1 THEN 'down' ELSE 'control' END AS grp,
         coalesce(s.vote, 0) + coalesce(v.net, 0) AS score
     FROM posts p LEFT JOIN seeded s USING (run_id, post) LEFT JOIN votes v USING (run_id, post)""",
+    # Stance polarization per round: mean, variance and share of users beyond +-0.5 (stances in [-1, 1]).
+    "stance_by_round": """SELECT run_id, round,
+        max(value) FILTER (name = 'stance_mean') AS mean,
+        max(value) FILTER (name = 'stance_variance') AS variance,
+        max(value) FILTER (name = 'stance_extreme') AS extreme_share
+    FROM metrics WHERE name IN ('stance_mean', 'stance_variance', 'stance_extreme') GROUP BY run_id, round""",
     # Per round: follower inequality (Gini), posts, reposts, likes, follows, refused actions.
     "feed_activity_by_round": """SELECT run_id, round,
         max(value) FILTER (name = 'posts') AS posts, max(value) FILTER (name = 'reposts') AS reposts,

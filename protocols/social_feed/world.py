@@ -89,6 +89,7 @@ class FeedWorld(World):
         step_seconds: float,
         pool: int = 4000,
         exposures: float = 1.0,
+        influence: float = 0.0,
     ) -> None:
         self.n, self.seed = n, seed
         self.user_vec, self.stance, self.activation = user_vec, stance, activation
@@ -100,6 +101,8 @@ class FeedWorld(World):
         )
         self.show_score, self.step_seconds, self.pool = show_score, step_seconds, pool
         self.exposures = exposures
+        self.influence = influence
+        self.stance = np.array(stance, np.float64)  # a copy: likes move it (with `influence`)
         self._shown: list[tuple[int, NDArray[np.int64], NDArray[np.int64]]] = []  # (round, users, feeds)
         d = user_vec.shape[1]
         cap = 1024
@@ -265,6 +268,11 @@ class FeedWorld(World):
             setattr(self, store, _add(have, keys[fresh]))
             stats[word[:-1] + "s"] += float(fresh.sum())
             notes.add(users[fresh], self.author[target[fresh]], k + "d", target[fresh].astype(np.float64))
+            if self.influence and k == "like":  # a like pulls the liker's stance toward the post's
+                u, t = users[fresh], target[fresh]
+                pull = np.zeros(self.n)
+                np.add.at(pull, u, self.post_stance[t] - self.stance[u])
+                self.stance = np.clip(self.stance + self.influence * pull, -1.0, 1.0)
         # Phase 3: follows, unfollows, mutes (recorded only, as in OASIS).
         for k in SOCIAL:
             if k not in code:
@@ -338,6 +346,9 @@ class FeedWorld(World):
             "largest_cascade": float(shares.max()) if n else 0.0,
             "follow_edges": float(len(self.follows)),
             "follower_gini": _gini(followers.astype(np.float64)),
+            "stance_mean": float(self.stance.mean()),
+            "stance_variance": float(self.stance.var()),
+            "stance_extreme": float(np.mean(np.abs(self.stance) > 0.5)),
             "attention_gini": _gini(
                 np.bincount(self.author[:n], weights=self.likes[:n], minlength=self.n).astype(np.float64)
             ),
@@ -484,6 +495,9 @@ class FeedWorld(World):
                 item["num_shares"] = int(self.shares[root])
                 posts.append(item)
         return FeedView(agent, round, tuple(posts), self.show_score, active)
+
+    def state_columns(self, ids: NDArray[np.int64]) -> Mapping[str, NDArray[np.float64]]:
+        return {"stance": self.stance[ids]}
 
     def describe(self) -> dict[str, object]:
         return {"users": self.n, "seeded_posts": int(self.count), "follow_edges": len(self.follows)}

@@ -191,3 +191,19 @@ def test_exposures_are_exactly_the_feeds_and_sampled_at_the_stated_rate(tmp_path
             "AND kind = 'shown' AND round = 0 ORDER BY ALL",
         )
         assert got == want and len(got) > 50
+
+
+def test_stance_polarization_per_round_matches_the_logged_stances(tmp_path: Path) -> None:
+    log = tmp_path / "stance.duckdb"
+    fixed = launch(Population.of(RuleUser, 800), SocialFeed(posts=40, activation=0.3), rounds=3, seed=6, log=log,
+                   runtime="local")
+    moving = launch(Population.of(RuleUser, 800, like_p=0.9), SocialFeed(posts=40, activation=0.3, influence=0.3),
+                    rounds=3, seed=6, log=log, runtime="local")
+    still = rows(log, f"SELECT variance FROM stance_by_round WHERE run_id = '{fixed.run_id}' ORDER BY round")
+    assert len({v for (v,) in still}) == 1  # influence 0: stances never move
+    moved = rows(log, f"SELECT variance FROM stance_by_round WHERE run_id = '{moving.run_id}' ORDER BY round")
+    assert len({v for (v,) in moved}) == 3
+    # The metric is the variance of the stances the log holds for the last round.
+    final = rows(log, f"SELECT var_pop(value) FROM states WHERE run_id = '{moving.run_id}' AND field = 'stance' "
+                      f"AND round = 2")[0][0]
+    assert abs(final - moved[-1][0]) < 1e-12
