@@ -40,7 +40,10 @@ class SocialFeed(MessageProtocol):
         mode: ``x`` or ``reddit`` (OASIS's defaults for each, overridable below).
         recommender: ``interest`` (cosine x recency over at most 4,000 candidates), ``hot``
             (Reddit's formula, one list for all), ``random``, or ``follow`` (in-network only).
-        activation: Chance that a user acts in a round (OASIS's Reddit runs: 0.1), or one per user.
+        activation: Chance that a user acts in a round (OASIS's Reddit runs: 0.1), one per user, or
+            one per user and hour of the day (n x 24: OASIS's time engine; the hour of round r is
+            ``start_hour + r * step_minutes / 60``).
+        start_hour: The simulated hour of round 0 (OASIS: the source post's hour, else 13).
         graph: The starting follow graph: a networkx graph, a generator spec or its name
             (``barabasi_albert``, ``erdos_renyi``, ...), or None for no follows.
         posts: Seeded posts: how many (by random users, with generic texts), or (author, text) pairs.
@@ -86,6 +89,7 @@ class SocialFeed(MessageProtocol):
         exposures: float = 1.0,
         user_vectors: np.ndarray | None = None,
         influence: float = 0.0,
+        start_hour: float = 13.0,
     ) -> None:
         if mode not in ("x", "reddit"):
             raise ConfigError(f"Unknown mode {mode!r}; use 'x' or 'reddit'.")
@@ -109,6 +113,7 @@ class SocialFeed(MessageProtocol):
         if not 0 <= influence <= 1:
             raise ConfigError(f"influence must be in 0..1, got {influence}.")
         self.influence = float(influence)
+        self.start_hour = float(start_hour)
         self.user_vectors = None if user_vectors is None else np.asarray(user_vectors, np.float32)
         bad = [(p, v) for p, v in self.votes if v not in (1, -1)]
         if bad:
@@ -133,10 +138,11 @@ class SocialFeed(MessageProtocol):
         stance = counter_uniform(seed, -1, ids, 0, stream=30) * 2 - 1
         act = np.asarray(self.activation, np.float64)
         activation = np.broadcast_to(act, (n_agents,)).copy() if act.ndim == 0 else act
-        if len(activation) != n_agents or not ((activation >= 0) & (activation <= 1)).all():
+        shape_ok = activation.shape in ((n_agents,), (n_agents, 24))
+        if not shape_ok or not ((activation >= 0) & (activation <= 1)).all():
             raise ConfigError(
-                f"activation must be a probability, or one per user ({n_agents}); got "
-                f"{len(activation)} values."
+                f"activation must be a probability, one per user ({n_agents}), or one per user and hour "
+                f"({n_agents} x 24), each in 0..1; got shape {activation.shape}."
             )
         follows = np.empty(0, np.int64)
         if self.graph is not None:
@@ -165,6 +171,7 @@ class SocialFeed(MessageProtocol):
             self.step_minutes * 60.0,
             exposures=self.exposures,
             influence=self.influence,
+            start_hour=self.start_hour,
         )
         if isinstance(self.posts, int):
             authors = rng.integers(0, n_agents, self.posts)
@@ -213,6 +220,10 @@ class SocialFeed(MessageProtocol):
             "votes": self.votes,
             "exposures": self.exposures,
             "influence": self.influence,
+            "start_hour": self.start_hour,
+            "activation": "per user and hour"
+            if np.ndim(self.activation) == 2
+            else (self.activation if np.ndim(self.activation) == 0 else "per user"),
         }
 
     def views(self) -> Mapping[str, str]:

@@ -90,6 +90,7 @@ class FeedWorld(World):
         pool: int = 4000,
         exposures: float = 1.0,
         influence: float = 0.0,
+        start_hour: float = 13.0,
     ) -> None:
         self.n, self.seed = n, seed
         self.user_vec, self.stance, self.activation = user_vec, stance, activation
@@ -102,6 +103,7 @@ class FeedWorld(World):
         self.show_score, self.step_seconds, self.pool = show_score, step_seconds, pool
         self.exposures = exposures
         self.influence = influence
+        self.start_hour = start_hour
         self.stance = np.array(stance, np.float64)  # a copy: likes move it (with `influence`)
         self._shown: list[tuple[int, NDArray[np.int64], NDArray[np.int64]]] = []  # (round, users, feeds)
         d = user_vec.shape[1]
@@ -357,8 +359,13 @@ class FeedWorld(World):
     # -- what users see -------------------------------------------------------------------------
 
     def active(self, ids: NDArray[np.int64], round: int) -> NDArray[np.bool_]:
-        """Who acts this round: a counter-based draw against each user's activation probability."""
-        return counter_uniform(self.seed, round, ids, 0, stream=_ACTIVE) < self.activation[ids]
+        """Who acts this round: a counter-based draw against each user's activation probability
+        (for the round's hour of the day, when activation is given per hour)."""
+        p = self.activation[ids]
+        if p.ndim == 2:
+            hour = int(self.start_hour + round * self.step_seconds / 3600.0) % 24
+            p = p[:, hour]
+        return counter_uniform(self.seed, round, ids, 0, stream=_ACTIVE) < p
 
     def feeds(self, ids: NDArray[np.int64], round: int) -> NDArray[np.int64]:
         """Each user's feed this round (post ids, -1 padded): `refresh` posts sampled from its

@@ -195,15 +195,47 @@ def test_exposures_are_exactly_the_feeds_and_sampled_at_the_stated_rate(tmp_path
 
 def test_stance_polarization_per_round_matches_the_logged_stances(tmp_path: Path) -> None:
     log = tmp_path / "stance.duckdb"
-    fixed = launch(Population.of(RuleUser, 800), SocialFeed(posts=40, activation=0.3), rounds=3, seed=6, log=log,
-                   runtime="local")
-    moving = launch(Population.of(RuleUser, 800, like_p=0.9), SocialFeed(posts=40, activation=0.3, influence=0.3),
-                    rounds=3, seed=6, log=log, runtime="local")
+    fixed = launch(
+        Population.of(RuleUser, 800),
+        SocialFeed(posts=40, activation=0.3),
+        rounds=3,
+        seed=6,
+        log=log,
+        runtime="local",
+    )
+    moving = launch(
+        Population.of(RuleUser, 800, like_p=0.9),
+        SocialFeed(posts=40, activation=0.3, influence=0.3),
+        rounds=3,
+        seed=6,
+        log=log,
+        runtime="local",
+    )
     still = rows(log, f"SELECT variance FROM stance_by_round WHERE run_id = '{fixed.run_id}' ORDER BY round")
     assert len({v for (v,) in still}) == 1  # influence 0: stances never move
     moved = rows(log, f"SELECT variance FROM stance_by_round WHERE run_id = '{moving.run_id}' ORDER BY round")
     assert len({v for (v,) in moved}) == 3
     # The metric is the variance of the stances the log holds for the last round.
-    final = rows(log, f"SELECT var_pop(value) FROM states WHERE run_id = '{moving.run_id}' AND field = 'stance' "
-                      f"AND round = 2")[0][0]
+    final = rows(
+        log,
+        f"SELECT var_pop(value) FROM states WHERE run_id = '{moving.run_id}' AND field = 'stance' "
+        f"AND round = 2",
+    )[0][0]
     assert abs(final - moved[-1][0]) < 1e-12
+
+
+def test_hourly_activation_follows_the_clock() -> None:
+    # Users 0-99 are awake only 13:00-13:59, users 100-199 only 14:00-14:59; a round is 30 minutes.
+    act = np.zeros((200, 24))
+    act[:100, 13] = 1.0
+    act[100:, 14] = 1.0
+    proto = SocialFeed(activation=act, start_hour=13.0, step_minutes=30.0, posts=5)
+    world = proto.build(200, 0).world
+    assert isinstance(world, FeedWorld)
+    ids = np.arange(200)
+    for rnd, awake in ((0, range(0, 100)), (1, range(0, 100)), (2, range(100, 200)), (3, range(100, 200)), (4, [])):
+        assert np.flatnonzero(world.active(ids, rnd)).tolist() == list(awake)
+    from orchestrator.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"activation must be a probability, one per user \(200\), or one per user and hour \(200 x 24\), each in 0..1; got shape \(24,\)"):
+        SocialFeed(activation=np.ones(24)).build(200, 0)
