@@ -30,7 +30,17 @@ if TYPE_CHECKING:
 __all__ = ["FeedAction", "FeedView", "FeedWorld", "LLMUser", "RuleUser", "SocialFeed"]
 
 RECOMMENDERS = ("interest", "hot", "random", "follow")
-NOTICES = ("posted", "refused", "liked", "disliked", "followed", "shown")
+NOTICES = (
+    "posted",
+    "refused",
+    "liked",
+    "disliked",
+    "followed",
+    "shown",
+    "commented",
+    "liked_comment",
+    "disliked_comment",
+)
 
 
 class SocialFeed(MessageProtocol):
@@ -64,8 +74,8 @@ class SocialFeed(MessageProtocol):
     name = "social_feed"
     instructions = (
         "You are on a social platform. Read your feed and choose one action that fits your profile: "
-        "create_post, repost, quote_post, like_post, unlike_post, dislike_post, follow, unfollow, mute "
-        "or do_nothing."
+        "create_post, repost, quote_post, create_comment, like_post, unlike_post, dislike_post, "
+        "like_comment, dislike_comment, follow, unfollow, mute or do_nothing."
     )
     kinds = NOTICES
     action_kinds = ACTIONS

@@ -29,9 +29,12 @@ Action = Literal[
     "create_post",
     "repost",
     "quote_post",
+    "create_comment",
     "like_post",
     "unlike_post",
     "dislike_post",
+    "like_comment",
+    "dislike_comment",
     "follow",
     "unfollow",
     "mute",
@@ -41,6 +44,9 @@ _KIND = {
     "create_post": "post",
     "repost": "repost",
     "quote_post": "quote",
+    "create_comment": "comment",
+    "like_comment": "like_comment",
+    "dislike_comment": "dislike_comment",
     "like_post": "like",
     "unlike_post": "unlike",
     "dislike_post": "dislike",
@@ -55,13 +61,15 @@ class FeedAction(Reply):
 
     Attributes:
         action: What to do.
-        post_id: The post acted on (repost, quote, like, unlike, dislike).
+        post_id: The post acted on (repost, quote, comment, like, unlike, dislike).
+        comment_id: The comment acted on (like_comment, dislike_comment).
         user_id: The user acted on (follow, unfollow, mute).
-        content: The text of a new post or a quote.
+        content: The text of a new post, a quote or a comment.
     """
 
     action: Action
     post_id: int | None = Field(None, ge=0)
+    comment_id: int | None = Field(None, ge=0)
     user_id: int | None = Field(None, ge=0)
     content: str | None = Field(None, max_length=1000)
 
@@ -69,13 +77,16 @@ class FeedAction(Reply):
         if self.action == "do_nothing":
             return []
         kind = _KIND[self.action]
-        target = self.user_id if kind in ("follow", "unfollow", "mute") else self.post_id
-        if kind == "post":
-            target = -1
-        elif target is None:
-            raise ValueError(
-                f"{self.action} needs {'user_id' if kind in ('follow', 'unfollow', 'mute') else 'post_id'}"
-            )
+        field = (
+            "user_id"
+            if kind in ("follow", "unfollow", "mute")
+            else "comment_id"
+            if kind.endswith("_comment")
+            else "post_id"
+        )
+        target = -1 if kind == "post" else getattr(self, field)
+        if target is None:
+            raise ValueError(f"{self.action} needs {field}")
         return [Message(kind=kind, value=float(target), text=self.content or None)]
 
     @classmethod
@@ -106,6 +117,7 @@ class RuleUser(Agent):
         like_p, repost_p, follow_p: Per post shown, the chance of acting on it at a perfect match.
         dislike_p: Per post shown, the chance of disliking it at a perfect mismatch.
         post_p: Per active round, the chance of writing a post.
+        comment_p: Per post shown, the chance of commenting on it at a perfect match.
         herd: How much the score shown sways votes: likes scale by ``1 + herd*tanh(score)``,
             dislikes by ``1 - herd*tanh(score)`` (0: not at all).
     """
@@ -115,6 +127,7 @@ class RuleUser(Agent):
     repost_p: float = Field(0.08, ge=0.0, le=1.0)
     follow_p: float = Field(0.05, ge=0.0, le=1.0)
     post_p: float = Field(0.05, ge=0.0, le=1.0)
+    comment_p: float = Field(0.0, ge=0.0, le=1.0)
     herd: float = Field(0.0, ge=0.0, le=1.0)
 
     @classmethod
@@ -147,16 +160,18 @@ class RuleUser(Agent):
                 & (seen["author"][:, j] != ctx.ids)
                 & (ctx.uniform(3 + 4 * j) < state["follow_p"] * m)
             )
+            comment = ok[:, j] & (ctx.uniform(5 + 6 * j + 1000) < state["comment_p"] * m)
             for name, mask, value, slot in (
                 ("like", like, feed[:, j], 1),
                 ("dislike", dislike, feed[:, j], 4),
+                ("comment", comment, feed[:, j], 5),
                 ("repost", share, feed[:, j], 2),
                 ("follow", follow, seen["author"][:, j], 3),
             ):
                 parts.append(
                     (
                         ctx.ids[mask],
-                        np.full(int(mask.sum()), 5 * j + slot),
+                        np.full(int(mask.sum()), 6 * j + slot),
                         name,
                         value[mask].astype(np.float64),
                     )

@@ -9,6 +9,15 @@ VIEWS: dict[str, str] = {
         (m.payload->>'root')::BIGINT AS root
     FROM messages m JOIN runs r ON r.run_id = m.run_id AND r.protocol = 'social_feed'
     WHERE m.kind = 'posted'""",
+    # Every comment (flat, on a root post, as in OASIS) with its final score (likes minus dislikes).
+    "feed_comments": """WITH c AS (SELECT m.run_id, m.value::BIGINT AS comment,
+            (m.payload->>'post')::BIGINT AS post, m.sender AS author, m.round
+            FROM messages m JOIN runs r ON r.run_id = m.run_id AND r.protocol = 'social_feed'
+            WHERE m.kind = 'commented'),
+        v AS (SELECT run_id, value::BIGINT AS comment,
+            count(*) FILTER (kind = 'liked_comment') - count(*) FILTER (kind = 'disliked_comment') AS score
+            FROM messages WHERE kind IN ('liked_comment', 'disliked_comment') GROUP BY ALL)
+    SELECT c.*, coalesce(v.score, 0) AS score FROM c LEFT JOIN v USING (run_id, comment)""",
     # Each repost or quote as a node of its root's cascade, at its depth (a repost of a repost is one deeper).
     "cascade_nodes": """WITH RECURSIVE d(run_id, post, depth) AS (
         SELECT run_id, post, 1 FROM feed_posts WHERE kind <> 'post' AND parent = root

@@ -32,8 +32,22 @@ from protocols.world import Observation, World
 
 __all__ = ["ACTIONS", "FeedView", "FeedWorld"]
 
-ACTIONS = ("post", "repost", "quote", "like", "unlike", "dislike", "follow", "unfollow", "mute")
-"""The action kinds (OASIS's names, shortened); a value is a post id, or a user id (follow, mute)."""
+ACTIONS = (
+    "post",
+    "repost",
+    "quote",
+    "comment",
+    "like",
+    "unlike",
+    "dislike",
+    "like_comment",
+    "dislike_comment",
+    "follow",
+    "unfollow",
+    "mute",
+)
+"""The action kinds (OASIS's names, shortened); a value is a post id, a comment id (comment votes),
+or a user id (follow, mute)."""
 CREATE, VOTE, SOCIAL = (
     ("post", "repost", "quote"),
     ("like", "unlike", "dislike"),
@@ -120,6 +134,15 @@ class FeedWorld(World):
         self.vec = np.zeros((cap, d), np.float32)
         self.post_stance = np.zeros(cap, np.float64)
         self.texts: dict[int, str] = {}
+        self.c_count = 0  # comments: flat, on a root post
+        self.c_post = np.zeros(256, np.int64)
+        self.c_author = np.zeros(256, np.int64)
+        self.c_round = np.zeros(256, np.int32)
+        self.c_likes = np.zeros(256, np.int64)
+        self.c_dislikes = np.zeros(256, np.int64)
+        self.c_texts: dict[int, str] = {}
+        self.c_liked = np.empty(0, np.int64)
+        self.c_disliked = np.empty(0, np.int64)
         self.liked = np.empty(0, np.int64)
         self.disliked = np.empty(0, np.int64)
         self.reposted = np.empty(0, np.int64)
@@ -162,6 +185,16 @@ class FeedWorld(World):
         vec[:cap] = self.vec
         self.vec = vec
 
+    def _grow_comments(self, need: int) -> None:
+        cap = len(self.c_post)
+        if need <= cap:
+            return
+        for name in ("c_post", "c_author", "c_round", "c_likes", "c_dislikes"):
+            old = getattr(self, name)
+            arr = np.zeros(max(need, 2 * cap), old.dtype)
+            arr[:cap] = old
+            setattr(self, name, arr)
+
     def _new_post(self, author: int, parent: int, kind: int, round: int, vec: Any, stance: float) -> int:
         self._grow(self.count + 1)
         i = self.count
@@ -179,7 +212,21 @@ class FeedWorld(World):
         self._kinds = kinds
         before = self.count
         notes = _Notices()
-        stats = dict.fromkeys(("posts", "reposts", "quotes", "likes", "dislikes", "follows", "refused"), 0.0)
+        stats = dict.fromkeys(
+            (
+                "posts",
+                "reposts",
+                "quotes",
+                "comments",
+                "likes",
+                "dislikes",
+                "comment_votes",
+                "follows",
+                "refused",
+            ),
+            0.0,
+        )
+        comments_before = self.c_count
         sender, value = actions.sender, actions.value
         texts = actions.text
 
@@ -275,6 +322,52 @@ class FeedWorld(World):
                 pull = np.zeros(self.n)
                 np.add.at(pull, u, self.post_stance[t] - self.stance[u])
                 self.stance = np.clip(self.stance + self.influence * pull, -1.0, 1.0)
+        # Comments (flat, on the root, as in OASIS), then votes on comments that existed before.
+        if "comment" in code:
+            rows = np.flatnonzero(actions.kind == code["comment"])
+            target = value[rows].astype(np.int64)
+            ok = (target >= 0) & (target < before)
+            refuse(rows[~ok], lambda i: f"post {int(value[i])} does not exist")
+            rows = rows[ok]
+            if len(rows):
+                users, root = sender[rows], self.root[target[ok]]
+                m = len(rows)
+                self._grow_comments(self.c_count + m)
+                ids = self.c_count + np.arange(m)
+                sl = slice(self.c_count, self.c_count + m)
+                self.c_post[sl], self.c_author[sl], self.c_round[sl] = root, users, round
+                self.c_count += m
+                if texts is not None:
+                    for i, t in zip(ids.tolist(), texts.take(rows).to_pylist()):
+                        if t:
+                            self.c_texts[i] = str(t)
+                payload = [f'{{"post": {p}}}' for p in root.tolist()]
+                notes.add(users, self.author[root], "commented", ids.astype(np.float64), None, payload)
+                stats["comments"] += float(m)
+        for k in ("like_comment", "dislike_comment"):
+            if k not in code:
+                continue
+            rows = np.flatnonzero(actions.kind == code[k])
+            target = value[rows].astype(np.int64)
+            ok = (target >= 0) & (target < comments_before)
+            refuse(rows[~ok], lambda i: f"comment {int(value[i])} does not exist")
+            rows, target = rows[ok], target[ok]
+            if not len(rows):
+                continue
+            users = sender[rows]
+            keys = _keys(users, target)
+            store = "c_liked" if k == "like_comment" else "c_disliked"
+            fresh = _first(keys) & ~_member(keys, getattr(self, store))
+            refuse(rows[~fresh], lambda i, k=k: f"already {k.split('_')[0]}d comment {int(value[i])}")
+            np.add.at(self.c_likes if k == "like_comment" else self.c_dislikes, target[fresh], 1)
+            setattr(self, store, _add(getattr(self, store), keys[fresh]))
+            stats["comment_votes"] += float(fresh.sum())
+            notes.add(
+                users[fresh],
+                self.c_author[target[fresh]],
+                k.replace("_comment", "d_comment"),
+                target[fresh].astype(np.float64),
+            )
         # Phase 3: follows, unfollows, mutes (recorded only, as in OASIS).
         for k in SOCIAL:
             if k not in code:
@@ -345,6 +438,7 @@ class FeedWorld(World):
         return {
             **self._round_stats,
             "total_posts": float(n),
+            "total_comments": float(self.c_count),
             "largest_cascade": float(shares.max()) if n else 0.0,
             "follow_edges": float(len(self.follows)),
             "follower_gini": _gini(followers.astype(np.float64)),
@@ -500,6 +594,20 @@ class FeedWorld(World):
                 else:
                     item["num_likes"], item["num_dislikes"] = int(self.likes[root]), int(self.dislikes[root])
                 item["num_shares"] = int(self.shares[root])
+                mine = np.flatnonzero(self.c_post[: self.c_count] == root)[-5:]  # the latest 5
+                item["comments"] = [
+                    {
+                        "comment_id": int(c),
+                        "user_id": int(self.c_author[c]),
+                        "content": self.c_texts.get(int(c), ""),
+                    }
+                    | (
+                        {"score": int(self.c_likes[c] - self.c_dislikes[c])}
+                        if self.show_score
+                        else {"num_likes": int(self.c_likes[c]), "num_dislikes": int(self.c_dislikes[c])}
+                    )
+                    for c in mine.tolist()
+                ]
                 posts.append(item)
         return FeedView(agent, round, tuple(posts), self.show_score, active)
 

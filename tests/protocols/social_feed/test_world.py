@@ -233,9 +233,46 @@ def test_hourly_activation_follows_the_clock() -> None:
     world = proto.build(200, 0).world
     assert isinstance(world, FeedWorld)
     ids = np.arange(200)
-    for rnd, awake in ((0, range(0, 100)), (1, range(0, 100)), (2, range(100, 200)), (3, range(100, 200)), (4, [])):
+    for rnd, awake in (
+        (0, range(0, 100)),
+        (1, range(0, 100)),
+        (2, range(100, 200)),
+        (3, range(100, 200)),
+        (4, []),
+    ):
         assert np.flatnonzero(world.active(ids, rnd)).tolist() == list(awake)
     from orchestrator.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"activation must be a probability, one per user \(200\), or one per user and hour \(200 x 24\), each in 0..1; got shape \(24,\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"activation must be a probability, one per user \(200\), or one per user and hour \(200 x 24\), each in 0..1; got shape \(24,\)",
+    ):
         SocialFeed(activation=np.ones(24)).build(200, 0)
+
+
+def test_comments_go_to_the_root_are_shown_and_their_votes_follow_oasis_rules(tmp_path: Path) -> None:
+    plan = {
+        (0, 1): [FeedAction(action="repost", post_id=0)],
+        (1, 2): [FeedAction(action="create_comment", post_id=1, content="on the repost")],  # -> root 0
+        (1, 3): [FeedAction(action="create_comment", post_id=42, content="nowhere")],
+        (2, 4): [
+            FeedAction(action="like_comment", comment_id=0),
+            FeedAction(action="like_comment", comment_id=0),
+        ],
+        (2, 5): [
+            FeedAction(action="dislike_comment", comment_id=0),
+            FeedAction(action="like_comment", comment_id=7),
+        ],
+    }
+    log, _ = run_script(tmp_path, plan, rounds=3)
+    assert rows(log, "SELECT comment, post, author, round, score FROM feed_comments") == [(0, 0, 2, 1, 0)]
+    assert rows(log, "SELECT round, sender, text FROM messages WHERE kind = 'refused' ORDER BY ALL") == [
+        (1, 3, "post 42 does not exist"),
+        (2, 4, "already liked comment 0"),
+        (2, 5, "comment 7 does not exist"),
+    ]
+    assert rows(log, "SELECT sender, receiver FROM messages WHERE kind = 'commented'") == [
+        (2, 0)
+    ]  # to the root's author
+    with pytest.raises(Exception, match=r"like_comment needs comment_id"):
+        FeedAction(action="like_comment", post_id=3).to_messages()
