@@ -86,7 +86,11 @@ def test_the_rate_limit_holds_across_two_ray_hosts(ray_cluster: object, log_path
         arrivals = [r.at for r in stub.requests]
     assert run.summary()["rounds"] == 1
     assert len(arrivals) == 500  # every agent answered, nothing retried
-    assert 270 <= max_in_window(arrivals, 4.0) <= 300  # the limit held, and it was what bound the pace
+    assert max_in_window(arrivals, 4.0) <= 300  # the limit held in every window
+    # And it was what set the pace: grants are spaced (4 s + 5%) / 300 apart, so 500 requests span
+    # at least 499 spacings (unlimited, they all arrive within about a second). A busy client only
+    # adds to the span, so this bound does not depend on the machine's speed.
+    assert max(arrivals) - min(arrivals) >= 499 * (4.0 * 1.05 / 300) - 0.25
     assert rows(
         log_path, "SELECT count(DISTINCT host), count(*) FILTER (error_type IS NULL) FROM llm_calls"
     ) == [(2, 500)]
