@@ -88,9 +88,9 @@ def test_the_rate_limit_holds_across_two_ray_hosts(ray_cluster: object, log_path
     assert len(arrivals) == 500  # every agent answered, nothing retried
     assert max_in_window(arrivals, 4.0) <= 300  # the limit held in every window
     # And it was what set the pace: grants are spaced (4 s + 5%) / 300 apart, so 500 requests span
-    # at least 499 spacings (unlimited, they all arrive within about a second). A busy client only
-    # adds to the span, so this bound does not depend on the machine's speed.
-    assert max(arrivals) - min(arrivals) >= 499 * (4.0 * 1.05 / 300) - 0.25
+    # at least 499 spacings, 7.0 s (unlimited, they all arrive within about a second). A busy client
+    # only delays requests; 1 s of slack covers a first request delayed more than the last.
+    assert max(arrivals) - min(arrivals) >= 499 * (4.0 * 1.05 / 300) - 1.0
     assert rows(
         log_path, "SELECT count(DISTINCT host), count(*) FILTER (error_type IS NULL) FROM llm_calls"
     ) == [(2, 500)]
