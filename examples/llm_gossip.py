@@ -25,6 +25,7 @@ from rich.table import Table
 
 from agents import Population, Uniform
 from orchestrator import launch, params, query
+from orchestrator.llm.offline import model_label
 from protocols import Gossip, SmallWorld
 from protocols.gossip import LLMOpinionAgent
 
@@ -62,8 +63,7 @@ model = (
     and query(log, f"SELECT any_value(model) AS m FROM llm_calls WHERE run_id = '{run.run_id}'").to_pylist()
 )
 shown = model[0]["m"] if model else "?"
-label = " (offline stand-in, not a language model)" if shown.startswith("moot/") else ""
-table = Table(title=f"{N} LLM agents gossiping; model {shown}{label}")
+table = Table(title=f"{N} LLM agents gossiping; model {model_label(shown)}")
 for col in ("round", "mean opinion", "spread", "calls", "errors", "tokens", "cost $", "p50 latency s"):
     table.add_column(col, justify="right")
 for r in rows:

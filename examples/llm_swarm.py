@@ -25,6 +25,7 @@ from rich.table import Table
 
 from agents import LLMAgent, Population
 from orchestrator import launch, params, query
+from orchestrator.llm.offline import model_label
 from protocols.swarm_grid import SwarmGrid
 
 TASK = str(params().get("task", "pursuit"))
@@ -55,8 +56,7 @@ rows = query(
     """,
 ).to_pylist()
 model = query(log, f"SELECT any_value(model) AS m FROM llm_calls WHERE run_id = '{rid}'").to_pylist()[0]["m"]
-label = " (offline stand-in, not a language model)" if str(model).startswith("moot/") else ""
-table = Table(title=f"{TASK}: 10 LLM agents, model {model}{label}")
+table = Table(title=f"{TASK}: 10 LLM agents, model {model_label(model)}")
 for col in ("round", "score", "calls", "errors", "tokens", "cost $", "p50 latency s"):
     table.add_column(col, justify="right")
 for r in rows:

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from agents import Population
 from orchestrator import launch, params, query
+from orchestrator.llm.offline import model_label
 from protocols.debate import Debate, LLMDebater, RuleDebater
 
 QUESTIONS = int(params().get("questions", 5))
@@ -65,7 +66,7 @@ rows = query(
 model = "rule-based debaters"
 if DEBATERS == "llm":
     m = query(log, f"SELECT any_value(model) AS m FROM llm_calls WHERE run_id = '{rid}'").to_pylist()[0]["m"]
-    model = f"model {m}" + (" (offline stand-in, not a language model)" if str(m).startswith("moot/") else "")
+    model = f"model {model_label(m)}"
 table = Table(title=f"{societies} societies of 3, {QUESTIONS} questions; {model}")
 for col in ("strategy", "accuracy", "consistency", "conformity", "wrong->right", "right->wrong"):
     table.add_column(col, justify="right")

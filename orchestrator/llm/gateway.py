@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -197,7 +196,6 @@ class Gateway:
         self._events: list[tuple[int, int, str, str]] = []
         self._unpriced: set[str] = set()
         self._priced = False
-        self.sleep: Callable[[float], Any] = asyncio.sleep
 
     # -- what agents call ------------------------------------------------------------------
 
@@ -340,7 +338,7 @@ class Gateway:
                     return self._failed(row, "budget", f"the budget of ${cfg.budget} is spent; no call made")
                 due = loop.time() + admission.delay
                 if admission.delay > 0:
-                    await self.sleep(admission.delay)
+                    await asyncio.sleep(admission.delay)
                 if loop.time() - due <= _LATE:
                     break
                 # Woken too late to keep the pace: sending now could crowd the provider's window.
@@ -372,7 +370,7 @@ class Gateway:
                 if wait is None:
                     cap = min(_MAX_BACKOFF, cfg.backoff * 2**attempt)
                     wait = cap * _fraction(f"{key}|{attempt}")  # full jitter, the same on a rerun
-                await self.sleep(wait)
+                await asyncio.sleep(wait)
                 admission = await self._admit(None, estimate)
                 continue
             return self._succeeded(litellm, model, resp, row, key, admission)

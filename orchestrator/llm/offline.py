@@ -25,10 +25,17 @@ import numpy as np
 
 from agents.reply import Reply
 
-__all__ = ["OFFLINE_MODELS", "register"]
+__all__ = ["OFFLINE_MODELS", "model_label", "register"]
 
 OFFLINE_MODELS = ("moot/echo", "moot/simulated")
 _registered = False
+
+
+def model_label(model: str) -> str:
+    """A model's name as output shows it: an offline model labelled as the stand-in it is."""
+    return (
+        f"{model} (offline stand-in, not a language model)" if str(model).startswith("moot/") else str(model)
+    )
 
 
 def _words(text: str) -> int:

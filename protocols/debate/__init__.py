@@ -126,10 +126,6 @@ class Debate(MessageProtocol):
 
         return Population.of(agent or RuleDebater, n, **state)
 
-    def rounds(self) -> int:
-        """Rounds a run of this study needs: the initial answer, then one per strategy character."""
-        return 1 + int(self.patterns.shape[2])
-
     def describe(self) -> dict[str, object]:
         return {
             "name": self.name,

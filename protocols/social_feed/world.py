@@ -53,7 +53,6 @@ CREATE, VOTE, SOCIAL = (
     ("like", "unlike", "dislike"),
     ("follow", "unfollow", "mute"),
 )
-KIND_CODE = {"post": 0, "repost": 1, "quote": 2}
 _ACTIVE, _REC, _SAMPLE, _EXPOSE = 20, 21, 22, 23  # counter-random streams
 SHOWN_SEQ = 1_000_000
 """``shown`` rows number from here (plus the post's rank in the feed), clear of other rows' seq."""
