@@ -10,18 +10,25 @@ Example:
 
 from agents.agent import ActResult, Agent
 from agents.batch import Inbox, MessageBatch
+from agents.bounded_confidence import Deffuant, HegselmannKrause
 from agents.context import BatchContext, Context
 from agents.llm import LLMAgent
 from agents.message import KINDS, Message, MessageKind
-from agents.opinion import OpinionAgent
-from agents.population import Normal, Population, Uniform
+from agents.opinion import ExpressedPrivate, FriedkinJohnsen, OpinionAgent
+from agents.population import Choice, Normal, Population, Uniform
 from agents.reply import Reply
+from agents.voter import Voter
 
 __all__ = [
     "ActResult",
     "Agent",
     "BatchContext",
+    "Choice",
     "Context",
+    "Deffuant",
+    "ExpressedPrivate",
+    "FriedkinJohnsen",
+    "HegselmannKrause",
     "Inbox",
     "KINDS",
     "LLMAgent",
@@ -33,4 +40,5 @@ __all__ = [
     "Population",
     "Reply",
     "Uniform",
+    "Voter",
 ]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Awaitable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -50,6 +50,14 @@ class Agent(BaseModel):
     vectorised: ClassVar[bool | None] = None
     """Whether hosts step this class with `act_batch`. None (the default): when the
     class overrides `act_batch`. False forces the one-by-one `act` path."""
+
+    protocol_options: ClassVar[Mapping[str, Mapping[str, object]]] = {}
+    """Protocol options the model needs, by protocol name (Deffuant needs gossip's
+    pairwise exchange). ``moot run --agent NAME`` uses them unless ``-o`` says otherwise."""
+
+    initial_state: ClassVar[Mapping[str, Any]] = {}
+    """Initial state columns for ``moot run --agent NAME`` where ``-a`` gives none
+    (the voter model starts from -1/+1, not from a uniform draw)."""
 
     def act(self, inbox: list[Message], ctx: Context) -> ActResult | Awaitable[ActResult]:
         """Read this round's inbox and return the messages to send.

@@ -209,7 +209,9 @@ class MessageBatch:
             topic=strings("topic"),
         )
 
-    def message(self, i: int, round: int, kinds: tuple[str, ...] = KINDS) -> Message:
+    def message(
+        self, i: int, round: int, kinds: tuple[str, ...] = KINDS, weight: float | None = None
+    ) -> Message:
         """Message `i` as a `Message` object (for plain-Python agents' inboxes)."""
         value = float(self.value[i])
         payload = None if self.payload is None else self.payload[i].as_py()
@@ -223,6 +225,7 @@ class MessageBatch:
             round=round,
             sender=int(self.sender[i]),
             seq=int(self.seq[i]),
+            weight=weight,
         )
 
 
@@ -241,6 +244,9 @@ class Inbox:
         n: Number of agents in the block.
         round: The round in which the messages were sent.
         kinds: The run's kind table (``kinds[code]`` names a kind).
+        weight: Per message, the weight its receiver gives the sender (the
+            graph's edge weights, see `protocols.influence_graph`); None when the
+            protocol has no weights.
     """
 
     batch: MessageBatch
@@ -248,6 +254,7 @@ class Inbox:
     n: int
     round: int
     kinds: tuple[str, ...] = KINDS
+    weight: NDArray[np.float64] | None = None
 
     @classmethod
     def grouped(
@@ -273,21 +280,46 @@ class Inbox:
         counts = self.counts
         return self.sum() / np.maximum(counts, 1), counts > 0
 
+    def weighted_sum(self, values: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+        """Per-agent sum of weight x value (default: the messages' values); weight 1 without weights."""
+        v = self.batch.value if values is None else values
+        if self.weight is not None:
+            v = v * self.weight
+        return self.sum(v)
+
     @cached_property
-    def _grouped(self) -> tuple[MessageBatch, NDArray[np.int64]]:
+    def weight_sum(self) -> NDArray[np.float64]:
+        """Per-agent sum of the weights of what it heard (its count without weights)."""
+        if self.weight is None:
+            return self.counts.astype(np.float64)
+        return self.sum(self.weight)
+
+    @cached_property
+    def _grouped(self) -> tuple[MessageBatch, NDArray[np.int64], NDArray[np.float64] | None]:
         order = np.argsort(self.local, kind="stable")
         offsets = np.zeros(self.n + 1, np.int64)
         np.cumsum(self.counts, out=offsets[1:])
-        return self.batch.take(order), offsets
+        weight = None if self.weight is None else self.weight[order]
+        return self.batch.take(order), offsets, weight
 
     def messages(self, i: int) -> list[Message]:
         """The messages of local agent `i` as `Message` objects, in (sender, seq) order."""
-        batch, offsets = self._grouped
-        return [batch.message(j, self.round, self.kinds) for j in range(offsets[i], offsets[i + 1])]
+        batch, offsets, weight = self._grouped
+        return [
+            batch.message(j, self.round, self.kinds, None if weight is None else float(weight[j]))
+            for j in range(offsets[i], offsets[i + 1])
+        ]
 
     def select(self, start: int, stop: int) -> Inbox:
         """The inbox of local agents ``start:stop``."""
         if start == 0 and stop == self.n:
             return self
         idx = np.flatnonzero((self.local >= start) & (self.local < stop))
-        return Inbox(self.batch.take(idx), self.local[idx] - start, stop - start, self.round, self.kinds)
+        return Inbox(
+            self.batch.take(idx),
+            self.local[idx] - start,
+            stop - start,
+            self.round,
+            self.kinds,
+            None if self.weight is None else self.weight[idx],
+        )

@@ -48,6 +48,8 @@ class Message(BaseModel):
         round: Round the message was sent in (set by the engine).
         sender: Sending agent id (set by the engine).
         seq: Index among the sender's messages this round (set by the engine).
+        weight: The weight its receiver gives the sender, from the graph's edge
+            weights (set by the engine when the protocol has them; else None).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -61,6 +63,7 @@ class Message(BaseModel):
     round: int = -1
     sender: int = -1
     seq: int = 0
+    weight: float | None = None
 
     def __init__(self, **data: Any) -> None:
         try:

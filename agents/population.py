@@ -21,7 +21,7 @@ from agents.agent import Agent
 from agents.rng import counter_uniform
 from orchestrator.errors import ConfigError
 
-__all__ = ["Block", "Column", "Normal", "Population", "Uniform", "check_columns", "parse_column"]
+__all__ = ["Block", "Choice", "Column", "Normal", "Population", "Uniform", "check_columns", "parse_column"]
 
 _INIT_STREAM = 2
 
@@ -52,7 +52,42 @@ class Normal:
         return self.mean + self.std * z
 
 
-Column = float | int | bool | str | Sequence[Any] | NDArray[Any] | Uniform | Normal
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """Initial values drawn from a few values (discrete opinions), keyed by agent id.
+
+    Args:
+        values: The values, e.g. ``(-1, 1)``.
+        p: Their probabilities (default: equal); must sum to 1.
+
+    Example:
+        >>> Choice((-1, 1), (0.3, 0.7))  # 30% hold -1
+    """
+
+    values: tuple[float, ...] = (-1.0, 1.0)
+    p: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise ConfigError("Choice needs at least one value, e.g. Choice((-1, 1)).")
+        p = self.p
+        if p is not None and (len(p) != len(self.values) or any(x < 0 for x in p) or abs(sum(p) - 1) > 1e-9):
+            raise ConfigError(
+                f"Choice{(self.values, p)}: give one probability >= 0 per value, summing to 1; "
+                "e.g. Choice((-1, 1), (0.3, 0.7))."
+            )
+
+    def draw(self, seed: int, ids: NDArray[np.int64], salt: int) -> NDArray[np.float64]:
+        u = counter_uniform(seed, -1 - salt, ids, stream=_INIT_STREAM)
+        k = len(self.values)
+        cum = np.cumsum(self.p if self.p is not None else np.full(k, 1.0 / k))
+        pick = np.minimum(np.searchsorted(cum, u, side="right"), k - 1)
+        return np.asarray(self.values, np.float64)[pick]
+
+
+_DISTRIBUTIONS = (Uniform, Normal, Choice)
+
+Column = float | int | bool | str | Sequence[Any] | NDArray[Any] | Uniform | Normal | Choice
 """An initial state column: a constant, one value per agent, or a distribution."""
 
 
@@ -193,7 +228,7 @@ class Population:
                 info = g.cls.model_fields[name]
                 col = g.columns.get(name, info.default)
                 if isinstance(col, str) or not isinstance(
-                    col, (int, float, Uniform, Normal, Sequence, np.ndarray)
+                    col, (int, float, *_DISTRIBUTIONS, Sequence, np.ndarray)
                 ):
                     raise ConfigError(
                         f"{g.cls.__name__}.{name} is {type(col).__name__}; a class with act_batch holds "
@@ -222,11 +257,14 @@ class Population:
 def parse_column(text: str) -> Column:
     """An initial state column from its command-line spelling (``moot run -a field=...``).
 
-    ``uniform:LOW:HIGH``, ``normal:MEAN:STD``, or a JSON value (``0.15``, ``true``).
+    ``uniform:LOW:HIGH``, ``normal:MEAN:STD``, ``choice:V1,V2,...`` (equally
+    likely) or ``choice:V1,V2:P1,P2``, or a JSON value (``0.15``, ``true``).
 
     Example:
         >>> parse_column("uniform:0:1")
         Uniform(low=0.0, high=1.0)
+        >>> parse_column("choice:-1,1:0.3,0.7")
+        Choice(values=(-1.0, 1.0), p=(0.3, 0.7))
     """
     import json
 
@@ -235,11 +273,19 @@ def parse_column(text: str) -> Column:
         if name in ("uniform", "normal") and rest:
             a, _, b = rest.partition(":")
             return Uniform(float(a), float(b)) if name == "uniform" else Normal(float(a), float(b))
+        if name == "choice" and rest:
+            values, _, probs = rest.partition(":")
+            return Choice(
+                tuple(float(v) for v in values.split(",")),
+                tuple(float(p) for p in probs.split(",")) if probs else None,
+            )
         value = json.loads(text)
+    except ConfigError:
+        raise
     except ValueError:
         raise ConfigError(
-            f"Cannot read state value {text!r}; give a number, true/false, uniform:LOW:HIGH or "
-            "normal:MEAN:STD (e.g. -a opinion=uniform:0:1)."
+            f"Cannot read state value {text!r}; give a number, true/false, uniform:LOW:HIGH, "
+            "normal:MEAN:STD or choice:V1,V2[:P1,P2] (e.g. -a opinion=uniform:0:1)."
         ) from None
     if isinstance(value, (int, float, bool)):
         return value
@@ -262,6 +308,8 @@ def _describe_column(col: Column) -> object:
         return {"uniform": [col.low, col.high]}
     if isinstance(col, Normal):
         return {"normal": [col.mean, col.std]}
+    if isinstance(col, Choice):
+        return {"choice": list(col.values), "p": None if col.p is None else list(col.p)}
     if isinstance(col, (Sequence, np.ndarray)) and not isinstance(col, str):
         arr = np.asarray(col, np.float64)
         digest = hashlib.sha256(np.ascontiguousarray(arr, dtype="<f8").tobytes()).hexdigest()
@@ -329,7 +377,7 @@ def _any_column(col: Column, seed: int, ids: NDArray[np.int64], salt: int, a: in
 
 def _column(col: Column, seed: int, ids: NDArray[np.int64], salt: int, a: int, b: int) -> NDArray[np.float64]:
     """Initial values of one field for the agents `ids` (positions a:b of their group)."""
-    if isinstance(col, (Uniform, Normal)):
+    if isinstance(col, _DISTRIBUTIONS):
         return col.draw(seed, ids, salt)
     if isinstance(col, (Sequence, np.ndarray)) and not isinstance(col, str):
         return np.asarray(col, dtype=np.float64)[a:b].copy()

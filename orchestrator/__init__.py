@@ -21,6 +21,7 @@ from orchestrator.errors import (
 )
 
 if TYPE_CHECKING:
+    from orchestrator.fitting import fit_influence, trajectories
     from orchestrator.launcher import Run, launch, params
     from orchestrator.llm import LLMConfig
     from orchestrator.log import open_log, query
@@ -38,16 +39,20 @@ __all__ = [
     "ProtocolError",
     "QueryRefused",
     "Run",
+    "fit_influence",
     "launch",
     "open_log",
     "params",
     "query",
+    "trajectories",
 ]
 
 _LAZY = {
     "LLMConfig": "orchestrator.llm",
     "MessageLog": "orchestrator.message_log",
     "Run": "orchestrator.launcher",
+    "fit_influence": "orchestrator.fitting",
+    "trajectories": "orchestrator.fitting",
     "launch": "orchestrator.launcher",
     "open_log": "orchestrator.log",
     "params": "orchestrator.launcher",

@@ -246,12 +246,16 @@ def run(
         if n < 1:
             raise ConfigError(f"--agents must be at least 1, got {n}; e.g. --agents 1000.")
         kwargs = dict(_parse_option(o) for o in option or [])
+        agent_cls = get_agent(agent) if agent else None
+        if agent_cls is not None:
+            for key, value in agent_cls.protocol_options.get(name, {}).items():
+                kwargs.setdefault(key, value)
         if name == "gossip":
             kwargs.setdefault("mode", "push-pull")
             kwargs.setdefault("fanout", 2)
         proto = make_protocol(name, kwargs)
         columns = {k: parse_column(str(v)) for k, v in (_parse_option(a, "-a") for a in state or [])}
-        population = proto.default_population(n, get_agent(agent) if agent else None, **columns)
+        population = proto.default_population(n, agent_cls, **columns)
         classes = ", ".join(c.__name__ for c in population.classes)
         console.print(
             f"[bold]moot[/] {n:,} agents ({classes}) · {proto!r} · seed {seed or 0} · "

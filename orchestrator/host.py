@@ -396,7 +396,8 @@ class Host:
             )
         # Sources arrive in host order, each ordered by (sender, seq): the batch is in
         # global (sender, seq) order, whatever the number of hosts.
-        return Inbox(batch, local, self.hi - self.lo, round, self.kinds)
+        weight = self.router.edge_weights(batch.sender, batch.receiver) if len(batch) else None
+        return Inbox(batch, local, self.hi - self.lo, round, self.kinds, weight)
 
     def _block_inbox(self, inbox: Inbox, block: Block) -> Inbox:
         return inbox.select(int(block.ids[0]) - self.lo, int(block.ids[-1]) + 1 - self.lo)

@@ -310,6 +310,45 @@ MACROS: dict[str, tuple[str, str]] = {
         "The first logged round where at least target of the agents are within tol of the median.",
         "SELECT min(round) AS round FROM agreement_by_round(rid, fld, tol) WHERE share >= target",
     ),
+    "opinion_clusters(rid, fld, tol)": (
+        "Per logged round, each cluster of the field's values (sorted values split where a gap exceeds "
+        "tol): its agents, share, low, high and mean.",
+        """WITH s AS (SELECT round, value FROM states
+                   WHERE run_id = rid AND field = fld AND value IS NOT NULL),
+         g AS (SELECT round, value,
+                      CASE WHEN value - lag(value) OVER (PARTITION BY round ORDER BY value) > tol
+                           THEN 1 ELSE 0 END AS gap FROM s),
+         c AS (SELECT round, value, sum(gap) OVER (PARTITION BY round ORDER BY value
+                                                   ROWS UNBOUNDED PRECEDING) AS cluster FROM g)
+    SELECT round, cluster::INTEGER AS cluster, count(*) AS agents,
+        count(*) / sum(count(*)) OVER (PARTITION BY round) AS share,
+        min(value) AS low, max(value) AS high, avg(value) AS mean
+    FROM c GROUP BY round, cluster ORDER BY round, cluster""",
+    ),
+    "clusters_by_round(rid, fld, tol, major)": (
+        "Per logged round: agents, opinion clusters (gaps over tol), clusters holding at least a share "
+        "major of the agents, and the largest cluster's share.",
+        """SELECT round, sum(agents)::BIGINT AS agents, count(*) AS clusters,
+        count(*) FILTER (share >= major) AS major_clusters, max(share) AS largest_share
+    FROM opinion_clusters(rid, fld, tol) GROUP BY round ORDER BY round""",
+    ),
+    "majority_by_round(rid, fld)": (
+        "Per logged round (discrete opinions): distinct values, the most held value, the share holding "
+        "it, and the magnetisation (mean value; for -1/+1 opinions, m).",
+        """WITH s AS (SELECT round, value FROM states
+                   WHERE run_id = rid AND field = fld AND value IS NOT NULL),
+         v AS (SELECT round, value, count(*) AS n FROM s GROUP BY round, value),
+         r AS (SELECT round, count(*) AS opinions, sum(n) AS agents, arg_max(value, n) AS majority,
+                      max(n) AS top, sum(value * n) / sum(n) AS magnetisation FROM v GROUP BY round)
+    SELECT round, agents::BIGINT AS agents, opinions, majority, top / agents AS majority_share, magnetisation
+    FROM r ORDER BY round""",
+    ),
+    "consensus_time(rid, tol)": (
+        "Rounds to consensus, from the metrics logged every round: the first round after which the "
+        "watched field's spread is at most tol, plus one (rounds played); NULL if it never was.",
+        """SELECT min(round) + 1 AS rounds, min(round) AS round FROM metrics
+    WHERE run_id = rid AND name = 'spread' AND value <= tol""",
+    ),
 }
 
 

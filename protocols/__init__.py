@@ -3,12 +3,23 @@
 from protocols.base import MessageProtocol, Router
 from protocols.gossip import Gossip, GossipRouter
 from protocols.registry import available_protocols, get_protocol
-from protocols.stop import AnyOf, Consensus, Custom, Stationary, StopRule, Threshold, parse_stop
-from protocols.topology import BarabasiAlbert, ErdosRenyi, GraphSpec, Grid, RingLattice, SmallWorld, Topology
+from protocols.stop import AnyOf, Consensus, Custom, Never, Stationary, StopRule, Threshold, parse_stop
+from protocols.topology import (
+    BarabasiAlbert,
+    Complete,
+    ErdosRenyi,
+    GraphSpec,
+    Grid,
+    RingLattice,
+    SmallWorld,
+    Topology,
+    influence_graph,
+)
 
 __all__ = [
     "AnyOf",
     "BarabasiAlbert",
+    "Complete",
     "Consensus",
     "Custom",
     "ErdosRenyi",
@@ -17,6 +28,7 @@ __all__ = [
     "GraphSpec",
     "Grid",
     "MessageProtocol",
+    "Never",
     "RingLattice",
     "Router",
     "SmallWorld",
@@ -26,5 +38,6 @@ __all__ = [
     "Topology",
     "available_protocols",
     "get_protocol",
+    "influence_graph",
     "parse_stop",
 ]

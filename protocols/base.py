@@ -68,6 +68,15 @@ class Router(ABC):
         """Agents that `agent` may talk to (shown to plain agents as `ctx.neighbours`)."""
         return np.empty(0, np.int64)
 
+    def edge_weights(
+        self, sender: NDArray[np.int64], receiver: NDArray[np.int64]
+    ) -> NDArray[np.float64] | None:
+        """The weight each receiver gives each delivered message's sender (None: the protocol has none).
+
+        Called by the receiving host; agents see it as ``inbox.weight`` and ``Message.weight``.
+        """
+        return None
+
     def describe(self) -> dict[str, object]:
         """What the compiled protocol is (a graph's size and content hash), logged in ``runs.config``."""
         return {} if self.world is None else {"world": self.world.describe()}

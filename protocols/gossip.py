@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -14,7 +14,7 @@ from agents.batch import MessageBatch
 from agents.llm import LLMAgent
 from agents.message import Message
 from agents.reply import Reply
-from agents.rng import counter_integers
+from agents.rng import counter_bits, counter_integers
 from orchestrator.errors import AgentError, ConfigError
 from protocols.base import MessageProtocol, Router, check_receivers
 from protocols.stop import Consensus, StopRule
@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Gossip", "GossipRouter", "LLMOpinionAgent", "OpinionReply"]
 
-GossipMode = Literal["push", "pull", "push-pull"]
-_PUSH_STREAM, _PULL_STREAM = 10, 11
+GossipMode = Literal["push", "pull", "push-pull", "pairwise"]
+_MODES = ("push", "pull", "push-pull", "pairwise")
+_PUSH_STREAM, _PULL_STREAM, _PAIR_STREAM = 10, 11, 12
+_PAIR_PASSES = 3
 
 
 def _within(diff: NDArray[np.int64], deg: NDArray[np.int64], fanout: int) -> NDArray[np.bool_]:
@@ -39,18 +41,93 @@ def _within(diff: NDArray[np.int64], deg: NDArray[np.int64], fanout: int) -> NDA
 
 
 @dataclass(frozen=True, eq=False)
+class Pairs:
+    """The graph's undirected pairs, for pairwise exchange; `matching` draws each round's pairs.
+
+    Attributes:
+        u, v: The pairs ``u < v`` joined by an edge in either direction (self-loops dropped).
+        offsets, incident: CSR of the pairs touching each node.
+    """
+
+    u: NDArray[np.int64]
+    v: NDArray[np.int64]
+    offsets: NDArray[np.int64]
+    incident: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, topo: Topology) -> Pairs:
+        src = topo.edge_source
+        a, b = np.minimum(src, topo.targets), np.maximum(src, topo.targets)
+        key = a[a != b] * topo.n + b[a != b]
+        key = np.unique(key)
+        if len(key) >= 1 << 30:
+            raise ConfigError(f"Pairwise gossip handles under 2**30 pairs; this graph has {len(key):,}.")
+        u, v = np.divmod(key, topo.n)
+        ends = np.concatenate([u, v])
+        order = np.argsort(ends, kind="stable")
+        offsets = np.zeros(topo.n + 1, np.int64)
+        np.cumsum(np.bincount(ends, minlength=topo.n), out=offsets[1:])
+        return cls(u, v, offsets, np.concatenate([np.arange(len(u))] * 2)[order])
+
+    def matching(self, seed: int, round: int) -> NDArray[np.int64]:
+        """Each node's partner this round (-1: none): a random matching, the same on every host.
+
+        Each pass keeps the pairs whose random priority is the lowest among all the
+        pairs touching either end (so no node is in two), then drops the pairs of
+        matched nodes; three passes match most nodes of a sparse graph. Disjoint
+        pairs updated at once are exactly a sequence of pairwise updates.
+        """
+        n, m = len(self.offsets) - 1, len(self.u)
+        index = np.arange(m, dtype=np.int64)
+        prio = (counter_bits(seed, round, index, stream=_PAIR_STREAM) >> np.uint64(31)).astype(np.int64)
+        prio = (prio << 30) | index  # distinct: ties cannot match a node twice
+        partner = np.full(n, -1, np.int64)
+        alive = np.ones(m, bool)
+        top = np.iinfo(np.int64).max
+        starts = self.offsets[:-1]
+        has = starts < self.offsets[1:]
+        for _ in range(_PAIR_PASSES):
+            p = np.where(alive, prio, top)
+            low = np.full(n, top, np.int64)
+            if len(self.incident):
+                low[has] = np.minimum.reduceat(p[self.incident], starts[has])
+            chosen = alive & (p == low[self.u]) & (p == low[self.v])
+            if not chosen.any():
+                break
+            partner[self.u[chosen]] = self.v[chosen]
+            partner[self.v[chosen]] = self.u[chosen]
+            alive &= (partner[self.u] < 0) & (partner[self.v] < 0)
+        return partner
+
+
+@dataclass(frozen=True, eq=False)
 class GossipRouter(Router):
     """Routes broadcasts over a `Topology`; see `Gossip` for the rules."""
 
     topology: Topology
     mode: GossipMode
     fanout: int | None
+    pairs: Pairs | None = None
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def partners(self, round: int, seed: int) -> NDArray[np.int64]:
+        """Each agent's partner in `round` under pairwise exchange (-1: none)."""
+        assert self.pairs is not None
+        if self._memo.get("round") != (round, seed):
+            self._memo["partner"] = self.pairs.matching(seed, round)
+            self._memo["round"] = (round, seed)
+        partner: NDArray[np.int64] = self._memo["partner"]
+        return partner
 
     def route(self, outbox: MessageBatch, round: int, seed: int) -> MessageBatch:
         topo = self.topology
         to_route = outbox.receiver < 0
         msg_b = np.flatnonzero(to_route)
-        b_idx, b_recv = self._expand(outbox.sender[msg_b], outbox.seq[msg_b], round, seed)
+        if self.mode == "pairwise":
+            partner = self.partners(round, seed)[outbox.sender[msg_b]]
+            b_idx, b_recv = np.flatnonzero(partner >= 0), partner[partner >= 0]
+        else:
+            b_idx, b_recv = self._expand(outbox.sender[msg_b], outbox.seq[msg_b], round, seed)
         b_idx = msg_b[b_idx]
         if to_route.all():
             idx, recv = b_idx, b_recv
@@ -71,6 +148,9 @@ class GossipRouter(Router):
         topo = self.topology
         deg = topo.out_degree[senders]
         total = int(deg.sum())
+        dense = self.fanout is not None and total > 2 * topo.n * self.fanout
+        if self.mode == "pull" and dense and not seqs.any() and bool(np.all(np.diff(senders) > 0)):
+            return self._pulled(senders, round, seed)
         lo = int(senders[0]) if len(senders) else 0
         if len(senders) and int(senders[-1]) - lo + 1 == len(senders) and not seqs.any():
             # The common case: one broadcast from each of a contiguous run of agents.
@@ -109,6 +189,35 @@ class GossipRouter(Router):
             keep |= _within(topo.in_position[edge] - start, indeg, self.fanout)
         return row[keep], recv[keep]
 
+    def _pulled(
+        self, senders: NDArray[np.int64], round: int, seed: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Pull, from the receivers' side: what `_expand` gives, without walking every edge.
+
+        Each receiver's pulled in-neighbours are looked up directly (O(n x fanout)
+        instead of O(edges)); worth it on dense graphs. Same draws, same order.
+        """
+        topo = self.topology
+        assert self.fanout is not None
+        offsets, sources = topo.in_csr
+        indeg = topo.in_degree
+        everyone = np.arange(topo.n, dtype=np.int64)
+        start = counter_integers(seed, round, everyone, np.maximum(indeg, 1), 0, stream=_PULL_STREAM)
+        recv_parts, send_parts = [], []
+        for k in range(self.fanout):
+            ok = k < indeg
+            v = everyone[ok]
+            u = sources[offsets[v] + (start[ok] + k) % indeg[ok]]
+            recv_parts.append(v)
+            send_parts.append(u)
+        recv, send = np.concatenate(recv_parts), np.concatenate(send_parts)
+        row = np.searchsorted(senders, send)
+        row_ok = np.minimum(row, max(len(senders) - 1, 0))
+        mine = (row < len(senders)) & (senders[row_ok] == send) if len(senders) else np.zeros(len(send), bool)
+        row, recv = row[mine], recv[mine]
+        order = np.lexsort((recv, row))
+        return row[order], recv[order]
+
     @staticmethod
     def _check_direct(send: NDArray[np.int64], recv: NDArray[np.int64], topo: Topology) -> None:
         check_receivers(send, recv, topo.n)
@@ -122,6 +231,15 @@ class GossipRouter(Router):
 
     def neighbours(self, agent: int) -> NDArray[np.int64]:
         return self.topology.neighbours(agent)
+
+    def edge_weights(
+        self, sender: NDArray[np.int64], receiver: NDArray[np.int64]
+    ) -> NDArray[np.float64] | None:
+        topo = self.topology
+        if topo.weights is None or self.mode == "pairwise":
+            return None
+        weights: NDArray[np.float64] = topo.weights[topo.edge_index(sender, receiver)]
+        return weights
 
     def describe(self) -> dict[str, object]:
         return {"topology": self.topology.describe()}
@@ -185,12 +303,18 @@ class Gossip(MessageProtocol):
             its name (``"small_world"``).
         fanout: Neighbours per message; None sends to every neighbour (DeGroot).
         mode: ``"push"`` (the sender picks), ``"pull"`` (each receiver picks whom
-            it hears) or ``"push-pull"`` (both; a message is delivered once).
+            it hears), ``"push-pull"`` (both; a message is delivered once), or
+            ``"pairwise"``: each round a random matching of the graph's pairs, and
+            each matched agent's message goes to its partner only (Deffuant-style
+            exchange; `fanout` is ignored).
         tolerance: Stop when the watched field's spread (max - min) falls below
             (the default stop rule; ``launch(stop=...)`` replaces it).
         field: The numeric state field watched for convergence. None (the
             default) watches ``opinion`` when the population has it, and nothing
             otherwise; a named field that no agent class has is an error.
+        weight: The edge attribute of a networkx graph that holds influence
+            weights (see `influence_graph`); agents then see each message's
+            weight as ``inbox.weight`` / ``Message.weight``. None: unweighted.
 
     Example:
         >>> Gossip(graph=SmallWorld(k=6, p=0.3), fanout=2, mode="push-pull")
@@ -206,15 +330,16 @@ class Gossip(MessageProtocol):
 
     def __init__(
         self,
-        graph: nx.Graph | GraphSpec | str = "small_world",
+        graph: nx.Graph | GraphSpec | Topology | str = "small_world",
         *,
         fanout: int | None = 1,
         mode: GossipMode = "push",
         tolerance: float = 1e-2,
         field: str | None = None,
+        weight: str | None = None,
     ) -> None:
-        if mode not in ("push", "pull", "push-pull"):
-            raise ConfigError(f"Unknown gossip mode {mode!r}; use 'push', 'pull' or 'push-pull'.")
+        if mode not in _MODES:
+            raise ConfigError(f"Unknown gossip mode {mode!r}; use 'push', 'pull', 'push-pull' or 'pairwise'.")
         if fanout is not None and (not isinstance(fanout, int) or isinstance(fanout, bool)):
             raise ConfigError(
                 f"fanout must be a whole number >= 1 or None (every neighbour), got {fanout!r}; "
@@ -226,16 +351,24 @@ class Gossip(MessageProtocol):
             raise ConfigError(f"tolerance must be a number >= 0, got {tolerance!r}; e.g. tolerance=0.01.")
         if field is not None and not isinstance(field, str):
             raise ConfigError(f"field must be a state field name, got {field!r}; e.g. field='opinion'.")
-        if not isinstance(graph, (str, GraphSpec)) and not hasattr(graph, "number_of_nodes"):
+        if weight is not None and not isinstance(weight, str):
+            raise ConfigError(f"weight must be an edge attribute name, got {weight!r}; e.g. weight='weight'.")
+        if weight is not None and isinstance(graph, (str, GraphSpec)):
+            raise ConfigError(
+                f"weight={weight!r} reads edge weights from a networkx graph, but the graph is {graph!r}; "
+                "pass a weighted networkx graph (influence_graph(W) builds one from a matrix)."
+            )
+        if not isinstance(graph, (str, GraphSpec, Topology)) and not hasattr(graph, "number_of_nodes"):
             raise ConfigError(
                 f"graph must be a networkx graph, a spec such as SmallWorld(k=6, p=0.3), or a name "
                 f"such as 'small_world'; got {graph!r}."
             )
         self.graph = graph_spec(graph) if isinstance(graph, str) else graph
-        self.fanout = fanout
+        self.fanout = None if mode == "pairwise" else fanout
         self.mode: GossipMode = mode
         self.tolerance = tolerance
         self._field = field
+        self.weight = weight
 
     @property
     def field(self) -> str | None:
@@ -245,12 +378,19 @@ class Gossip(MessageProtocol):
         if isinstance(self.graph, GraphSpec):
             topo = self.graph.build(n_agents, seed)
         else:
-            topo = Topology.from_networkx(self.graph)
+            topo = (
+                self.graph
+                if isinstance(self.graph, Topology)
+                else Topology.from_networkx(self.graph, self.weight)
+            )
             if topo.n != n_agents:
                 raise ConfigError(
                     f"The graph has {topo.n} nodes but the population has {n_agents} agents; "
                     "give one node per agent."
                 )
+        topo.check_weights()
+        if self.mode == "pairwise":
+            return GossipRouter(topo, self.mode, self.fanout, Pairs.of(topo))
         return GossipRouter(topo.precompute(), self.mode, self.fanout)
 
     def stop_rule(self, field: str | None) -> StopRule | None:
@@ -262,6 +402,8 @@ class Gossip(MessageProtocol):
         from agents.population import Population, Uniform
 
         cls = agent or OpinionAgent
+        for name, col in cls.initial_state.items():
+            state.setdefault(name, col)
         if "opinion" in cls.model_fields and "opinion" not in state:
             state["opinion"] = Uniform(0.0, 1.0)
         return Population.of(cls, n, **state)
@@ -269,6 +411,8 @@ class Gossip(MessageProtocol):
     def describe(self) -> dict[str, object]:
         if isinstance(self.graph, GraphSpec):
             graph = self.graph.describe()
+        elif isinstance(self.graph, Topology):
+            graph = {"generator": "Topology", **self.graph.describe()}
         else:
             graph = {
                 "generator": "networkx",
@@ -282,6 +426,7 @@ class Gossip(MessageProtocol):
             "mode": self.mode,
             "tolerance": self.tolerance,
             "field": self._field,
+            "weight": self.weight,
         }
 
     def __repr__(self) -> str:

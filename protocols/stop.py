@@ -24,7 +24,17 @@ from dataclasses import dataclass
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["AnyOf", "Consensus", "Custom", "Stationary", "StopRule", "Threshold", "parse_stop", "stop_rule"]
+__all__ = [
+    "AnyOf",
+    "Consensus",
+    "Custom",
+    "Never",
+    "Stationary",
+    "StopRule",
+    "Threshold",
+    "parse_stop",
+    "stop_rule",
+]
 
 Metrics = Mapping[str, float]
 StopFn = Callable[[int, Metrics], "bool | str | None"]
@@ -83,6 +93,16 @@ class Consensus(StopRule):
 
     def describe(self) -> str:
         return f"consensus({self.field} spread < {self.tol:g})"
+
+
+class Never(StopRule):
+    """Never stop early: play the whole round budget (``--stop never``)."""
+
+    def check(self, round: int, metrics: Metrics) -> str | None:
+        return None
+
+    def describe(self) -> str:
+        return "never"
 
 
 @dataclass(frozen=True)
@@ -242,19 +262,23 @@ def parse_stop(spec: str) -> StopRule:
     """A rule from its command-line spelling.
 
     ``consensus`` / ``consensus:TOL`` / ``consensus:FIELD:TOL``; ``stationary`` /
-    ``stationary:TOL``; ``METRIC<VALUE`` (also ``<=``, ``>``, ``>=``, ``==``).
-    Several specs separated by ``|`` combine.
+    ``stationary:TOL``; ``METRIC<VALUE`` (also ``<=``, ``>``, ``>=``, ``==``);
+    ``never`` (the round budget only). Several specs separated by ``|`` combine.
     """
     parts = [p for p in spec.split("|") if p.strip()]
     if len(parts) > 1:
         return AnyOf(tuple(parse_stop(p) for p in parts))
     text = spec.strip()
-    hint = "e.g. consensus:0.001, consensus:opinion:0.001, stationary:1e-9, 'variance<1e-4', 'score>=10'"
+    hint = (
+        "e.g. consensus:0.001, consensus:opinion:0.001, stationary:1e-9, 'variance<1e-4', 'score>=10', never"
+    )
     m = _COMPARISON.match(text)
     try:
         if m:
             return Threshold(m.group(1), m.group(2), float(m.group(3)))
         name, *args = text.split(":")
+        if name == "never" and not args:
+            return Never()
         if name == "consensus" and len(args) <= 2:
             if len(args) == 2:
                 return Consensus(args[0], float(args[1]))

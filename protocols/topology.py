@@ -31,10 +31,12 @@ __all__ = [
     "ErdosRenyi",
     "GraphSpec",
     "Grid",
+    "Complete",
     "RingLattice",
     "SmallWorld",
     "Topology",
     "graph_spec",
+    "influence_graph",
 ]
 
 _GRAPH_STREAM = 3
@@ -48,33 +50,59 @@ class Topology:
         n: Number of nodes.
         offsets: ``offsets[u]:offsets[u+1]`` indexes u's out-neighbours.
         targets: Out-neighbour ids, ascending within each row.
+        weights: Per edge ``u -> v`` (CSR order), the weight v gives what it hears
+            from u (its influence-matrix entry ``W[v, u]``); None: no weights.
     """
 
     n: int
     offsets: NDArray[np.int64]
     targets: NDArray[np.int64]
+    weights: NDArray[np.float64] | None = None
 
     @classmethod
     def from_edges(
-        cls, n: int, src: NDArray[np.int64], dst: NDArray[np.int64], *, undirected: bool
+        cls,
+        n: int,
+        src: NDArray[np.int64],
+        dst: NDArray[np.int64],
+        *,
+        undirected: bool,
+        weights: NDArray[np.float64] | None = None,
     ) -> Topology:
-        """Build from edge arrays; drops duplicate edges, keeps self-loops."""
+        """Build from edge arrays; drops duplicate edges (keeping the first's weight), keeps self-loops."""
         src, dst = src.astype(np.int64, copy=False), dst.astype(np.int64, copy=False)
         if undirected:
             src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
+            if weights is not None:
+                weights = np.concatenate([weights, weights])
         key = src * n
         key += dst
-        key.sort()
+        w: NDArray[np.float64] | None = None
+        if weights is None:
+            key.sort()
+        else:
+            order = np.argsort(key, kind="stable")
+            key, w = key[order], np.asarray(weights, np.float64)[order]
         if len(key) > 1:  # np.unique would hash; sorting is several times faster here
-            key = key[np.r_[True, key[1:] != key[:-1]]]
+            first = np.r_[True, key[1:] != key[:-1]]
+            key = key[first]
+            w = None if w is None else w[first]
         src, dst = np.divmod(key, n)
         offsets = np.zeros(n + 1, np.int64)
         np.cumsum(np.bincount(src, minlength=n), out=offsets[1:])
-        return cls(n, offsets, dst)
+        return cls(n, offsets, dst, w)
 
     @classmethod
-    def from_networkx(cls, graph: nx.Graph) -> Topology:
-        """Convert a networkx graph whose nodes are the integers ``0..n-1``."""
+    def from_networkx(cls, graph: nx.Graph, weight: str | None = None) -> Topology:
+        """Convert a networkx graph whose nodes are the integers ``0..n-1``.
+
+        Args:
+            weight: An edge attribute holding influence weights (edge ``u -> v`` with
+                weight w: v gives weight w to what it hears from u); None ignores weights.
+
+        Raises:
+            ConfigError: Nodes that are not ``0..n-1``, or an edge without the weight attribute.
+        """
         n = graph.number_of_nodes()
         nodes = set(graph.nodes)
         if nodes != set(range(n)):
@@ -84,17 +112,63 @@ class Topology:
                 "Relabel with networkx.convert_node_labels_to_integers(graph)."
             )
         edges = np.array(list(graph.edges()), dtype=np.int64).reshape(-1, 2)
-        return cls.from_edges(n, edges[:, 0], edges[:, 1], undirected=not graph.is_directed())
+        weights = None
+        if weight is not None:
+            missing = [(u, v) for u, v, w in graph.edges(data=weight) if w is None]
+            if missing:
+                raise ConfigError(
+                    f"Edge {missing[0]} has no {weight!r} attribute ({len(missing)} edges lack it); give "
+                    f"every edge one (graph.add_edge(u, v, {weight}=0.2)) or build the graph with "
+                    "influence_graph(W)."
+                )
+            weights = np.array([w for _, _, w in graph.edges(data=weight)], np.float64)
+        return cls.from_edges(
+            n, edges[:, 0], edges[:, 1], undirected=not graph.is_directed(), weights=weights
+        )
 
     def to_networkx(self) -> nx.DiGraph:
-        """The graph as a networkx DiGraph (for metrics on small graphs)."""
+        """The graph as a networkx DiGraph (for metrics on small graphs), with ``weight`` if it has them."""
         import networkx as nx
 
         g = nx.DiGraph()
         g.add_nodes_from(range(self.n))
         src = np.repeat(np.arange(self.n), np.diff(self.offsets))
-        g.add_edges_from(zip(src.tolist(), self.targets.tolist()))
+        if self.weights is None:
+            g.add_edges_from(zip(src.tolist(), self.targets.tolist()))
+        else:
+            g.add_weighted_edges_from(zip(src.tolist(), self.targets.tolist(), self.weights.tolist()))
         return g
+
+    def edge_index(self, src: NDArray[np.int64], dst: NDArray[np.int64]) -> NDArray[np.int64]:
+        """CSR index of each edge ``src[i] -> dst[i]``; every pair must be an edge."""
+        return np.searchsorted(self._edge_keys, src * self.n + dst)
+
+    def check_weights(self) -> None:
+        """Refuse weights that are negative, not finite, or sum to more than 1 into an agent.
+
+        What an agent gives its in-neighbours must leave a weight >= 0 for itself
+        (``1 - sum``), so that the influence matrix is row-stochastic.
+        """
+        w = self.weights
+        if w is None:
+            return
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            e = int(np.flatnonzero(bad)[0])
+            raise ConfigError(
+                f"Edge {int(self.edge_source[e])} -> {int(self.targets[e])} has weight {float(w[e])!r}; "
+                "influence weights must be finite and >= 0."
+            )
+        into = np.bincount(self.targets, weights=w, minlength=self.n)
+        over = into > 1.0 + 1e-9
+        if over.any():
+            v = int(np.flatnonzero(over)[0])
+            raise ConfigError(
+                f"Agent {v} gives its in-neighbours weights summing to {float(into[v]):.6g}; the weights "
+                "into each agent must sum to at most 1 (the rest is its weight on itself). Normalise "
+                "each row of W, e.g. W / W.sum(axis=1, keepdims=True), and build the graph with "
+                "influence_graph(W)."
+            )
 
     @property
     def out_degree(self) -> NDArray[np.int64]:
@@ -120,6 +194,14 @@ class Topology:
         pos = np.empty(len(src), np.int64)
         pos[order] = np.arange(len(src)) - in_offsets[self.targets[order]]
         return pos
+
+    @cached_property
+    def in_csr(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(offsets, sources): ``sources[offsets[v]:offsets[v+1]]`` are v's in-neighbours, ascending."""
+        order = np.argsort(self.targets, kind="stable")  # by target, then source (CSR order)
+        offsets = np.zeros(self.n + 1, np.int64)
+        np.cumsum(self.in_degree, out=offsets[1:])
+        return offsets, self.edge_source[order]
 
     @cached_property
     def edge_source(self) -> NDArray[np.int64]:
@@ -156,7 +238,48 @@ class Topology:
         digest = hashlib.sha256()
         digest.update(np.ascontiguousarray(self.offsets, dtype="<i8").tobytes())
         digest.update(np.ascontiguousarray(self.targets, dtype="<i8").tobytes())
-        return {"nodes": self.n, "edges": len(self.targets), "sha256": digest.hexdigest()}
+        if self.weights is not None:
+            digest.update(np.ascontiguousarray(self.weights, dtype="<f8").tobytes())
+        out: dict[str, object] = {"nodes": self.n, "edges": len(self.targets), "sha256": digest.hexdigest()}
+        if self.weights is not None:
+            out["weighted"] = True
+        return out
+
+
+def influence_graph(w: NDArray[np.float64] | list[list[float]]) -> nx.DiGraph:
+    """The networkx graph of a row-stochastic influence matrix, for `Gossip(graph, weight="weight")`.
+
+    ``W[i, j] > 0`` (i != j) becomes an edge ``j -> i`` with that weight: i hears j
+    and gives it weight ``W[i, j]``. The diagonal is not an edge: an agent's weight
+    on itself is what its in-weights leave, ``1 - sum_j W[i, j]``.
+
+    Raises:
+        ConfigError: W is not square, has negative or non-finite entries, or a row sums to other than 1.
+
+    Example:
+        >>> influence_graph([[0.5, 0.5], [0.2, 0.8]]).edges(data="weight")
+        OutEdgeDataView([(0, 1, 0.2), (1, 0, 0.5)])
+    """
+    import networkx as nx
+
+    m = np.asarray(w, np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ConfigError(f"An influence matrix must be square; got shape {m.shape}.")
+    if not np.isfinite(m).all() or (m < 0).any():
+        raise ConfigError("An influence matrix must have finite entries >= 0.")
+    rows = m.sum(axis=1)
+    off = np.abs(rows - 1.0) > 1e-9
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise ConfigError(
+            f"Row {i} of the influence matrix sums to {float(rows[i]):.6g}; rows must sum to 1 "
+            "(normalise with W / W.sum(axis=1, keepdims=True))."
+        )
+    g = nx.DiGraph()
+    g.add_nodes_from(range(len(m)))
+    rows, cols = np.nonzero(m)
+    g.add_weighted_edges_from((int(b), int(a), float(m[a, b])) for a, b in zip(rows, cols) if a != b)
+    return g
 
 
 class GraphSpec:
@@ -292,8 +415,29 @@ class BarabasiAlbert(GraphSpec):
         return Topology.from_edges(n, src, dst, undirected=True)
 
 
+@dataclass(frozen=True)
+class Complete(GraphSpec):
+    """Every agent linked to every other (the mean-field setting of Hegselmann-Krause and the voter model).
+
+    It has n(n-1) directed edges, so it is refused above `max_nodes` (default 20,000).
+    """
+
+    max_nodes: int = 20_000
+
+    def build(self, n: int, seed: int) -> Topology:
+        if n > self.max_nodes:
+            raise ConfigError(
+                f"A complete graph on {n:,} agents has {n * (n - 1):,} edges; it is refused above "
+                f"{self.max_nodes:,} agents. Use a sparse graph (small_world, erdos_renyi), or fewer agents."
+            )
+        u = np.repeat(np.arange(n, dtype=np.int64), n - 1)
+        j = np.tile(np.arange(1, n, dtype=np.int64), n)
+        return Topology.from_edges(n, u, (u + j) % n, undirected=False)
+
+
 _NAMED: dict[str, type[GraphSpec]] = {
     "barabasi_albert": BarabasiAlbert,
+    "complete": Complete,
     "erdos_renyi": ErdosRenyi,
     "grid": Grid,
     "ring_lattice": RingLattice,

@@ -27,20 +27,35 @@ def test_readme_first_example_runs(tmp_path: Path) -> None:
     assert (tmp_path / "run.duckdb").exists()
 
 
-def test_readme_llm_agent_runs_offline(tmp_path: Path) -> None:
+def run_section_example(tmp_path: Path, heading: str, extra: str = "") -> str:
+    """Run the first Python block under README heading `heading` (plus `extra`) in-process; its stdout."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## LLM agents") :]
+    section = text[text.index(heading) :]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None
-    script = tmp_path / "llm.py"
-    script.write_text(code.group(1))
+    script = tmp_path / "example.py"
+    script.write_text(code.group(1) + extra)
     env = dict(os.environ, MOOT_RUNTIME="local")
     out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_readme_llm_agent_runs_offline(tmp_path: Path) -> None:
+    stdout = run_section_example(tmp_path, "## LLM agents")
     import duckdb
 
     con = duckdb.connect(str(tmp_path / "llm.duckdb"), read_only=True)
     calls = con.execute("SELECT count(*), count(error_type), min(model) FROM llm_calls").fetchall()
     con.close()
     assert calls == [(500, 0, "moot/simulated")]
-    assert "calls" in out.stdout and "latency_p50" in out.stdout
+    assert "calls" in stdout and "latency_p50" in stdout
+
+
+def test_readme_friedkin_johnsen_example_reaches_the_closed_form(tmp_path: Path) -> None:
+    closed = "np.linalg.solve(np.eye(3) - np.diag(lam) @ w, (1 - lam) * x0)"
+    stdout = run_section_example(
+        tmp_path, "## Opinion dynamics", f"\nprint('gap', abs(final - {closed}).max())\n"
+    )
+    gap = re.search(r"gap ([0-9.e-]+)", stdout)
+    assert gap is not None and float(gap.group(1)) < 1e-9, stdout

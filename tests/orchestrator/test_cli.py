@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -141,16 +142,19 @@ def test_builtin_only_flags_are_refused_for_a_script(tmp_path: Path) -> None:
         ),
         (
             ["-o", "fanot=2"],
-            "Unknown option 'fanot' for protocol 'gossip'; its options are: fanout, field, graph, mode, tolerance.",
+            "Unknown option 'fanot' for protocol 'gossip'; its options are: fanout, field, graph, mode, tolerance, weight.",
         ),
         (
             ["-o", "mode=pul"],
-            "Option mode='pul' for protocol 'gossip' is not valid: Input should be 'push', 'pull' or 'push-pull'",
+            "Option mode='pul' for protocol 'gossip' is not valid: Input should be 'push', 'pull', 'push-pull' or 'pairwise'",
         ),
         (["--agents", "0"], "--agents must be at least 1, got 0; e.g. --agents 1000."),
         (["--stop", "consensu"], "Unknown stop rule 'consensu'"),
         (["--messages", "sample:2"], "Message sample rate must be in (0, 1], got 2.0"),
-        (["-o", "graph=smallworld"], "Unknown graph 'smallworld'; known: barabasi_albert, erdos_renyi, grid"),
+        (
+            ["-o", "graph=smallworld"],
+            "Unknown graph 'smallworld'; known: barabasi_albert, complete, erdos_renyi, grid",
+        ),
     ],
 )
 def test_cli_mistakes_name_the_value_and_the_fix(tmp_path: Path, args: list[str], message: str) -> None:
@@ -228,3 +232,113 @@ def test_run_llm_agents_from_the_command_line_with_a_budget_and_no_cache(tmp_pat
     assert not (tmp_path / "llm.duckdb.llm-cache").exists()
     lines = [" ".join(line.split("│")[1:3]).split() for line in result.output.splitlines() if "│" in line]
     assert ["llm", "calls", "120"] in lines and ["llm", "errors", "0"] in lines
+
+
+OPINION_MODELS = [
+    ("degroot", [], "OpinionAgent", "push-pull"),
+    ("friedkin_johnsen", ["-a", "susceptibility=0.8", "-a", "prejudice=0.5"], "FriedkinJohnsen", "push"),
+    ("epo", ["-a", "resilience=0.3"], "ExpressedPrivate", "push"),
+    ("hegselmann_krause", ["-a", "epsilon=0.15"], "HegselmannKrause", "push"),
+    ("deffuant", ["-a", "threshold=0.3", "-a", "mu=0.25"], "Deffuant", "pairwise"),
+    ("voter", ["-a", "opinion=choice:-1,1:0.3,0.7"], "Voter", "pull"),
+]
+
+
+@pytest.mark.parametrize(("name", "state", "cls", "mode"), OPINION_MODELS, ids=[m[0] for m in OPINION_MODELS])
+def test_every_opinion_model_runs_by_name(
+    tmp_path: Path, name: str, state: list[str], cls: str, mode: str
+) -> None:
+    log = tmp_path / "od.duckdb"
+    args = ["run", "--local", "--protocol", "gossip", "--agent", name, *state, "--agents", "2000"]
+    result = CliRunner().invoke(app, [*args, "--rounds", "5", "--log", str(log), "--state-every", "1"])
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(log), read_only=True)
+    config = json.loads(con.execute("SELECT config FROM runs").fetchone()[0])  # type: ignore[index]
+    assert config["population"][0]["class"].endswith(cls) and config["protocol"]["mode"] == mode
+    given = dict(s.split("=", 1) for s in state[1::2])
+    for field, value in given.items():
+        if not value.startswith("choice"):
+            got = con.execute(
+                "SELECT DISTINCT value FROM states WHERE field = ? AND round = -1", [field]
+            ).fetchall()
+            assert got == [(float(value),)], field
+    if name == "voter":  # -1/+1 drawn with P(+1) = 0.7: within 4 standard errors of 1400 of 2000
+        plus = con.execute(
+            "SELECT count(*) FROM states WHERE field = 'opinion' AND round = -1 AND value = 1"
+        ).fetchone()
+        assert abs(plus[0] - 1400) < 4 * (2000 * 0.21) ** 0.5  # type: ignore[index]
+    opinions = con.execute("SELECT count(*) FROM states WHERE field = 'opinion' AND round = 4").fetchone()
+    assert opinions == (2000,)
+    con.close()
+
+
+def test_opinion_metrics_ship_in_every_log(tmp_path: Path) -> None:
+    log = tmp_path / "hk.duckdb"
+    args = ["run", "--local", "--agent", "hegselmann_krause", "-a", "epsilon=0.1", "-o", "graph=complete"]
+    result = CliRunner().invoke(app, [*args, "--agents", "400", "--log", str(log), "--stop", "stationary:0"])
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(log), read_only=True)
+    rid, rounds = con.execute("SELECT run_id, rounds FROM runs").fetchone()  # type: ignore[misc]
+    final = sorted(
+        v
+        for (v,) in con.execute(
+            "SELECT value FROM states WHERE field = 'opinion' AND round = ?", [rounds - 1]
+        ).fetchall()
+    )
+    expect = 1 + sum(b - a > 1e-9 for a, b in itertools.pairwise(final))
+    got = con.execute(
+        "SELECT clusters, major_clusters FROM clusters_by_round(?, 'opinion', 1e-9, 0.05) WHERE round = ?",
+        [rid, rounds - 1],
+    ).fetchone()
+    assert got is not None and got[0] == expect and 3 <= got[1] <= got[0]
+    con.close()
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--local",
+            "--agent",
+            "voter",
+            "-o",
+            "graph=complete",
+            "--agents",
+            "60",
+            "--log",
+            str(log),
+            "--rounds",
+            "2000",
+            "--stop",
+            "consensus:0.5",
+            "--state-every",
+            "0",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(log), read_only=True)
+    rid, rounds = con.execute(
+        "SELECT run_id, rounds FROM runs WHERE protocol = 'gossip' ORDER BY started_at DESC"
+    ).fetchone()  # type: ignore[misc]
+    assert con.execute("SELECT rounds FROM consensus_time(?, 0.5)", [rid]).fetchone() == (rounds,)
+    share = con.execute(
+        "SELECT majority_share, abs(magnetisation) FROM majority_by_round(?, 'opinion') WHERE round = ?",
+        [rid, rounds - 1],
+    ).fetchone()
+    assert share == (1.0, 1.0)
+    con.close()
+
+
+def test_a_bad_distribution_names_the_fix(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--local",
+            "--agent",
+            "voter",
+            "-a",
+            "opinion=choice:-1,1:0.5",
+            "--log",
+            str(tmp_path / "x.duckdb"),
+        ],
+    )
+    assert result.exit_code == 2 and "one probability >= 0 per value" in result.output

@@ -95,7 +95,7 @@ def test_bad_settings() -> None:
     with pytest.raises(ConfigError, match="graph has 300 nodes but the population has 10"):
         Gossip(graph()).build(10, 0)
     with pytest.raises(
-        ConfigError, match="Unknown graph 'smallworld'; known: barabasi_albert, erdos_renyi, grid"
+        ConfigError, match="Unknown graph 'smallworld'; known: barabasi_albert, complete, erdos_renyi, grid"
     ):
         Gossip("smallworld")
 

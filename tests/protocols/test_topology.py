@@ -86,3 +86,51 @@ def test_barabasi_albert_is_preferential() -> None:
     # Early nodes collect more links than late ones, on average.
     deg = a.out_degree
     assert deg[:100].mean() > 10 * deg[-10_000:].mean()
+
+
+def test_influence_graph_round_trips_a_row_stochastic_matrix() -> None:
+    import networkx as nx
+
+    from protocols import influence_graph
+
+    w = np.array([[0.5, 0.3, 0.2], [0.0, 1.0, 0.0], [0.6, 0.4, 0.0]])
+    g = influence_graph(w)
+    topo = Topology.from_networkx(g, "weight")
+    # Edge j -> i carries W[i, j]; the diagonal is left to the agent.
+    assert sorted(g.edges(data="weight")) == [(0, 2, 0.6), (1, 0, 0.3), (1, 2, 0.4), (2, 0, 0.2)]
+    back = nx.to_numpy_array(topo.to_networkx(), nodelist=range(3)).T
+    np.fill_diagonal(back, 1 - back.sum(axis=1))
+    assert np.allclose(back, w)
+    topo.check_weights()
+    with pytest.raises(ConfigError, match=r"Row 1 of the influence matrix sums to 0\.9"):
+        influence_graph([[1.0, 0.0], [0.5, 0.4]])
+
+
+def test_weights_that_do_not_leave_room_for_the_agent_are_refused() -> None:
+    import networkx as nx
+
+    from protocols import Gossip
+
+    g = nx.DiGraph()
+    g.add_weighted_edges_from([(0, 2, 0.7), (1, 2, 0.6), (2, 0, 0.5), (0, 1, 0.1)])
+    with pytest.raises(ConfigError, match=r"Agent 2 gives its in-neighbours weights summing to 1\.3"):
+        Gossip(g, weight="weight").build(3, 0)
+    g[0][2]["weight"] = -0.1
+    with pytest.raises(ConfigError, match=r"Edge 0 -> 2 has weight -0\.1"):
+        Gossip(g, weight="weight").build(3, 0)
+    del g[0][1]["weight"]
+    with pytest.raises(ConfigError, match=r"Edge \(0, 1\) has no 'weight' attribute"):
+        Gossip(g, weight="weight").build(3, 0)
+    with pytest.raises(ConfigError, match="reads edge weights from a networkx graph"):
+        Gossip("small_world", weight="weight")
+
+
+def test_complete_graph_matches_networkx_and_refuses_millions() -> None:
+    import networkx as nx
+
+    from protocols import Complete
+
+    topo = Complete().build(7, 0)
+    assert set(topo.to_networkx().edges()) == set(nx.complete_graph(7).to_directed().edges())
+    with pytest.raises(ConfigError, match="complete graph on 1,000,000 agents"):
+        Complete().build(1_000_000, 0)
