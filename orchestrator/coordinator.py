@@ -352,7 +352,7 @@ def _round_logger(
     plan: RunPlan,
     writer: LogWriter,
     r: int,
-    fetch: Callable[[], MessageBatch],
+    fetch: Callable[[], list[MessageBatch]],
     metrics: RoundMetrics,
     kinds: tuple[str, ...],
 ) -> Callable[[], None]:
@@ -361,12 +361,17 @@ def _round_logger(
 
     def job() -> None:
         if mlog.logs_round(r):
-            batch = fetch()
+            parts = [p for p in fetch() if len(p)]
             if mlog.mode == "aggregate":
-                writer.append("message_aggregates", aggregates_table(batch, r, run_id, kinds))
-            else:
-                rows = messages_table(mlog.select(batch, r, plan.seed), r, run_id, protocol, kinds)
-                writer.append("messages", rows)
+                writer.append(
+                    "message_aggregates", aggregates_table(MessageBatch.concat(parts), r, run_id, kinds)
+                )
+            elif parts:
+                # One Arrow chunk per host part, one insert: no copy into one big batch first.
+                tables = [
+                    messages_table(mlog.select(p, r, plan.seed), r, run_id, protocol, kinds) for p in parts
+                ]
+                writer.append("messages", pa.concat_tables(tables))
         writer.append(
             "metrics",
             pa.table(

@@ -18,7 +18,7 @@ Strings work too: ``"all"``, ``"none"``, ``"aggregate"``, ``"sample:0.01"``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -136,20 +136,22 @@ def messages_table(
     def strings(a: pa.Array | None) -> pa.Array:
         return pa.nulls(n, pa.string()) if a is None else a
 
-    value = pa.array(batch.value, mask=np.isnan(batch.value))
+    def masked(a: NDArray[Any], missing: NDArray[np.bool_]) -> pa.Array:
+        return pa.array(a, mask=missing) if missing.any() else pa.array(a)  # no mask: no copy
+
     return pa.table(
         {
             "run_id": const_column(run_id, n),
             "round": pa.array(np.full(n, round, np.int32)),
             "sender": pa.array(batch.sender),
             "seq": pa.array(batch.seq),
-            "receiver": pa.array(batch.receiver, mask=batch.receiver < 0),
+            "receiver": masked(batch.receiver, batch.receiver < 0),
             "topic": strings(batch.topic),
             "protocol": const_column(protocol, n),
             "kind": pa.DictionaryArray.from_arrays(
                 pa.array(batch.kind), _KIND_DICT if kinds is KINDS else pa.array(list(kinds), pa.string())
             ),
-            "value": value,
+            "value": masked(batch.value, np.isnan(batch.value)),
             "text": strings(batch.text),
             "payload": strings(batch.payload),
         }

@@ -223,7 +223,7 @@ class RayRuntime(Runtime):
             return "SPREAD"
         return NodeAffinitySchedulingStrategy(nodes[h % len(nodes)], soft=False)
 
-    def step(self, round: int) -> tuple[list[HostStats], Callable[[], MessageBatch], dict[str, float]]:
+    def step(self, round: int) -> tuple[list[HostStats], Callable[[], list[MessageBatch]], dict[str, float]]:
         hosts = len(self.actors)
         extra = 2 if self._world else 1
         refs = [
@@ -249,11 +249,11 @@ class RayRuntime(Runtime):
             world = world_metrics(_get(metric_refs))
         codes = self._codes
 
-        def fetch() -> MessageBatch:
-            parts = _get(out_refs)
+        def fetch() -> list[MessageBatch]:
+            parts: list[MessageBatch] = _get(out_refs)
             if world_refs:
                 parts += actions_only(_get(world_refs), codes) + _get(heard_refs)
-            return MessageBatch.concat(parts)
+            return parts
 
         return stats, fetch, world
 

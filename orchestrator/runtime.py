@@ -37,12 +37,12 @@ class Runtime(ABC):
         """Create the hosts and their shards; return where each host landed."""
 
     @abstractmethod
-    def step(self, round: int) -> tuple[list[HostStats], Callable[[], MessageBatch], dict[str, float]]:
+    def step(self, round: int) -> tuple[list[HostStats], Callable[[], list[MessageBatch]], dict[str, float]]:
         """Play one round on every host (and, with a world, apply its actions everywhere).
 
         Returns:
             Each host's statistics; a function fetching every message delivered this
-            round and every action taken (called later, on the log writer's thread);
+            round and every action taken, in parts (called later, on the log writer's thread);
             and the world's metrics after the round (empty without a world).
         """
 
@@ -96,7 +96,7 @@ class InProcessRuntime(Runtime):
         self._last = [tuple(empty for _ in self.hosts) for _ in self.hosts]
         return [(h, "local") for h in range(len(self.hosts))]
 
-    def step(self, round: int) -> tuple[list[HostStats], Callable[[], MessageBatch], dict[str, float]]:
+    def step(self, round: int) -> tuple[list[HostStats], Callable[[], list[MessageBatch]], dict[str, float]]:
         n = len(self.hosts)
         results = [
             host.step(round, *(self._last[src][h] for src in range(n))) for h, host in enumerate(self.hosts)
@@ -109,8 +109,7 @@ class InProcessRuntime(Runtime):
             applied = [host.apply(round, *to_world) for host in self.hosts]
             world = world_metrics([a[1] for a in applied])
             parts += actions_only(to_world, self._codes) + [a[0] for a in applied]
-        delivered = MessageBatch.concat(parts)
-        return [r[-1] for r in results], lambda: delivered, world
+        return [r[-1] for r in results], lambda: parts, world
 
     def states(self, round: int) -> Callable[[], list[pa.Table]]:
         tables = [h.states(round) for h in self.hosts]

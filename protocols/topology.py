@@ -197,11 +197,12 @@ class Topology:
 
     @cached_property
     def in_csr(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """(offsets, sources): ``sources[offsets[v]:offsets[v+1]]`` are v's in-neighbours, ascending."""
+        """(offsets, edges): ``edges[offsets[v]:offsets[v+1]]`` are the CSR indices of v's in-edges,
+        by ascending source."""
         order = np.argsort(self.targets, kind="stable")  # by target, then source (CSR order)
         offsets = np.zeros(self.n + 1, np.int64)
         np.cumsum(self.in_degree, out=offsets[1:])
-        return offsets, self.edge_source[order]
+        return offsets, order
 
     @cached_property
     def edge_source(self) -> NDArray[np.int64]:
@@ -213,9 +214,17 @@ class Topology:
         """Position of every edge within its source's row."""
         return np.arange(len(self.targets), dtype=np.int64) - self.offsets[self.edge_source]
 
-    def precompute(self) -> Topology:
-        """Compute the cached edge columns now (before the topology is shipped to hosts)."""
-        _ = self.in_degree, self.in_position, self.edge_source, self.edge_position
+    def precompute(self, sampled: bool = False) -> Topology:
+        """Compute the cached edge columns now (before the topology is shipped to hosts).
+
+        Args:
+            sampled: Only what routing with a fanout from a contiguous block of
+                senders needs (in-edge lists, not per-edge positions): less memory.
+        """
+        if sampled:
+            _ = self.in_degree, self.in_csr, self.edge_source
+        else:
+            _ = self.in_degree, self.in_position, self.edge_source, self.edge_position
         return self
 
     @cached_property

@@ -111,3 +111,19 @@ def test_default_stop_rule_is_consensus_on_the_watched_field() -> None:
 
 def test_topology_neighbours() -> None:
     assert Topology.from_networkx(nx.path_graph(3)).neighbours(1).tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("mode", ["push", "pull", "push-pull"])
+@pytest.mark.parametrize("fanout", [1, 2, 3])
+def test_sampled_routing_keeps_exactly_the_edges_the_edge_walk_keeps(mode: str, fanout: int) -> None:
+    import networkx as nx
+
+    for graph in (SmallWorld(k=6, p=0.3), nx.barabasi_albert_graph(300, 3, seed=4)):
+        router = Gossip(graph, fanout=fanout, mode=mode).build(300, 5)  # type: ignore[arg-type]
+        topo = router.topology
+        for senders in (np.arange(300), np.arange(40, 170), np.flatnonzero(np.arange(300) % 7 != 3)):
+            deg = topo.out_degree[senders]
+            for rnd in (0, 3):
+                fast = router._sampled(senders, deg, rnd, 9)
+                walk = router._walk(senders, np.zeros(len(senders), np.int32), deg, rnd, 9)
+                assert np.array_equal(fast[0], walk[0]) and np.array_equal(fast[1], walk[1])
