@@ -35,6 +35,10 @@ bench: $(STAMP)  ## benchmarks; each writes benchmarks/results/
 	$(BIN)/python benchmarks/llm_concurrency.py
 	$(BIN)/python benchmarks/debate.py
 	$(BIN)/python benchmarks/social_feed.py
+	$(BIN)/python benchmarks/scale.py
+	# Mesa only for this comparison, never a dependency of moot (3.3.1: the last for Python 3.11)
+	$(BIN)/python -m pip install --quiet "mesa==3.3.1"
+	$(BIN)/python benchmarks/vs_mesa.py
 
 clean:
 	rm -rf $(VENV) demo.duckdb .pytest_cache .mypy_cache .ruff_cache
