@@ -85,7 +85,9 @@ def mesa_side(agents: int, steps: int) -> dict[str, object]:
                     "value": pa.array(value, pa.float64()),
                 }
             )
-            self.con.execute("INSERT INTO messages SELECT * FROM rows")
+            self.con.register("step_rows", rows)
+            self.con.execute("INSERT INTO messages SELECT * FROM step_rows")
+            self.con.unregister("step_rows")
 
     topo = SmallWorld(k=6, p=0.3).build(agents, 1)
     src = np.repeat(np.arange(agents), np.diff(topo.offsets))
