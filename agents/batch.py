@@ -295,10 +295,19 @@ class Inbox:
         return self.sum(self.weight)
 
     @cached_property
-    def _grouped(self) -> tuple[MessageBatch, NDArray[np.int64], NDArray[np.float64] | None]:
+    def by_receiver(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(order, offsets): ``order[offsets[i]:offsets[i+1]]`` index local agent i's messages.
+
+        In arrival order, (sender, seq), within each agent.
+        """
         order = np.argsort(self.local, kind="stable")
         offsets = np.zeros(self.n + 1, np.int64)
         np.cumsum(self.counts, out=offsets[1:])
+        return order, offsets
+
+    @cached_property
+    def _grouped(self) -> tuple[MessageBatch, NDArray[np.int64], NDArray[np.float64] | None]:
+        order, offsets = self.by_receiver
         weight = None if self.weight is None else self.weight[order]
         return self.batch.take(order), offsets, weight
 

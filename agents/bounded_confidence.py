@@ -16,7 +16,7 @@ from agents.agent import ActResult, Agent
 from agents.batch import Inbox, MessageBatch
 from agents.context import BatchContext, Context
 from agents.message import Message
-from agents.opinion import FULL_NEIGHBOURHOOD
+from agents.opinion import FULL_NEIGHBOURHOOD, heard_opinions
 
 __all__ = ["Deffuant", "HegselmannKrause"]
 
@@ -42,9 +42,9 @@ class HegselmannKrause(Agent):
 
     def act(self, inbox: list[Message], ctx: Context) -> ActResult:
         own, near, count = self.opinion, 0.0, 0
-        for m in inbox:
-            if m.kind == "opinion" and m.value is not None and abs(m.value - own) <= self.epsilon:
-                near += m.value
+        for m in heard_opinions(inbox):
+            if abs(m.value - own) <= self.epsilon:  # type: ignore[operator]
+                near += m.value  # type: ignore[operator]
                 count += 1
         self.opinion = (own + near) / (1.0 + count)
         return Message(kind="opinion", value=self.opinion)
@@ -85,7 +85,7 @@ class Deffuant(Agent):
     protocol_options: ClassVar[dict[str, dict[str, object]]] = {"gossip": {"mode": "pairwise"}}
 
     def act(self, inbox: list[Message], ctx: Context) -> ActResult:
-        heard = [m for m in inbox if m.kind == "opinion" and m.value is not None]
+        heard = heard_opinions(inbox)
         if len(heard) > 1:
             raise ValueError(_ONE_PARTNER.format(agent=self.id, n=len(heard)))
         if heard:

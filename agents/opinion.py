@@ -27,7 +27,14 @@ from agents.batch import Inbox, MessageBatch
 from agents.context import BatchContext, Context
 from agents.message import Message
 
-__all__ = ["ExpressedPrivate", "FriedkinJohnsen", "OpinionAgent", "average", "average_batch"]
+__all__ = [
+    "ExpressedPrivate",
+    "FriedkinJohnsen",
+    "OpinionAgent",
+    "average",
+    "average_batch",
+    "heard_opinions",
+]
 
 FULL_NEIGHBOURHOOD: dict[str, dict[str, object]] = {"gossip": {"fanout": None, "mode": "push"}}
 
@@ -62,7 +69,8 @@ def average_batch(
     return np.where(heard, self_weight * own + (1.0 - self_weight) * mean, own)
 
 
-def _opinions(inbox: list[Message]) -> list[Message]:
+def heard_opinions(inbox: list[Message]) -> list[Message]:
+    """The opinion messages with a value in a plain agent's inbox (what every model here reads)."""
     return [m for m in inbox if m.kind == "opinion" and m.value is not None]
 
 
@@ -86,7 +94,7 @@ class OpinionAgent(Agent):
     stubbornness: float = Field(default=0.5, ge=0.0, le=1.0)
 
     def act(self, inbox: list[Message], ctx: Context) -> ActResult:
-        self.opinion = average(self.opinion, _opinions(inbox), self.stubbornness)
+        self.opinion = average(self.opinion, heard_opinions(inbox), self.stubbornness)
         return Message(kind="opinion", value=self.opinion)
 
     @classmethod
@@ -126,7 +134,7 @@ class FriedkinJohnsen(Agent):
         if math.isnan(self.prejudice):
             self.prejudice = self.opinion
         lam = self.susceptibility
-        avg = average(self.opinion, _opinions(inbox), self.self_weight)
+        avg = average(self.opinion, heard_opinions(inbox), self.self_weight)
         self.opinion = lam * avg + (1.0 - lam) * self.prejudice
         return Message(kind="opinion", value=self.opinion)
 
@@ -180,7 +188,7 @@ class ExpressedPrivate(Agent):
             self.prejudice = self.opinion
         if math.isnan(self.expressed):
             self.expressed = self.opinion
-        heard = _opinions(inbox)
+        heard = heard_opinions(inbox)
         lam, phi = self.susceptibility, self.resilience
         x = lam * average(self.opinion, heard, self.self_weight) + (1.0 - lam) * self.prejudice
         public = average(self.expressed, heard, self.self_weight)

@@ -12,6 +12,7 @@ from agents.agent import ActResult, Agent
 from agents.batch import Inbox, MessageBatch
 from agents.context import BatchContext, Context
 from agents.message import Message
+from agents.opinion import heard_opinions
 from agents.population import Choice
 
 __all__ = ["Voter"]
@@ -47,7 +48,7 @@ class Voter(Agent):
     initial_state: ClassVar[dict[str, object]] = {"opinion": Choice((-1.0, 1.0))}
 
     def act(self, inbox: list[Message], ctx: Context) -> ActResult:
-        heard = [m for m in inbox if m.kind == "opinion" and m.value is not None]
+        heard = heard_opinions(inbox)
         if heard and ctx.uniform(0) < self.rate:
             pick = heard[0] if len(heard) == 1 else heard[ctx.integers(len(heard), 1)]
             if pick.value != self.opinion:
@@ -64,11 +65,9 @@ class Voter(Agent):
             counts = inbox.counts
             local, values = inbox.local, inbox.batch.value
             if counts.max() > 1:  # draw one heard message per agent
-                order = np.argsort(local, kind="stable")
-                starts = np.cumsum(counts) - counts
+                order, starts = inbox.by_receiver
                 k = ctx.integers(np.maximum(counts, 1), 1)
-                heard = counts > 0
-                rows = np.flatnonzero(heard)
+                rows = np.flatnonzero(counts > 0)
                 picked = values[order[starts[rows] + k[rows]]]
             else:
                 rows, picked = local, values

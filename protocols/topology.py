@@ -187,12 +187,9 @@ class Topology:
         In-neighbour lists are ascending, so this is the rank of u among the
         sources of edges into v.
         """
-        src = self.edge_source
-        order = np.argsort(self.targets, kind="stable")  # by target, then source (CSR order)
-        in_offsets = np.zeros(self.n + 1, np.int64)
-        np.cumsum(self.in_degree, out=in_offsets[1:])
-        pos = np.empty(len(src), np.int64)
-        pos[order] = np.arange(len(src)) - in_offsets[self.targets[order]]
+        in_offsets, order = self.in_csr
+        pos = np.empty(len(order), np.int64)
+        pos[order] = np.arange(len(order)) - in_offsets[self.targets[order]]
         return pos
 
     @cached_property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -24,23 +25,24 @@ def _known_w(n: int, seed: int) -> np.ndarray:
     return w / w.sum(axis=1, keepdims=True)
 
 
+def _run(
+    log: Path, n: int, opinion: Any, gossip: Gossip, rounds: int, seed: int, state_every: int = 1
+) -> Any:
+    """A logged DeGroot run of `n` OpinionAgents, the whole round budget."""
+    pop = Population.of(OpinionAgent, n, opinion=opinion)
+    return launch(
+        pop, gossip, rounds=rounds, seed=seed, log=log, runtime="local", state_every=state_every, stop="never"
+    )
+
+
 def test_fit_recovers_a_known_w_from_logged_degroot_runs(log_path: Path) -> None:
     n = 15
     w = _known_w(n, 1)
     graph = influence_graph(w)
+    gossip = Gossip(graph, fanout=None, weight="weight")
     runs = [
-        launch(
-            Population.of(OpinionAgent, n, opinion=Uniform(0.0, 1.0)),
-            Gossip(graph, fanout=None, weight="weight"),
-            rounds=12,
-            seed=seed,
-            log=log_path,
-            runtime="local",
-            state_every=1,
-            stop="never",
-        )
-        for seed in range(4)  # four starts: enough data to pin every weight
-    ]
+        _run(log_path, n, Uniform(0.0, 1.0), gossip, 12, seed) for seed in range(4)
+    ]  # four starts pin every weight
     data = [trajectories(log_path, r.run_id) for r in runs]
     assert data[0].values.shape == (12, n) and list(data[0].rounds) == list(range(12))
     on_graph = fit_influence(data, support=graph)
@@ -57,31 +59,14 @@ def test_a_fixed_w_explains_sampled_gossip_only_in_part(log_path: Path) -> None:
     """Push-pull gossip with fanout 2 is averaging with a random W each round: a fixed W fits it only roughly."""
     n = 40
     graph = nx.connected_watts_strogatz_graph(n, 4, 0.2, seed=2)
-    run = launch(
-        Population.of(OpinionAgent, n, opinion=Uniform(0.0, 1.0)),
-        Gossip(graph, fanout=1, mode="push-pull"),
-        rounds=30,
-        seed=3,
-        log=log_path,
-        runtime="local",
-        state_every=1,
-        stop="never",
-    )
+    run = _run(log_path, n, Uniform(0.0, 1.0), Gossip(graph, fanout=1, mode="push-pull"), 30, 3)
     fit = fit_influence(trajectories(log_path, run.run_id), support=graph)
     assert 0.5 < fit.r2 < 0.99  # most of the variance, not all: the real W changes every round
     assert np.allclose(fit.weights.sum(axis=1), 1.0)
 
 
 def test_groups_average_agents_into_macro_agents(log_path: Path) -> None:
-    run = launch(
-        Population.of(OpinionAgent, 6, opinion=np.arange(6) / 5),
-        Gossip(nx.cycle_graph(6), fanout=None),
-        rounds=3,
-        seed=0,
-        log=log_path,
-        runtime="local",
-        state_every=1,
-    )
+    run = _run(log_path, 6, np.arange(6) / 5, Gossip(nx.cycle_graph(6), fanout=None), 3, 0)
     whole = trajectories(log_path, run.run_id)
     grouped = trajectories(log_path, run.run_id, groups=[0, 0, 1, 1, 1, 2])
     assert list(grouped.labels) == [0, 1, 2]
@@ -104,15 +89,7 @@ def test_simplex_least_squares_meets_the_optimality_conditions() -> None:
 
 
 def test_fit_needs_every_round_logged(log_path: Path) -> None:
-    run = launch(
-        Population.of(OpinionAgent, 10, opinion=Uniform()),
-        Gossip(nx.cycle_graph(10), fanout=None),
-        rounds=25,
-        seed=0,
-        log=log_path,
-        runtime="local",
-        state_every=10,
-    )
+    run = _run(log_path, 10, Uniform(), Gossip(nx.cycle_graph(10), fanout=None), 25, 0, state_every=10)
     with pytest.raises(ConfigError, match="state_every=1"):
         trajectories(log_path, run.run_id)
     with pytest.raises(ConfigError, match="No run 'nope'"):
