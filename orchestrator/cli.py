@@ -159,6 +159,13 @@ def run(
         list[str] | None,
         typer.Option("--param", "-p", help="A parameter or tag key=value, logged in runs.params."),
     ] = None,
+    trace: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenTelemetry traces and metrics: none, console, otlp (OTEL_EXPORTER_OTLP_ENDPOINT), "
+            "jsonl (files beside the log). Default MOOT_TRACE, else none."
+        ),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -196,8 +203,8 @@ def run(
 ) -> None:
     """Run a study script, or the built-in opinion study on a protocol.
 
-    With a script, --log, --seed, --rounds, --hosts, --state-every, --messages and
-    --stop apply to every launch() in it (a note says when they replace what the
+    With a script, --log, --seed, --rounds, --hosts, --state-every, --messages,
+    --stop and --trace apply to every launch() in it (a note says when they replace what the
     script says); -p values reach it through orchestrator.params().
     """
     params = dict(_parse_option(p, "-p") for p in param or [])
@@ -230,6 +237,7 @@ def run(
                 "state_every": state_every,
                 "messages": messages,
                 "stop": stop_spec,
+                "trace": trace,
                 "llm": llm or None,
             }.items()
             if v is not None
@@ -275,6 +283,7 @@ def run(
             messages=messages or "all",
             params=params,
             llm=_llm_settings(llm),
+            trace=trace,
             progress=True,
         )
     except MootError as exc:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +33,9 @@ from orchestrator.message_log import MessageLog, aggregates_table, const_column,
 from orchestrator.runtime import Runtime
 from protocols.base import MessageProtocol
 from protocols.stop import StopRule
+
+if TYPE_CHECKING:
+    from orchestrator.telemetry import Tracing
 
 __all__ = ["RoundMetrics", "RunControl", "RunPlan", "RunResult", "combine_stats", "run_rounds"]
 
@@ -121,6 +126,7 @@ class RunPlan:
     config: Mapping[str, object]
     llm: LLMConfig | None = None
     llm_cache: str | None = None
+    trace: Any = "none"
 
 
 class RunControl:
@@ -220,6 +226,22 @@ def run_rounds(
 
     service: ServiceHandle | None = None
     llm_totals: dict[str, float] = {}
+    tracing = _tracing(plan, writer)
+    run_span: Any = (
+        tracing.start(
+            "moot.run",
+            attributes={
+                "moot.run_id": run_id,
+                "moot.protocol": protocol_name,
+                "moot.agents": n,
+                "moot.hosts": plan.hosts,
+                "moot.seed": plan.seed,
+            },
+        )
+        if tracing is not None
+        else None
+    )
+    setup_span = tracing.start("moot.setup", run_span) if tracing is not None else None
 
     def event(kind: str, detail: str, round: int | None = None, host: int | None = None) -> None:
         writer.execute(
@@ -271,6 +293,7 @@ def run_rounds(
             protocol=protocol_name,
             replies=plan.protocol.replies,
             llm=llm_setup,
+            trace=tracing is not None,
         )
         placement = runtime.start(spec)
         lap("hosts")
@@ -281,9 +304,15 @@ def run_rounds(
         _log_states(writer, run_id, runtime, -1)
         lap("initial_state")
         setup = time.perf_counter() - started
+        if setup_span is not None:
+            setup_span.set_attributes({f"moot.seconds.{k}": v for k, v in timings.items()})
+            setup_span.end()
         for r in range(plan.rounds):
             t0 = time.perf_counter()
-            stats, fetch, world = runtime.step(r)
+            round_span = None
+            if tracing is not None:
+                round_span = tracing.start("moot.round", run_span, {"moot.run_id": run_id, "moot.round": r})
+            stats, fetch, world = runtime.step(r, tracing.carrier(round_span) if tracing else None)
             metrics, seen = combine_stats(stats, plan.fields, plan.primary)
             metrics["messages"] += world.pop("heard", 0.0)  # messages the world delivered
             metrics.update(world)
@@ -296,7 +325,9 @@ def run_rounds(
             total += int(metrics["messages"])
             done_rounds = r + 1
             final = metrics
-            writer.submit(_round_logger(plan, writer, r, fetch, metrics, kinds))
+            if tracing is not None and round_span is not None:
+                _end_round(tracing, round_span, stats, metrics)
+            writer.submit(_round_logger(plan, writer, r, fetch, metrics, kinds, tracing, round_span))
             if control is not None:
                 control.round, control.metrics = r, metrics
             if progress is not None:
@@ -323,6 +354,9 @@ def run_rounds(
         with contextlib.suppress(MootError):
             writer.flush()
         detail = f"{type(exc).__name__}: {exc}"
+        if tracing is not None:
+            _close_tracing(tracing, run_span, done_rounds, detail)
+            tracing = None
         try:
             event("error", detail, round=done_rounds)
             writer.execute(
@@ -338,6 +372,9 @@ def run_rounds(
             with contextlib.suppress(Exception):
                 service.close()
     seconds = time.perf_counter() - started
+    if tracing is not None:
+        run_span.set_attribute("moot.stop_reason", reason)
+        _close_tracing(tracing, run_span, done_rounds, None)
     event("stopped", reason, round=done_rounds - 1)
     writer.execute(
         "UPDATE runs SET finished_at = ?, rounds = ?, messages = ?, seconds = ?, status = 'finished', "
@@ -355,11 +392,21 @@ def _round_logger(
     fetch: Callable[[], list[MessageBatch]],
     metrics: RoundMetrics,
     kinds: tuple[str, ...],
+    tracing: Tracing | None = None,
+    round_span: Any = None,
 ) -> Callable[[], None]:
     """The writer-thread job that logs round `r`: its messages (as the plan says) and metrics."""
     run_id, mlog, protocol = plan.run_id, plan.messages, plan.protocol.name
+    trace_id, span_id = tracing.ids(round_span) if tracing is not None else (None, None)
 
     def job() -> None:
+        if tracing is None:
+            write()
+            return
+        with tracing.span("moot.log.write", round_span, {"moot.run_id": run_id, "moot.round": r}):
+            write()
+
+    def write() -> None:
         if mlog.logs_round(r):
             parts = [p for p in fetch() if len(p)]
             if mlog.mode == "aggregate":
@@ -372,19 +419,54 @@ def _round_logger(
                     messages_table(mlog.select(p, r, plan.seed), r, run_id, protocol, kinds) for p in parts
                 ]
                 writer.append("messages", pa.concat_tables(tables))
-        writer.append(
-            "metrics",
-            pa.table(
-                {
-                    "run_id": [run_id] * len(metrics),
-                    "round": pa.array([r] * len(metrics), pa.int32()),
-                    "name": list(metrics),
-                    "value": list(metrics.values()),
-                }
-            ),
-        )
+        columns = {
+            "run_id": [run_id] * len(metrics),
+            "round": pa.array([r] * len(metrics), pa.int32()),
+            "name": list(metrics),
+            "value": list(metrics.values()),
+        }
+        if trace_id is not None:  # untraced runs leave them NULL
+            columns["trace_id"] = [trace_id] * len(metrics)
+            columns["span_id"] = [span_id] * len(metrics)
+        writer.append("metrics", pa.table(columns))
 
     return job
+
+
+def _tracing(plan: RunPlan, writer: LogWriter) -> Tracing | None:
+    """The run's tracer, or None (then nothing of OpenTelemetry is even imported)."""
+    if isinstance(plan.trace, str) and plan.trace == "none":
+        return None
+    from orchestrator.telemetry import Tracing
+
+    return Tracing(plan.trace, writer.path, {"moot.run_id": plan.run_id})
+
+
+def _end_round(tracing: Tracing, span: Any, stats: list[HostStats], metrics: RoundMetrics) -> None:
+    """Take in the hosts' spans, close the round's span, feed the round's metrics."""
+    tracing.ingest([rec for s in stats for rec in s.spans])
+    span.set_attribute("moot.messages", int(metrics["messages"]))
+    span.set_attribute("moot.agents", int(metrics.get("agents", 0)))
+    for key in ("llm_calls", "llm_tokens", "llm_cost"):
+        if key in metrics:
+            span.set_attribute(f"moot.{key}", metrics[key])
+    span.end()
+    peaks = [s.peak_in_flight for s in stats if s.peak_in_flight is not None]
+    tracing.record_round(metrics, sum(peaks) if peaks else None)
+
+
+def _close_tracing(tracing: Tracing, run_span: Any, rounds: int, error: str | None) -> None:
+    """End the run's span (with the error, if any) and export what is left; never raises."""
+    try:
+        run_span.set_attribute("moot.rounds", rounds)
+        if error is not None:
+            from opentelemetry.trace import Status, StatusCode
+
+            run_span.set_status(Status(StatusCode.ERROR, error[:300]))
+        run_span.end()
+        tracing.close()
+    except Exception as exc:  # an exporter that fails must not hide the run's outcome
+        print(f"moot: trace export failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 _LLM_METRICS = ("llm_calls", "llm_errors", "llm_tokens", "llm_cost")

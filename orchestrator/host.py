@@ -14,7 +14,7 @@ import copy
 import inspect
 import threading
 from collections.abc import Awaitable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from protocols.world import World
 
 if TYPE_CHECKING:
     from orchestrator.llm.gateway import Gateway, LLMSetup
+    from orchestrator.telemetry import HostTracer, SpanRecord
 
 __all__ = ["CHUNK", "ChunkStats", "Host", "HostSpec", "HostStats", "shard_bounds"]
 
@@ -93,6 +94,8 @@ class HostStats:
             (NaN when not tracked).
         llm_calls: This round's `llm_calls` rows from this host (None without LLM calls).
         events: Events for the ``events`` table: (round, kind, detail).
+        spans: Trace spans the host finished this round (empty when not tracing).
+        peak_in_flight: Most LLM calls this host had in flight at once (traced runs only).
     """
 
     sent: int
@@ -100,6 +103,8 @@ class HostStats:
     max_change: float = float("nan")
     llm_calls: pa.Table | None = None
     events: tuple[tuple[int, str, str], ...] = field(default_factory=tuple)
+    spans: tuple[SpanRecord, ...] = ()
+    peak_in_flight: int | None = None
 
 
 def _as_messages(result: Any, agent: Agent, round: int) -> list[Message]:
@@ -164,6 +169,7 @@ class HostSpec:
         protocol: The protocol's name, for error messages.
         replies: The protocol's reply models (handed to agents as ``ctx.replies``).
         llm: How LLM agents reach their models (None: no LLM agents in the run).
+        trace: Whether the run is traced (hosts then make spans; see `orchestrator.telemetry`).
     """
 
     population: Population
@@ -179,6 +185,7 @@ class HostSpec:
     protocol: str = ""
     replies: tuple[type[Reply], ...] = ()
     llm: LLMSetup | None = None
+    trace: bool = False
 
     @property
     def hosts(self) -> int:
@@ -308,6 +315,11 @@ class Host:
         self.protocol = spec.protocol
         self.replies = spec.replies
         self.llm: Gateway | None = None
+        self.tracer: HostTracer | None = None
+        if spec.trace:
+            from orchestrator.telemetry import HostTracer
+
+            self.tracer = HostTracer(index)
         self._loop: _Loop | None = None
         if spec.llm is not None:
             from orchestrator.llm.gateway import Gateway
@@ -318,19 +330,36 @@ class Host:
         self._heard = MessageBatch.empty()  # what the world delivered here after the last round
         self.blocks: list[Block] = spec.population.blocks(self.lo, self.hi, spec.seed)
 
-    def step(self, round: int, *inboxes: MessageBatch) -> tuple[Any, ...]:
+    def step(
+        self, round: int, *inboxes: MessageBatch, trace: dict[str, str] | None = None
+    ) -> tuple[Any, ...]:
         """Step every agent one round.
 
         Args:
             round: The round to play.
             inboxes: Messages for this host sent last round, one batch per source host,
                 in host order.
+            trace: The driver's round span as W3C trace-context headers (traced runs).
 
         Returns:
             One batch of delivered messages per destination host; with a world, then
             the batch of actions and broadcasts for the world (read by every host's
             `apply`); then `HostStats`.
         """
+        if self.tracer is None or trace is None:
+            return self._step(round, inboxes)
+        span = self.tracer.start_step(
+            trace, {"moot.round": round, "moot.host": self.index, "moot.agents": self.hi - self.lo}
+        )
+        try:
+            out = self._step(round, inboxes, span)
+        finally:
+            span.end()
+        stats: HostStats = out[-1]
+        stats = replace(stats, spans=self.tracer.drain())
+        return (*out[:-1], stats)
+
+    def _step(self, round: int, inboxes: Sequence[MessageBatch], span: Any = None) -> tuple[Any, ...]:
         received = MessageBatch.concat(inboxes)
         if len(self._heard):
             received = _merge(received, self._heard)
@@ -354,8 +383,13 @@ class Host:
         change = self._max_change(before) if self.track_change else float("nan")
         stats = self._stats(len(delivered), change)
         if self.llm is not None:
-            calls, events = self.llm.drain()
-            stats = HostStats(stats.sent, stats.fields, stats.max_change, calls, tuple(events))
+            calls, events, times = self.llm.drain()
+            peak = None
+            if span is not None and self.tracer is not None:
+                peak = self.tracer.llm_spans(span, calls, times) if calls is not None else 0
+            stats = replace(stats, llm_calls=calls, events=tuple(events), peak_in_flight=peak)
+        if span is not None:
+            span.set_attribute("moot.messages", len(delivered))
         if self.world is None:
             return (*self._split(delivered), stats)
         return (*self._split(delivered), to_world, stats)

@@ -9,7 +9,7 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
@@ -24,9 +24,13 @@ from orchestrator.llm import LLMConfig
 from orchestrator.log import LogWriter, check_log_path, query
 from orchestrator.message_log import MessageLog
 from orchestrator.runtime import InProcessRuntime, Runtime
+from orchestrator.telemetry import trace_mode
 from protocols.base import MessageProtocol
 from protocols.registry import get_protocol
 from protocols.stop import StopFn, StopRule, stop_rule
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 __all__ = ["CLI_OVERRIDES", "Run", "launch", "params"]
 
@@ -34,7 +38,7 @@ RuntimeName = Literal["ray", "local"]
 
 CLI_OVERRIDES = "MOOT_CLI_OVERRIDES"
 """Environment variable through which `moot run script.py --log ... --seed ...` reaches
-every `launch` in the script (JSON: log, seed, rounds, hosts, state_every, messages, stop)."""
+every `launch` in the script (JSON: log, seed, rounds, hosts, state_every, messages, stop, trace, llm)."""
 
 _PARAMS = "MOOT_PARAMS"
 
@@ -289,6 +293,7 @@ def launch(
     messages: MessageLog | str = "all",
     params: Mapping[str, Any] | None = None,
     llm: LLMConfig | None = None,
+    trace: str | SpanExporter | None = None,
     progress: ProgressFn | bool | None = None,
     wait: bool = True,
 ) -> Run:
@@ -322,6 +327,11 @@ def launch(
             bound, rate limits, timeout, retries, budget, cache (`LLMConfig`). Default
             `LLMConfig()` when the population has LLM agents; ``moot run --model
             ... --rpm ...`` overrides it.
+        trace: OpenTelemetry export of the run's trace and metrics: ``"none"``
+            (nothing imported, nothing timed), ``"console"``, ``"otlp"`` (set up by
+            ``OTEL_EXPORTER_OTLP_ENDPOINT`` and the other ``OTEL_*`` variables) or
+            ``"jsonl"`` (files beside the log), or your own ``SpanExporter``.
+            None: ``MOOT_TRACE``, else ``OTEL_TRACES_EXPORTER``, else none.
         progress: A callback ``(round, metrics)``, True for a progress bar, or
             None: a bar when run by ``moot run script.py`` (``MOOT_PROGRESS=1``).
         wait: False returns at once with the run going on in the background:
@@ -345,6 +355,7 @@ def launch(
     state_every = _override("state_every", state_every, overrides)
     messages = _override("messages", messages, overrides)
     stop = _override("stop", stop, overrides)
+    trace = _override("trace", trace, overrides)
     pop = _population(population)
     llm = _llm_config(llm, pop, overrides.get("llm"))
     proto = _protocol(protocol)
@@ -357,6 +368,7 @@ def launch(
     if state_every < 0:
         raise ConfigError(f"state_every must be >= 0 (0: first and last round only), got {state_every}.")
     mlog = MessageLog.parse(messages)
+    trace_exporter = trace_mode(trace)
     rule = stop_rule(stop) if stop is not None else None
     primary, fields = _watched(proto, pop, rule)
     if rule is None:
@@ -379,6 +391,7 @@ def launch(
         "messages": mlog.describe(),
         "params": user_params,
         "classes": [c.__name__ for c in pop.classes],
+        "trace": trace_exporter if isinstance(trace_exporter, str) else type(trace_exporter).__name__,
     }
     cache = None
     if llm is not None:
@@ -402,6 +415,7 @@ def launch(
         config=config,
         llm=llm,
         llm_cache=cache,
+        trace=trace_exporter,
     )
     try:
         writer = LogWriter(path)

@@ -206,6 +206,16 @@ TABLES: tuple[Table, ...] = (
                 "field (other fields as field.stat); max_change; the protocol's own.",
             ),
             ("value", "DOUBLE", "Its value."),
+            (
+                "trace_id",
+                "VARCHAR",
+                "OpenTelemetry trace id (32 hex digits) of the run, when it was traced; else NULL.",
+            ),
+            (
+                "span_id",
+                "VARCHAR",
+                "Span id (16 hex digits) of this round's moot.round span, when traced; else NULL.",
+            ),
         ),
     ),
     Table(

@@ -223,12 +223,14 @@ class RayRuntime(Runtime):
             return "SPREAD"
         return NodeAffinitySchedulingStrategy(nodes[h % len(nodes)], soft=False)
 
-    def step(self, round: int) -> tuple[list[HostStats], Callable[[], list[MessageBatch]], dict[str, float]]:
+    def step(
+        self, round: int, trace: dict[str, str] | None = None
+    ) -> tuple[list[HostStats], Callable[[], list[MessageBatch]], dict[str, float]]:
         hosts = len(self.actors)
         extra = 2 if self._world else 1
         refs = [
             actor.step.options(num_returns=hosts + extra).remote(
-                round, *(self._last[src][h] for src in range(hosts))
+                round, *(self._last[src][h] for src in range(hosts)), trace=trace
             )
             for h, actor in enumerate(self.actors)
         ]

@@ -37,8 +37,12 @@ class Runtime(ABC):
         """Create the hosts and their shards; return where each host landed."""
 
     @abstractmethod
-    def step(self, round: int) -> tuple[list[HostStats], Callable[[], list[MessageBatch]], dict[str, float]]:
+    def step(
+        self, round: int, trace: dict[str, str] | None = None
+    ) -> tuple[list[HostStats], Callable[[], list[MessageBatch]], dict[str, float]]:
         """Play one round on every host (and, with a world, apply its actions everywhere).
+
+        `trace` is the round span's context (W3C headers), handed to every host's step.
 
         Returns:
             Each host's statistics; a function fetching every message delivered this
@@ -96,10 +100,13 @@ class InProcessRuntime(Runtime):
         self._last = [tuple(empty for _ in self.hosts) for _ in self.hosts]
         return [(h, "local") for h in range(len(self.hosts))]
 
-    def step(self, round: int) -> tuple[list[HostStats], Callable[[], list[MessageBatch]], dict[str, float]]:
+    def step(
+        self, round: int, trace: dict[str, str] | None = None
+    ) -> tuple[list[HostStats], Callable[[], list[MessageBatch]], dict[str, float]]:
         n = len(self.hosts)
         results = [
-            host.step(round, *(self._last[src][h] for src in range(n))) for h, host in enumerate(self.hosts)
+            host.step(round, *(self._last[src][h] for src in range(n)), trace=trace)
+            for h, host in enumerate(self.hosts)
         ]
         self._last = [r[:n] for r in results]
         parts = [b for r in results for b in r[:n]]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from orchestrator.llm.config import OFFLINE_ENV, LLMConfig
 from orchestrator.llm.service import Admission, LLMService, Request, Settlement
@@ -193,6 +194,7 @@ class Gateway:
         self._pumping = False
         self._calls: dict[tuple[int, int], int] = {}
         self._rows: dict[str, list[Any]] = {k: [] for k in CALL_COLUMNS}
+        self._spans: list[tuple[int, int]] = []  # each row's call, past the in-flight gate (ns)
         self._events: list[tuple[int, int, str, str]] = []
         self._unpriced: set[str] = set()
         self._priced = False
@@ -236,9 +238,12 @@ class Gateway:
         if self._gate is None:
             self._gate = asyncio.Semaphore(self.in_flight)
         async with self._gate:
+            through = time.time_ns()
             out = await self._call(litellm, model, messages, params, key, estimate, row)
+            span = (through, time.time_ns())
         row["latency_s"] = time.perf_counter() - started
         out.row = self._add_row(row)
+        self._spans.append(span)
         out.model = model
         return out
 
@@ -260,16 +265,23 @@ class Gateway:
             done, self._settle = self._settle, []
             await self.link.admit([], done)
 
-    def drain(self) -> tuple[pa.Table | None, list[tuple[int, str, str]]]:
-        """This round's `llm_calls` rows (sorted by agent and call) and events; then forget them."""
+    def drain(self) -> tuple[pa.Table | None, list[tuple[int, str, str]], list[tuple[int, int]]]:
+        """This round's `llm_calls` rows (sorted by round, agent and call), events, and when each
+        row's call was in flight (wall-clock ns, from past the in-flight gate to its answer, for
+        trace spans); then forget them."""
         rows, events = self._rows, [(r, k, d) for r, _, k, d in sorted(self._events)]
+        spans = self._spans
         self._rows = {k: [] for k in CALL_COLUMNS}
+        self._spans = []
         self._events = []
         self._calls = {}
         if not rows["round"]:
-            return None, events
+            return None, events, []
         table = pa.table({k: pa.array(v, t) for (k, t), v in zip(CALL_COLUMNS.items(), rows.values())})
-        return table.sort_by([("round", "ascending"), ("agent", "ascending"), ("call", "ascending")]), events
+        order = pc.sort_indices(
+            table, [("round", "ascending"), ("agent", "ascending"), ("call", "ascending")]
+        )
+        return table.take(order), events, [spans[i] for i in order.to_pylist()]
 
     # -- inside ------------------------------------------------------------------
 
