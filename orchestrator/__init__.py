@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from orchestrator.llm import LLMConfig
     from orchestrator.log import open_log, query
     from orchestrator.message_log import MessageLog
+    from orchestrator.sweeps import sweep
 
 __all__ = [
     "AgentError",
@@ -44,6 +45,7 @@ __all__ = [
     "open_log",
     "params",
     "query",
+    "sweep",
     "trajectories",
 ]
 
@@ -57,6 +59,7 @@ _LAZY = {
     "open_log": "orchestrator.log",
     "params": "orchestrator.launcher",
     "query": "orchestrator.log",
+    "sweep": "orchestrator.sweeps",
 }
 
 

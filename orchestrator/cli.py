@@ -159,6 +159,9 @@ def run(
         list[str] | None,
         typer.Option("--param", "-p", help="A parameter or tag key=value, logged in runs.params."),
     ] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="The run's id in the log (default: a fresh one).")
+    ] = None,
     trace: Annotated[
         str | None,
         typer.Option(
@@ -238,6 +241,7 @@ def run(
                 "messages": messages,
                 "stop": stop_spec,
                 "trace": trace,
+                "run_id": run_id,
                 "llm": llm or None,
             }.items()
             if v is not None
@@ -284,6 +288,7 @@ def run(
             params=params,
             llm=_llm_settings(llm),
             trace=trace,
+            run_id=run_id,
             progress=True,
         )
     except MootError as exc:
@@ -404,6 +409,73 @@ def _run_script(script: Path, address: str | None, local: bool, overrides: dict[
         runpy.run_path(str(script), run_name="__main__")
     except MootError as exc:
         _fail(exc)
+
+
+@app.command(name="sweep")
+def sweep_command(
+    script: Annotated[Path, typer.Argument(help="A study script that calls launch().")],
+    param: Annotated[
+        list[str],
+        typer.Option(
+            "--param",
+            "-p",
+            help="A grid axis: key=1,2,4 or key=0..9 (ends included); seed=... sets the seed.",
+        ),
+    ],
+    log: Annotated[Path, typer.Option(help="The sweep's DuckDB log (every run lands in it).")] = Path(
+        "sweep.duckdb"
+    ),
+    name: Annotated[str | None, typer.Option(help="Run id prefix (default: the log's name).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Runs at once.")] = 2,
+    address: Annotated[str | None, typer.Option(help="Ray cluster to run on (default: local Ray).")] = None,
+    local: Annotated[bool, typer.Option("--local", help="Run each point in-process, without Ray.")] = False,
+    rounds: Annotated[int | None, typer.Option(help="Round budget of every run.")] = None,
+    hosts: Annotated[int | None, typer.Option(help="Hosts of every run.")] = None,
+) -> None:
+    """Run a study script over a grid of parameters, concurrently, into one log.
+
+    Each point is a run with its own run_id (NAME.key=value...) and its parameters in
+    runs.params; run the same sweep again to finish one that was interrupted: finished
+    points are skipped.
+    """
+    from orchestrator.sweeps import parse_values, sweep
+
+    try:
+        grid = {}
+        for text in param:
+            key, _, values = text.partition("=")
+            if not _ or not key.strip():
+                raise ConfigError(f"--param {text!r} is not key=values; e.g. --param fanout=1,2,4.")
+            grid[key.strip()] = parse_values(key.strip(), values)
+        extra = [*(["--rounds", str(rounds)] if rounds else []), *(["--hosts", str(hosts)] if hosts else [])]
+        result = sweep(
+            script,
+            grid,
+            log=log,
+            name=name,
+            concurrency=concurrency,
+            address=address,
+            local=local,
+            extra_args=extra,
+            progress=True,
+        )
+    except MootError as exc:
+        _fail(exc)
+        return
+    console.print(
+        f"sweep: {len(result.run_ids)} points: {len(result.ran)} ran, {len(result.skipped)} already done, "
+        f"{len(result.failed)} failed · log: [bold]{result.log}[/]"
+    )
+    for run_id, output in result.failed.items():
+        err_console.print(f"[bold red]failed:[/] {run_id}\n{output}", highlight=False)
+    keys = ", ".join(f"params->>'{k}' AS {k}" for k in grid)
+    console.print(
+        f'try: moot sql {result.log} "SELECT {keys}, rounds, stop_reason FROM runs ORDER BY run_id"',
+        highlight=False,
+        soft_wrap=True,
+    )
+    if result.failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -38,7 +38,8 @@ RuntimeName = Literal["ray", "local"]
 
 CLI_OVERRIDES = "MOOT_CLI_OVERRIDES"
 """Environment variable through which `moot run script.py --log ... --seed ...` reaches
-every `launch` in the script (JSON: log, seed, rounds, hosts, state_every, messages, stop, trace, llm)."""
+every `launch` in the script (JSON: log, seed, rounds, hosts, state_every, messages, stop, trace, llm,
+run_id)."""
 
 _PARAMS = "MOOT_PARAMS"
 
@@ -377,7 +378,7 @@ def launch(
     path = check_log_path(log)
     rt = _runtime(runtime or os.environ.get("MOOT_RUNTIME") or "ray", address, host_options)
     n_hosts = max(1, min(hosts or rt.default_hosts(), -(-len(pop) // CHUNK)))  # a host per chunk at most
-    rid = run_id or uuid.uuid4().hex[:12]
+    rid = _cli_run_id(overrides) or run_id or uuid.uuid4().hex[:12]
     config = {
         "protocol": proto.describe(),
         "population": pop.describe(),
@@ -434,6 +435,20 @@ def launch(
     )
     thread.start()
     return handle
+
+
+_launches = 0
+
+
+def _cli_run_id(overrides: Mapping[str, Any]) -> str | None:
+    """``moot run --run-id ID`` (what `moot sweep` gives each point): the script's first launch
+    gets ID, later ones ID.2, ID.3, ..."""
+    global _launches
+    given = overrides.get("run_id")
+    if not given:
+        return None
+    _launches += 1
+    return str(given) if _launches == 1 else f"{given}.{_launches}"
 
 
 def _play(

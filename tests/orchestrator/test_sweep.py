@@ -1,0 +1,146 @@
+"""Parameter sweeps: the grid as concurrent runs into one log, parameters in runs.config,
+one SQL query across them, and an interrupted sweep finished without redoing anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from agents import OpinionAgent, Population, Uniform
+from orchestrator import ConfigError, launch, query, sweep
+from orchestrator.cli import app
+from orchestrator.sweeps import parse_values
+from protocols import Gossip
+from tests.conftest import ROOT
+from tests.orchestrator.helpers import messages_hash
+
+SCRIPT = ROOT / "tests" / "orchestrator" / "scripts" / "sweep_study.py"
+
+
+def runs(log: Path) -> list[dict[str, Any]]:
+    return query(
+        log,
+        "SELECT run_id, status, seed, json_extract_string(config, '$.params.fanout') AS fanout, "
+        "params->>'fanout' AS p_fanout, messages, started_at FROM runs ORDER BY run_id",
+    ).to_pylist()
+
+
+def test_the_cli_runs_the_grid_into_one_log_and_a_rerun_finishes_only_what_is_missing(tmp_path: Path) -> None:
+    log = tmp_path / "sweep.duckdb"
+    first = CliRunner().invoke(
+        app,
+        ["sweep", str(SCRIPT), "--param", "fanout=1,2", "--param", "seed=0..1", "--log", str(log), "--local"],
+    )
+    assert first.exit_code == 0, first.output
+    assert "4 points: 4 ran, 0 already done, 0 failed" in " ".join(first.output.split())
+    rows = runs(log)
+    assert [r["run_id"] for r in rows] == [f"sweep.fanout={f}.seed={s}" for f in (1, 2) for s in (0, 1)]
+    assert [(r["fanout"], r["p_fanout"], r["seed"]) for r in rows] == [
+        (str(f), str(f), s) for f in (1, 2) for s in (0, 1)
+    ]
+    assert all(r["status"] == "finished" for r in rows)
+    # Push gossip with fanout f: every agent sends f messages a round, 400 agents, 6 rounds.
+    assert [r["messages"] for r in rows] == [400 * f * 6 for f in (1, 2) for s in (0, 1)]
+    # One query compares them: mean messages per round by fanout, across the seeds.
+    compared = query(
+        log,
+        "SELECT r.params->>'fanout' AS fanout, avg(m.value) AS per_round FROM runs r JOIN metrics m USING (run_id) "
+        "WHERE m.name = 'messages' GROUP BY 1 ORDER BY 1",
+    ).to_pylist()
+    assert compared == [{"fanout": "1", "per_round": 400.0}, {"fanout": "2", "per_round": 800.0}]
+    assert not (tmp_path / "sweep.duckdb.parts").exists()  # merged parts are removed
+
+    # The grid grows (as if the first sweep had been interrupted half-way): only new points run.
+    before = {r["run_id"]: r["started_at"] for r in rows}
+    second = CliRunner().invoke(
+        app,
+        [
+            "sweep",
+            str(SCRIPT),
+            "--param",
+            "fanout=1,2,4",
+            "--param",
+            "seed=0..1",
+            "--log",
+            str(log),
+            "--local",
+        ],
+    )
+    assert second.exit_code == 0, second.output
+    assert "6 points: 2 ran, 4 already done, 0 failed" in " ".join(second.output.split())
+    after = runs(log)
+    assert len(after) == 6
+    assert {r["run_id"]: r["started_at"] for r in after if r["run_id"] in before} == before
+
+
+def test_a_merged_run_is_the_run_a_direct_launch_logs(tmp_path: Path) -> None:
+    log = tmp_path / "s.duckdb"
+    result = sweep(SCRIPT, {"fanout": [2], "seed": [5]}, log=log, local=True)
+    assert result.ran == ["s.fanout=2.seed=5"] and not result.failed
+    direct = tmp_path / "direct.duckdb"
+    run = launch(
+        Population.of(OpinionAgent, 400, opinion=Uniform()),
+        Gossip(fanout=2, mode="push"),
+        rounds=6,
+        seed=5,
+        stop="never",
+        log=direct,
+        runtime="local",
+    )
+    assert messages_hash(log, "s.fanout=2.seed=5") == messages_hash(direct, run.run_id)
+
+
+def test_points_run_concurrently_on_the_ray_cluster(ray_cluster: Any, tmp_path: Path) -> None:
+    log = tmp_path / "ray.duckdb"
+    result = sweep(
+        SCRIPT,
+        {"fanout": [1, 2]},
+        log=log,
+        address=ray_cluster.address,
+        concurrency=2,
+        extra_args=["--hosts", "2"],
+    )
+    assert sorted(result.ran) == ["ray.fanout=1", "ray.fanout=2"], result.failed
+    nodes = query(
+        log, "SELECT run_id, count(DISTINCT node) AS nodes FROM agents GROUP BY run_id ORDER BY run_id"
+    ).to_pylist()
+    assert [n["nodes"] for n in nodes] == [2, 2]  # each run's hosts on both nodes of the cluster
+    spans = query(log, "SELECT max(started_at) < min(finished_at) AS overlapped FROM runs").to_pylist()
+    assert spans == [{"overlapped": True}]  # the two runs were going at the same time
+
+
+def test_a_failing_point_is_reported_and_the_others_land(tmp_path: Path) -> None:
+    result = sweep(SCRIPT, {"fanout": [1, 0]}, log=tmp_path / "f.duckdb", local=True)
+    assert result.ran == ["f.fanout=1"]
+    assert list(result.failed) == ["f.fanout=0"]
+    assert "fanout" in result.failed["f.fanout=0"]
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "values"),
+    [
+        ("fanout", "1,2,4", [1, 2, 4]),
+        ("seed", "0..3", [0, 1, 2, 3]),
+        ("graph", "ring,small_world", ["ring", "small_world"]),
+        ("eps", "0.1", [0.1]),
+    ],
+)
+def test_param_values(key: str, text: str, values: list[Any]) -> None:
+    assert parse_values(key, text) == values
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("9..0", "--param seed=9..0: the range is empty; write the smaller end first."),
+        ("a..b", "--param seed=a..b: a range is two whole numbers, e.g. seed=0..9 (0 to 9 included)."),
+        ("1,,2", "--param seed=1,,2: an empty value; e.g. seed=1,2,4."),
+    ],
+)
+def test_bad_param_values_name_the_fix(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_values("seed", text)
+    assert str(err.value) == message
