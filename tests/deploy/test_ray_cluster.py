@@ -188,26 +188,28 @@ def test_ray_start_then_moot_run_address_auto_and_ray_job_submit(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    job = subprocess.Popen(
-        [
-            str(BIN / "ray"),
-            "job",
-            "submit",
-            f"--address=http://127.0.0.1:{started.dashboard}",
-            "--submission-id=moot-deploy-test",
-            "--",
-            "moot",
-            *study,
-            "--log",
-            str(tmp_path / "job.duckdb"),
-        ],
-        env=started.env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    submit = [
+        str(BIN / "ray"),
+        "job",
+        "submit",
+        f"--address=http://127.0.0.1:{started.dashboard}",
+        "--submission-id=moot-deploy-test",
+        "--",
+        "moot",
+        *study,
+        "--log",
+        str(tmp_path / "job.duckdb"),
+    ]
+    deadline = time.monotonic() + 120
+    while True:  # the head's job agent may come up after its dashboard: Ray says to try again
+        job = subprocess.run(
+            submit, env=started.env, cwd=tmp_path, capture_output=True, text=True, timeout=240
+        )
+        job_out = job.stdout + job.stderr
+        if "No available agent to submit job" not in job_out or time.monotonic() > deadline:
+            break
+        time.sleep(3)
     direct_out = direct.communicate(timeout=240)[0].decode()
-    job_out = job.communicate(timeout=240)[0].decode()
     assert direct.returncode == 0, direct_out[-3000:]
     assert job.returncode == 0 and "Job 'moot-deploy-test' succeeded" in job_out, job_out[-3000:]
     check_log(tmp_path / "direct.duckdb", 3000)
