@@ -325,7 +325,7 @@ def run_rounds(
             total += int(metrics["messages"])
             done_rounds = r + 1
             final = metrics
-            if tracing is not None and round_span is not None:
+            if tracing is not None:
                 _end_round(tracing, round_span, stats, metrics)
             writer.submit(_round_logger(plan, writer, r, fetch, metrics, kinds, tracing, round_span))
             if control is not None:
@@ -460,9 +460,9 @@ def _close_tracing(tracing: Tracing, run_span: Any, rounds: int, error: str | No
     try:
         run_span.set_attribute("moot.rounds", rounds)
         if error is not None:
-            from opentelemetry.trace import Status, StatusCode
+            from orchestrator.telemetry import mark_error
 
-            run_span.set_status(Status(StatusCode.ERROR, error[:300]))
+            mark_error(run_span, error)
         run_span.end()
         tracing.close()
     except Exception as exc:  # an exporter that fails must not hide the run's outcome

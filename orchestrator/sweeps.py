@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,14 +102,25 @@ def _finished(log: Path, run_ids: Sequence[str]) -> set[str]:
     return {r[0] for r in rows}
 
 
-def merge_part(log: Path, part: Path, run_ids: Iterable[str]) -> None:
-    """Copy runs `run_ids` (every row of every table, and the views their protocol made) from the
-    log `part` into `log`, replacing any rows of theirs from an earlier, unfinished attempt."""
+def _create(log: Path) -> None:
+    """Give the sweep's log moot's schema (once per sweep; merges then only copy rows)."""
+    try:
+        con = duckdb.connect(str(log))
+        try:
+            con.execute(schema_sql())
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        raise LogError(f"Could not open the sweep's log {str(log)!r}: {exc}.") from exc
+
+
+def merge_part(log: Path, part: Path) -> None:
+    """Copy every run of the log `part` (every row of every table, and the views their protocol
+    made) into `log`, a moot log, replacing rows of theirs from an earlier, unfinished attempt."""
     con = duckdb.connect(str(log))
     try:
-        con.execute(schema_sql())
         con.execute(f"ATTACH '{part}' AS part (READ_ONLY)")
-        ids = list(run_ids)
+        ids = [r[0] for r in con.execute("SELECT run_id FROM part.main.runs").fetchall()]
         part_kinds: list[str] = []
         for table in ("messages", "message_aggregates"):
             part_kinds += [
@@ -190,6 +201,7 @@ def sweep(
     done = _finished(path, ids)
     result.skipped = [i for i in ids if i in done]
     todo = [(i, p) for i, p in zip(ids, grid) if i not in done]
+    _create(path)
     env = dict(os.environ)
     if not local:
         env["MOOT_ADDRESS"] = _cluster_address(address)
@@ -221,7 +233,7 @@ def sweep(
         out = subprocess.run(cmd, env={**env, "MOOT_PROGRESS": "0"}, capture_output=True, text=True)
         if out.returncode == 0:
             with lock:  # one writer of the sweep's log at a time
-                merge_part(path, part, _part_runs(part))
+                merge_part(path, part)
             part.unlink()
         return run_id, out.returncode, (out.stdout + out.stderr)[-2000:]
 
@@ -237,14 +249,6 @@ def sweep(
     if not any(parts.iterdir()):
         parts.rmdir()
     return result
-
-
-def _part_runs(part: Path) -> list[str]:
-    con = duckdb.connect(str(part), read_only=True)
-    try:
-        return [r[0] for r in con.execute("SELECT run_id FROM runs").fetchall()]
-    finally:
-        con.close()
 
 
 def _cluster_address(address: str | None) -> str:

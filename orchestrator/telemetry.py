@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import IO, Any
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["MODES", "HostTracer", "Tracing", "jsonl_paths", "trace_mode"]
+__all__ = ["MODES", "HostTracer", "Tracing", "jsonl_paths", "mark_error", "trace_mode"]
 
 MODES = ("none", "console", "otlp", "jsonl")
 SCOPE = "moot"
@@ -64,6 +63,13 @@ def trace_mode(given: object = None) -> Any:
     if mode == "otlp":
         _otlp_protocol()
     return mode
+
+
+def mark_error(span: Any, text: str) -> None:
+    """Set `span`'s status to ERROR with `text` (cut to 300 characters)."""
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_status(Status(StatusCode.ERROR, text[:300]))
 
 
 def jsonl_paths(log: Path) -> tuple[Path, Path]:
@@ -177,9 +183,7 @@ class Tracing:
             yield s
         except BaseException as exc:
             s.record_exception(exc)
-            from opentelemetry.trace import Status, StatusCode
-
-            s.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:300]))
+            mark_error(s, f"{type(exc).__name__}: {exc}")
             raise
         finally:
             s.end()
@@ -260,7 +264,6 @@ class HostTracer:
         """One ``moot.llm.call`` child of `step` per row of `calls` (a round's ``llm_calls``), timed
         as the call was in flight (`times`, ns); returns the peak number in flight at once."""
         from opentelemetry import trace
-        from opentelemetry.trace import Status, StatusCode
 
         context = trace.set_span_in_context(step)
         edges: list[tuple[int, int]] = []
@@ -280,7 +283,7 @@ class HostTracer:
                 "moot.llm.call", context=context, attributes=attributes, start_time=start
             )
             if row["error_type"]:
-                span.set_status(Status(StatusCode.ERROR, f"{row['error_type']}: {row['error'] or ''}"[:300]))
+                mark_error(span, f"{row['error_type']}: {row['error'] or ''}")
             span.end(end_time=end)
         peak = level = 0
         for _, delta in sorted(edges):  # an end before a start at the same instant
@@ -333,8 +336,3 @@ def _rebuild(record: SpanRecord) -> Any:
         end_time=record["end"],
         instrumentation_scope=InstrumentationScope(SCOPE),
     )
-
-
-def now_ns() -> int:
-    """Wall-clock time in nanoseconds, as span timestamps use."""
-    return time.time_ns()

@@ -89,9 +89,21 @@ class StartedCluster:
             raise
 
     def _start(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+        # Each node's agents on ports of their own: the defaults (52365, ...) may be held by
+        # another Ray on this machine (the session's test cluster), and a head whose agent
+        # cannot bind answers every `ray job submit` with "No available agent".
+        agents = [
+            f"--{flag}={free_port()}"
+            for flag in (
+                "dashboard-agent-listen-port",
+                "dashboard-agent-grpc-port",
+                "metrics-export-port",
+                "runtime-env-agent-port",
+            )
+        ]
         with log.open("wb") as out:
             return subprocess.Popen(
-                [str(BIN / "ray"), "start", "--num-cpus=1", "--block", *args],
+                [str(BIN / "ray"), "start", "--num-cpus=1", "--block", *agents, *args],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
