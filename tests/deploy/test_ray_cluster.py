@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,6 +32,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TOKEN = secrets.token_hex(32)
+"""This cluster's own token: a fresh machine has no ~/.ray/auth_token, and `ray start` with
+token authentication on refuses to start without one."""
+
+
 def ray_env() -> dict[str, str]:
     # Not PYTEST_*: Ray changes its own behaviour when it sees it runs under pytest, and these
     # processes are a user's cluster, not a test fixture.
@@ -42,6 +48,7 @@ def ray_env() -> dict[str, str]:
     }
     env.update(
         RAY_AUTH_MODE="token",  # as deploy/README.md says: token authentication on, explicitly
+        RAY_AUTH_TOKEN=TOKEN,
         RAY_USAGE_STATS_ENABLED="0",
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # the job's entrypoint finds `moot`
         PYTHONPATH=str(ROOT),
