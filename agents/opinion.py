@@ -133,6 +133,8 @@ class FriedkinJohnsen(Agent):
     def act(self, inbox: list[Message], ctx: Context) -> ActResult:
         if math.isnan(self.prejudice):
             self.prejudice = self.opinion
+        if ctx.round == 0:  # nothing heard yet: round t applies the t-th step, so round 0 none
+            return Message(kind="opinion", value=self.opinion)
         lam = self.susceptibility
         avg = average(self.opinion, heard_opinions(inbox), self.self_weight)
         self.opinion = lam * avg + (1.0 - lam) * self.prejudice
@@ -146,6 +148,8 @@ class FriedkinJohnsen(Agent):
         unset = np.isnan(prejudice)
         if unset.any():
             prejudice[unset] = state["opinion"][unset]
+        if ctx.round == 0:  # no step before anything is heard (see `act`)
+            return MessageBatch.broadcast(ctx.ids, "opinion", state["opinion"])
         lam = state["susceptibility"]
         avg = average_batch(state["opinion"], inbox, state["self_weight"])
         state["opinion"] = lam * avg + (1.0 - lam) * prejudice
@@ -188,6 +192,8 @@ class ExpressedPrivate(Agent):
             self.prejudice = self.opinion
         if math.isnan(self.expressed):
             self.expressed = self.opinion
+        if ctx.round == 0:  # no step before anything is heard (see `FriedkinJohnsen.act`)
+            return Message(kind="opinion", value=self.expressed)
         heard = heard_opinions(inbox)
         lam, phi = self.susceptibility, self.resilience
         x = lam * average(self.opinion, heard, self.self_weight) + (1.0 - lam) * self.prejudice
@@ -205,6 +211,8 @@ class ExpressedPrivate(Agent):
             unset = np.isnan(col)
             if unset.any():
                 col[unset] = op[unset]
+        if ctx.round == 0:
+            return MessageBatch.broadcast(ctx.ids, "opinion", state["expressed"])
         lam, phi, w = state["susceptibility"], state["resilience"], state["self_weight"]
         x = lam * average_batch(op, inbox, w) + (1.0 - lam) * state["prejudice"]
         public = average_batch(state["expressed"], inbox, w)

@@ -360,3 +360,30 @@ def test_every_model_gives_the_same_log_in_process_and_on_1_or_3_hosts(
         assert len(seen) == 1, name
         ((rows, _), _) = seen.pop()
         assert rows > 6 * 100, name
+
+
+@pytest.mark.parametrize(
+    "cls", [FriedkinJohnsen, PlainFJ, ExpressedPrivate, PlainEPO], ids=lambda c: c.__name__
+)
+def test_round_t_is_the_t_th_step_when_agents_start_away_from_their_prejudice(
+    log_path: Path, cls: type
+) -> None:
+    n = 20
+    graph, w = _weighted_graph(n, 11)
+    rng = np.random.default_rng(12)
+    x0, u, lam = rng.random(n), rng.random(n), rng.uniform(0.2, 0.9, n)
+    pop = Population.of(cls, n, opinion=x0, prejudice=u, susceptibility=lam)
+    run = _run(log_path, pop, Gossip(graph, fanout=None, weight="weight"), 3, state_every=1)
+    # Round 0 hears nothing, so it takes no step: x(0) is where the agents started.
+    assert np.array_equal(states_at(log_path, run.run_id, "opinion", 0), x0)
+    x, e = x0.copy(), x0.copy()  # the textbook iteration, x(t+1) = L W x(t) + (I - L) u
+    d, o = np.diag(np.diag(w)), w - np.diag(np.diag(w))
+    phi = 0.5  # ExpressedPrivate's default resilience
+    for t in (1, 2):
+        if cls in (FriedkinJohnsen, PlainFJ):
+            x = lam * (w @ x) + (1 - lam) * u
+        else:
+            x_new = lam * (d @ x + o @ e) + (1 - lam) * u
+            e = phi * x_new + (1 - phi) * (w @ e)
+            x = x_new
+        assert np.allclose(states_at(log_path, run.run_id, "opinion", t), x, rtol=0, atol=1e-12)
