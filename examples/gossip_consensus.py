@@ -36,17 +36,20 @@ runs = {
     )
     for mode in ("push", "pull", "push-pull")
 }
+log = runs["push"].log  # where the runs went (`moot run --log` may have moved it)
+ids = ", ".join(f"'{run.run_id}'" for run in runs.values())
 
 # Rounds until 90% of the initial variance is gone, and until consensus: one query
 # over the three runs of the file.
 rows = query(
     log,
-    """
+    f"""
     SELECT r.run_id,
            min(c.round) FILTER (WHERE c.variance < 0.1 * first.variance) AS rounds_to_90pct,
            max(c.round) + 1 AS rounds, sum(c.messages) AS messages, arg_max(c.spread, c.round) AS final_spread
     FROM runs r JOIN consensus_by_round c USING (run_id)
     JOIN (SELECT run_id, variance FROM consensus_by_round WHERE round = 0) first USING (run_id)
+    WHERE r.run_id IN ({ids})
     GROUP BY r.run_id
     """,
 ).to_pylist()

@@ -36,6 +36,7 @@ run = launch(
     log=log,
     runtime=os.environ.get("MOOT_RUNTIME", "local"),
 )
+log = run.log  # where the run went (`moot run --log` may have moved it)
 rows = query(
     log,
     f"""SELECT grp, count(*) AS n, avg(score) AS mean, stddev_samp(score) AS sd

@@ -38,7 +38,8 @@ for recommender in ("hot", "interest"):
         log=log,
         runtime=os.environ.get("MOOT_RUNTIME", "local"),
         params={"recommender": recommender},
-    ).run_id
+    )
+log = runs["hot"].log  # where the runs went (`moot run --log` may have moved it)
 
 table = Table(title=f"the seeded post's cascade, {USERS:,} users (scale / depth / max breadth)")
 table.add_column("round", justify="right")
@@ -50,10 +51,10 @@ per = {
         for r in query(
             log,
             "SELECT round, scale, depth, max_breadth FROM cascade_by_round "
-            f"WHERE run_id = '{rid}' AND root = 0",
+            f"WHERE run_id = '{run.run_id}' AND root = 0",
         ).to_pylist()
     }
-    for name, rid in runs.items()
+    for name, run in runs.items()
 }
 for rnd in range(ROUNDS):
     cells = []

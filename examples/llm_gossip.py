@@ -48,6 +48,7 @@ run = launch(
     runtime=os.environ.get("MOOT_RUNTIME", "local"),
     stop="stationary:1e-4",
 )
+log = run.log  # where the run went (`moot run --log` may have moved it)
 
 rows = query(
     log,

@@ -44,6 +44,7 @@ run = launch(
     log=log,
     runtime=os.environ.get("MOOT_RUNTIME", "local"),
 )
+log = run.log  # where the run went (`moot run --log` may have moved it)
 
 rid = run.run_id
 rows = query(

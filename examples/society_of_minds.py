@@ -49,6 +49,7 @@ run = launch(
     stop=lambda round, metrics: False,  # every society plays its 3 rounds, as in MachineSoM
     params={"debaters": DEBATERS, "questions": QUESTIONS, "repeats": REPEATS},
 )
+log = run.log  # where the run went (`moot run --log` may have moved it)
 
 rid = run.run_id
 rows = query(

@@ -35,9 +35,10 @@ class RandomWalker(Agent):
 
 
 protocol = SwarmGrid("foraging", size=(10, 10), view=5, max_round=ROUNDS)
+ids = []
 for policy in (ForageHeuristic, RandomWalker):
     for seed in range(5):
-        launch(
+        run = launch(
             Population.of(policy, 12),
             protocol,
             rounds=ROUNDS,
@@ -46,13 +47,16 @@ for policy in (ForageHeuristic, RandomWalker):
             runtime=os.environ.get("MOOT_RUNTIME", "local"),
             params={"policy": policy.__name__},
         )
+        ids.append(f"'{run.run_id}'")
+log = run.log  # where the runs went (`moot run --log` may have moved it)
 
 rows = query(
     log,
-    """
+    f"""
     SELECT r.params->>'policy' AS policy, count(*) AS runs,
            avg(m.value) AS mean_score, stddev_pop(m.value) AS sd, min(m.value) AS worst, max(m.value) AS best
     FROM runs r JOIN metrics m ON m.run_id = r.run_id AND m.name = 'score' AND m.round = r.rounds - 1
+    WHERE r.run_id IN ({", ".join(ids)})
     GROUP BY 1 ORDER BY mean_score DESC
     """,
 ).to_pylist()
