@@ -165,7 +165,8 @@ class Population:
                 for k, v in columns.items()
                 if isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, str)
             }
-            check_columns(agent_cls, arrays, np.arange(n, dtype=np.int64))
+            if arrays:  # (ids only where a column needs them: n may be billions)
+                check_columns(agent_cls, arrays, np.arange(n, dtype=np.int64))
         return cls((_Group(agent_cls, n, dict(columns)),))
 
     @classmethod
@@ -184,6 +185,19 @@ class Population:
 
     def __len__(self) -> int:
         return sum(g.n for g in self.groups)
+
+    def estimated_bytes(self) -> int:
+        """A lower bound on the memory the agents' state takes once built (all shards together).
+
+        Vectorised classes: 8 bytes per numeric field per agent, plus its id; objects:
+        about 600 bytes per pydantic agent plus 60 per field (measured on CPython 3.11).
+        """
+        total = 0
+        for g in self.groups:
+            fields = len(g.cls.state_fields())
+            per = 8 * (fields + 1) if g.cls.uses_batch() and g.agents is None else 600 + 60 * fields
+            total += g.n * per
+        return total
 
     def describe(self) -> list[dict[str, object]]:
         """The groups: class, count and how each column was given (logged in ``runs.config``)."""

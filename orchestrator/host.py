@@ -13,6 +13,7 @@ import contextlib
 import copy
 import inspect
 import threading
+import traceback
 from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -151,6 +152,71 @@ def _bad_output(agent: Agent, round: int, value: object) -> AgentError:
     )
 
 
+_OPINION = KINDS.index("opinion")  # the same code in every run
+
+
+def _check_columns(out: MessageBatch, block: Block, round: int) -> None:
+    """An `act_batch` result whose columns all have one entry per message."""
+    lengths = {
+        "sender": len(out.sender),
+        "seq": len(out.seq),
+        "kind": len(out.kind),
+        "value": len(out.value),
+        "receiver": len(out.receiver),
+    }
+    for name in ("text", "payload", "topic"):
+        col = getattr(out, name)
+        if col is not None:
+            lengths[name] = len(col)
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{k} {v}" for k, v in lengths.items())
+        raise AgentError(
+            f"{block.cls.__name__}.act_batch returned a MessageBatch whose columns differ in length in "
+            f"round {round} ({shown}; agents {block.ids[0]}..{block.ids[-1]}); give one value per "
+            "sender, e.g. ctx.broadcast(kind, values) with len(values) == len(ctx.ids)."
+        )
+
+
+def _check_state(block: Block, round: int) -> None:
+    """After `act_batch`: every state column still holds one value per agent of the block."""
+    n = len(block.ids)
+    for name, col in block.state.items():
+        shape = np.shape(col)
+        if not shape or shape[0] != n:
+            raise AgentError(
+                f"{block.cls.__name__}.act_batch left state column {name!r} with shape {shape} in round "
+                f"{round}; it must hold one value per agent of the block ({n}: agents "
+                f"{block.ids[0]}..{block.ids[-1]}), in ctx.ids order."
+            )
+
+
+def _agent_frames(exc: BaseException) -> str:
+    """The agent's own traceback frames (below the host's call into it), for the error's text."""
+    frames = traceback.extract_tb(exc.__traceback__)[1:]
+    if not frames:
+        return ""
+    return (
+        "\nIn the agent's code (most recent call last):\n" + "".join(traceback.format_list(frames)).rstrip()
+    )
+
+
+def _first(ids: NDArray[np.int64], k: int = 5) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:k])
+    return shown + (f" and {len(ids) - k} more" if len(ids) > k else "")
+
+
+def _check_values(out: MessageBatch, cls: str, round: int) -> None:
+    """No message value is infinite, and no opinion message lacks its number (NaN)."""
+    bad = np.isinf(out.value) | (np.isnan(out.value) & (out.kind == _OPINION))
+    if bad.any():
+        senders = np.unique(out.sender[bad])
+        what = "an infinite value" if np.isinf(out.value[bad]).any() else "an opinion message with value NaN"
+        raise AgentError(
+            f"{cls} agent(s) {_first(senders)} sent {what} in round {round}; a message's value must be "
+            "a finite number (leave it None only for kinds that carry none)."
+        )
+
+
 @dataclass(frozen=True)
 class HostSpec:
     """What every host of a run is built from (shipped once to each host).
@@ -170,6 +236,9 @@ class HostSpec:
         replies: The protocol's reply models (handed to agents as ``ctx.replies``).
         llm: How LLM agents reach their models (None: no LLM agents in the run).
         trace: Whether the run is traced (hosts then make spans; see `orchestrator.telemetry`).
+        message_cap: Most messages one agent may send in one round (None: no cap).
+        on_flood: What an agent over `message_cap` gets: ``"error"`` (the run fails, naming
+            it) or ``"truncate"`` (its first `message_cap` messages are kept, with an event).
     """
 
     population: Population
@@ -186,6 +255,8 @@ class HostSpec:
     replies: tuple[type[Reply], ...] = ()
     llm: LLMSetup | None = None
     trace: bool = False
+    message_cap: int | None = None
+    on_flood: str = "error"
 
     @property
     def hosts(self) -> int:
@@ -242,6 +313,7 @@ async def _gather(
             except Exception as exc:
                 raise AgentError(
                     f"Agent {agent.id} ({type(agent).__name__}).act raised {exc!r} in round {round}."
+                    f"{_agent_frames(exc)}"
                 ) from exc
 
     try:
@@ -314,6 +386,9 @@ class Host:
         self.action_codes = spec.action_codes
         self.protocol = spec.protocol
         self.replies = spec.replies
+        self.message_cap = spec.message_cap
+        self.on_flood = spec.on_flood
+        self._events: list[tuple[int, str, str]] = []  # this round's events, for `HostStats`
         self.llm: Gateway | None = None
         self.tracer: HostTracer | None = None
         if spec.trace:
@@ -365,7 +440,12 @@ class Host:
             received = _merge(received, self._heard)
         inbox = self._inbox(received, round - 1)
         before = [self._numeric_state(b, snapshot=True) for b in self.blocks] if self.track_change else []
-        outbox = MessageBatch.concat([self._act(block, inbox, round) for block in self.blocks])
+        parts = [self._act(block, inbox, round) for block in self.blocks]
+        watched = self._watched(round)  # a bad state is the cause: blame it before its messages
+        for block, part in zip(self.blocks, parts):
+            if len(part):
+                _check_values(part, block.cls.__name__, round)
+        outbox = MessageBatch.concat(parts)
         to_world = MessageBatch.empty()
         if self.world is not None:
             for_world = np.isin(outbox.kind, self.action_codes) | (outbox.receiver < 0)
@@ -381,13 +461,17 @@ class Host:
                 f"{type(self.router).__name__}.route raised {exc!r} in round {round}."
             ) from exc
         change = self._max_change(before) if self.track_change else float("nan")
-        stats = self._stats(len(delivered), change)
+        stats = HostStats(len(delivered), tuple(ChunkStats.of(*w) for w in watched), change)
+        events, self._events = self._events, []
         if self.llm is not None:
-            calls, events, times = self.llm.drain()
+            calls, llm_events, times = self.llm.drain()
+            events.extend(llm_events)
             peak = None
             if span is not None and self.tracer is not None:
                 peak = self.tracer.llm_spans(span, calls, times) if calls is not None else 0
-            stats = replace(stats, llm_calls=calls, events=tuple(events), peak_in_flight=peak)
+            stats = replace(stats, llm_calls=calls, peak_in_flight=peak)
+        if events:
+            stats = replace(stats, events=tuple(events))
         if span is not None:
             span.set_attribute("moot.messages", len(delivered))
         if self.world is None:
@@ -437,6 +521,30 @@ class Host:
         return inbox.select(int(block.ids[0]) - self.lo, int(block.ids[-1]) + 1 - self.lo)
 
     def _act(self, block: Block, inbox: Inbox, round: int) -> MessageBatch:
+        out = self._act_block(block, inbox, round)
+        return self._capped(out, block, round) if len(out) else out
+
+    def _capped(self, out: MessageBatch, block: Block, round: int) -> MessageBatch:
+        """`out` (in sender, seq order) with no agent over the message cap (or an `AgentError`)."""
+        cap = self.message_cap
+        if cap is None or int(out.seq.max()) < cap:
+            return out
+        over = out.seq >= cap
+        senders = np.unique(out.sender[over])
+        sent = int(out.seq.max()) + 1
+        who = f"{block.cls.__name__} agent(s) {_first(senders)}"
+        if self.on_flood == "error":
+            raise AgentError(
+                f"{who} sent up to {sent:,} messages in round {round}, over the cap of {cap:,} per agent "
+                "per round; raise launch(message_cap=...) (moot run --message-cap) if that is meant, or "
+                "pass on_flood='truncate' to keep each agent's first messages."
+            )
+        self._events.append(
+            (round, "flood", f"{who} sent up to {sent:,} messages; kept the first {cap:,} of each")
+        )
+        return out.take(np.flatnonzero(~over))
+
+    def _act_block(self, block: Block, inbox: Inbox, round: int) -> MessageBatch:
         box = self._block_inbox(inbox, block)
         if block.agents is None:
             seen = {} if self.world is None else self.world.observe_batch(block.ids, round)
@@ -446,8 +554,9 @@ class Host:
             except Exception as exc:
                 raise AgentError(
                     f"{block.cls.__name__}.act_batch raised {exc!r} in round {round} "
-                    f"(agents {block.ids[0]}..{block.ids[-1]})."
+                    f"(agents {block.ids[0]}..{block.ids[-1]}).{_agent_frames(exc)}"
                 ) from exc
+            _check_state(block, round)
             if out is None:
                 return MessageBatch.empty()
             if not isinstance(out, MessageBatch):
@@ -455,6 +564,7 @@ class Host:
                     f"{block.cls.__name__}.act_batch returned {type(out).__name__} in round {round}; "
                     "return a MessageBatch or None."
                 )
+            _check_columns(out, block, round)
             if len(out) and int(out.kind.max()) >= len(self.kinds):
                 raise AgentError(
                     f"{block.cls.__name__}.act_batch sent kind code {int(out.kind.max())} in round "
@@ -504,6 +614,7 @@ class Host:
             except Exception as exc:
                 raise AgentError(
                     f"Agent {agent.id} ({type(agent).__name__}).act raised {exc!r} in round {round}."
+                    f"{_agent_frames(exc)}"
                 ) from exc
         pending = [i for i, r in enumerate(results) if inspect.isawaitable(r)]
         if pending:
@@ -554,8 +665,31 @@ class Host:
             return np.empty(0), np.empty(0, np.int64)
         return np.concatenate(vals), np.concatenate(ids)
 
-    def _stats(self, sent: int, change: float) -> HostStats:
-        return HostStats(sent, tuple(ChunkStats.of(*self._field_values(f)) for f in self.fields), change)
+    def _watched(self, round: int) -> list[tuple[NDArray[np.float64], NDArray[np.int64]]]:
+        """(values, agent ids) of each watched field after this round's acts, checked finite."""
+        out = []
+        for name in self.fields:
+            values, ids = self._field_values(name)
+            self._check_finite(name, values, ids, round)
+            out.append((values, ids))
+        return out
+
+    def _check_finite(
+        self, name: str, values: NDArray[np.float64], ids: NDArray[np.int64], round: int
+    ) -> None:
+        """A watched field that became NaN or infinite stops the run, naming the agents."""
+        bad = ~np.isfinite(values)
+        if not bad.any():
+            return
+        agents = ids[bad]
+        block = next(b for b in self.blocks if b.ids[0] <= agents[0] <= b.ids[-1])
+        what = "NaN" if np.isnan(values[bad][0]) else "infinite"
+        raise AgentError(
+            f"Watched field {name!r} became {what} for {len(agents)} agent(s) of this host in round "
+            f"{round} (agents {_first(agents)}, first of class {block.cls.__name__}); statistics and stop "
+            f"rules cannot read it. Check {block.cls.__name__}'s act/act_batch (a division by zero, a "
+            "mean of nothing)."
+        )
 
     def _max_change(self, before: list[dict[str, NDArray[np.float64]]]) -> float:
         """Largest |new - old| over every numeric state value of this host's agents."""
