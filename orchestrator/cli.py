@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import runpy
 import sys
@@ -13,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.errors import ConfigError, MootError
+from orchestrator.errors import ConfigError, MootError, RunInterrupted
 
 app = typer.Typer(
     help="moot: societies of agents on Ray, every message logged to DuckDB.", no_args_is_help=True
@@ -25,6 +26,12 @@ err_console = Console(stderr=True)
 def _fail(exc: MootError) -> None:
     err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def _interrupted(exc: RunInterrupted) -> None:
+    """One line for a run stopped by Ctrl-C or SIGTERM (its log says ``interrupted``); exit 130."""
+    err_console.print(str(exc), highlight=False, soft_wrap=True)
+    raise typer.Exit(130)
 
 
 def _parse_option(text: str, flag: str = "-o") -> tuple[str, Any]:
@@ -203,6 +210,29 @@ def run(
     llm_timeout: Annotated[
         float | None, typer.Option(help="Seconds per attempt (default 60).", rich_help_panel="LLM agents")
     ] = None,
+    max_llm_error_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Fail the run when more than this share of a round's LLM calls fail (default 0.5; "
+            "a round in which every call failed always fails it).",
+            rich_help_panel="LLM agents",
+        ),
+    ] = None,
+    price: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Dollars per token for a model litellm cannot price, MODEL=PROMPT,COMPLETION "
+            "(e.g. openai/my-model=1e-6,2e-6); repeatable. Without one, --budget cannot count it.",
+            rich_help_panel="LLM agents",
+        ),
+    ] = None,
+    message_cap: Annotated[
+        int | None, typer.Option(help="Most messages one agent may send in a round (default 10,000).")
+    ] = None,
+    on_flood: Annotated[
+        str | None,
+        typer.Option(help="An agent over --message-cap: error (default) or truncate (keep its first)."),
+    ] = None,
 ) -> None:
     """Run a study script, or the built-in opinion study on a protocol.
 
@@ -225,6 +255,8 @@ def run(
             "budget": budget,
             "cache": llm_cache,
             "timeout": llm_timeout,
+            "max_error_rate": max_llm_error_rate,
+            "prices": _prices(price or []) or None,
         }.items()
         if v is not None
     }
@@ -243,6 +275,8 @@ def run(
                 "trace": trace,
                 "run_id": run_id,
                 "llm": llm or None,
+                "message_cap": message_cap,
+                "on_flood": on_flood,
             }.items()
             if v is not None
         }
@@ -290,10 +324,14 @@ def run(
             trace=trace,
             run_id=run_id,
             progress=True,
+            message_cap=10_000 if message_cap is None else message_cap,
+            on_flood=on_flood or "error",  # type: ignore[arg-type]  # launch checks it
         )
     except MootError as exc:
         _fail(exc)
         return
+    except RunInterrupted as exc:
+        _interrupted(exc)
     _print_summary(result.summary(), result.final)
 
 
@@ -312,6 +350,25 @@ _STANDARD = {
     "llm_tokens",
     "llm_cost",
 }
+
+
+def _prices(specs: list[str]) -> dict[str, tuple[float, float]]:
+    """``--price MODEL=PROMPT,COMPLETION`` flags as `LLMConfig.prices`."""
+    out: dict[str, tuple[float, float]] = {}
+    for spec in specs:
+        model, _, rest = spec.partition("=")
+        parts = rest.split(",")
+        try:
+            prompt, completion = (float(p) for p in parts)
+        except ValueError:
+            raise typer.BadParameter(
+                f"--price {spec!r} is not MODEL=PROMPT,COMPLETION in dollars per token; "
+                "e.g. --price openai/my-model=1e-6,2e-6"
+            ) from None
+        if not model or prompt < 0 or completion < 0:
+            raise typer.BadParameter(f"--price {spec!r}: name the model, with prices >= 0.")
+        out[model.strip()] = (prompt, completion)
+    return out
 
 
 def _llm_settings(flags: dict[str, Any]) -> Any:
@@ -344,6 +401,8 @@ def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = Non
         value = summary.get(key)
         if key in ("llm_calls", "llm_errors", "llm_tokens"):
             value = int(value or 0)
+        if key == "llm_cost" and isinstance(value, float) and math.isnan(value):
+            value = "unknown (no price for the model: --price MODEL=PROMPT,COMPLETION)"
         shown = (
             f"{value:,}"
             if isinstance(value, int)
@@ -409,6 +468,8 @@ def _run_script(script: Path, address: str | None, local: bool, overrides: dict[
         runpy.run_path(str(script), run_name="__main__")
     except MootError as exc:
         _fail(exc)
+    except RunInterrupted as exc:
+        _interrupted(exc)
 
 
 @app.command(name="sweep")
@@ -487,18 +548,25 @@ def sql(
     run_id: Annotated[
         str | None, typer.Option("--run", help="Scope every table to this run_id (default: all runs).")
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Stop the query after this many seconds (a live run allows 120 at most)."),
+    ] = None,
 ) -> None:
-    """Query a log through a read-only, locked-down connection (a live run's log too)."""
+    """Query a log through a read-only, locked-down connection (a live run's log too). Ctrl-C stops it."""
     from orchestrator.log import query as run_query
 
     if fmt not in ("table", "csv", "json"):
         err_console.print(f"[bold red]error:[/] unknown --format {fmt!r}; use table, csv or json.")
         raise typer.Exit(2)
     try:
-        result = run_query(log, query, run_id=run_id, text=True)
+        result = run_query(log, query, run_id=run_id, text=True, timeout=timeout)
     except MootError as exc:
         _fail(exc)
         return
+    except KeyboardInterrupt:
+        err_console.print("moot sql: query stopped (Ctrl-C)")
+        raise typer.Exit(130) from None
     if fmt == "csv":
         import pyarrow.csv as pacsv
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import platform
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,7 +26,7 @@ import pyarrow.compute as pc
 
 from agents.batch import MessageBatch
 from agents.population import Population
-from orchestrator.errors import ConfigError, MootError
+from orchestrator.errors import ConfigError, LLMError, MootError, RunInterrupted
 from orchestrator.host import ChunkStats, HostSpec, HostStats, shard_bounds
 from orchestrator.llm import LLMConfig, LLMSetup, ServiceHandle
 from orchestrator.llm.config import forwarded_env
@@ -127,6 +129,8 @@ class RunPlan:
     llm: LLMConfig | None = None
     llm_cache: str | None = None
     trace: Any = "none"
+    message_cap: int | None = None
+    on_flood: str = "error"
 
 
 class RunControl:
@@ -195,6 +199,7 @@ def run_rounds(
     kinds = plan.protocol.kind_table()
     _check_new_run_id(writer, run_id)
     writer.ensure_kinds(kinds)
+    writer.claim(run_id)
     writer.execute(
         "INSERT INTO runs (run_id, started_at, seed, protocol, config, versions, n_agents, n_hosts, status, "
         "params, message_log, message_rate, message_every) "
@@ -294,6 +299,8 @@ def run_rounds(
             replies=plan.protocol.replies,
             llm=llm_setup,
             trace=tracing is not None,
+            message_cap=plan.message_cap,
+            on_flood=plan.on_flood,
         )
         placement = runtime.start(spec)
         lap("hosts")
@@ -318,8 +325,10 @@ def run_rounds(
             metrics.update(world)
             seen.update(world)
             metrics["seconds"] = time.perf_counter() - t0
+            _log_events(writer, run_id, stats)
             if plan.llm is not None:
-                metrics.update(_log_llm(writer, run_id, r, stats))
+                calls = _log_llm(writer, run_id, stats)
+                metrics.update(llm_metrics(calls))
                 for k in _LLM_METRICS:
                     llm_totals[k] = llm_totals.get(k, 0.0) + metrics[k]
             total += int(metrics["messages"])
@@ -328,6 +337,8 @@ def run_rounds(
             if tracing is not None:
                 _end_round(tracing, round_span, stats, metrics)
             writer.submit(_round_logger(plan, writer, r, fetch, metrics, kinds, tracing, round_span))
+            if plan.llm is not None:  # after the round is logged: its rows show what failed
+                _check_llm_errors(calls, r, plan.llm.max_error_rate)
             if control is not None:
                 control.round, control.metrics = r, metrics
             if progress is not None:
@@ -350,24 +361,19 @@ def run_rounds(
         writer.flush()
         lap("flush")
     except BaseException as exc:
-        # Keep what is logged: finish pending appends, then record the failure.
-        with contextlib.suppress(MootError):
-            writer.flush()
-        detail = f"{type(exc).__name__}: {exc}"
         if tracing is not None:
-            _close_tracing(tracing, run_span, done_rounds, detail)
+            _close_tracing(tracing, run_span, done_rounds, f"{type(exc).__name__}: {exc}")
             tracing = None
-        try:
-            event("error", detail, round=done_rounds)
-            writer.execute(
-                "UPDATE runs SET finished_at = ?, rounds = ?, messages = ?, seconds = ?, status = 'failed', "
-                "stop_reason = ? WHERE run_id = ?",
-                [_now(), done_rounds, total, time.perf_counter() - started, detail[:500], run_id],
-            )
-        except MootError:
-            pass
+        _record_end(writer, run_id, runtime, exc, done_rounds, total, time.perf_counter() - started)
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
+            last = done_rounds - 1
+            kept = f"rounds 0..{last}" if last >= 0 else "its set-up only"
+            raise RunInterrupted(
+                f"moot: run {run_id} interrupted after round {last}; the log keeps {kept}: {writer.path}"
+            ) from exc
         raise
     finally:
+        writer.release(run_id)
         if service is not None:
             with contextlib.suppress(Exception):
                 service.close()
@@ -383,6 +389,63 @@ def run_rounds(
     )
     nodes = sorted({n for _, n in placement})
     return RunResult(run_id, done_rounds, total, seconds, reason, final, nodes, setup, timings, llm_totals)
+
+
+def _record_end(
+    writer: LogWriter,
+    run_id: str,
+    runtime: Runtime,
+    exc: BaseException,
+    played: int,
+    total: int,
+    seconds: float,
+) -> None:
+    """Record a run that did not finish: ``interrupted`` (Ctrl-C, SIGTERM) or ``failed``.
+
+    Whatever is logged stays: pending appends are finished first, an interrupted run
+    also logs its last round's states, and ``rounds``/``messages`` count what reached
+    the log (fewer than were played when appends failed, say on a full disk).
+    """
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    with contextlib.suppress(MootError):
+        writer.flush()
+    if interrupted and played > 0:
+        with contextlib.suppress(Exception):
+            logged = writer.con.execute(
+                "SELECT count(*) FROM states WHERE run_id = ? AND round = ?", [run_id, played - 1]
+            ).fetchall()[0][0]
+            if not logged:  # unless `state_every` logged that round already
+                _log_states(writer, run_id, runtime, played - 1)
+                writer.flush()
+    detail = f"{type(exc).__name__}: {exc}"
+    if interrupted:
+        detail = f"interrupted ({str(exc) or 'Ctrl-C'})"
+    rounds, messages = played, total
+    with contextlib.suppress(Exception):
+        got = writer.con.execute(
+            "SELECT count(DISTINCT round), coalesce(sum(value) FILTER (name = 'messages'), 0) "
+            "FROM metrics WHERE run_id = ?",
+            [run_id],
+        ).fetchall()[0]
+        rounds, messages = min(played, int(got[0])), min(total, int(got[1]))
+    with contextlib.suppress(MootError):
+        writer.execute(
+            "INSERT INTO events (run_id, ts, round, kind, host, detail) VALUES (?, ?, ?, ?, NULL, ?)",
+            [run_id, _now(), played, "interrupted" if interrupted else "error", detail],
+        )
+        writer.execute(
+            "UPDATE runs SET finished_at = ?, rounds = ?, messages = ?, seconds = ?, status = ?, "
+            "stop_reason = ? WHERE run_id = ?",
+            [
+                _now(),
+                rounds,
+                messages,
+                seconds,
+                "interrupted" if interrupted else "failed",
+                detail[:500],
+                run_id,
+            ],
+        )
 
 
 def _round_logger(
@@ -448,7 +511,7 @@ def _end_round(tracing: Tracing, span: Any, stats: list[HostStats], metrics: Rou
     span.set_attribute("moot.messages", int(metrics["messages"]))
     span.set_attribute("moot.agents", int(metrics.get("agents", 0)))
     for key in ("llm_calls", "llm_tokens", "llm_cost"):
-        if key in metrics:
+        if key in metrics and math.isfinite(metrics[key]):  # an unpriced model's cost is unknown
             span.set_attribute(f"moot.{key}", metrics[key])
     span.end()
     peaks = [s.peak_in_flight for s in stats if s.peak_in_flight is not None]
@@ -472,44 +535,72 @@ def _close_tracing(tracing: Tracing, run_span: Any, rounds: int, error: str | No
 _LLM_METRICS = ("llm_calls", "llm_errors", "llm_tokens", "llm_cost")
 
 
-def _log_llm(writer: LogWriter, run_id: str, round: int, stats: list[HostStats]) -> dict[str, float]:
-    """Log the round's LLM calls and events (on the writer thread); return the round's LLM metrics."""
+def _log_llm(writer: LogWriter, run_id: str, stats: list[HostStats]) -> pa.Table | None:
+    """Log the round's LLM calls (on the writer thread); return them, sorted, or None."""
     calls = [s.llm_calls for s in stats if s.llm_calls is not None]
+    if not calls:
+        return None
+    table = pa.concat_tables(calls).sort_by([("agent", "ascending"), ("call", "ascending")])
+    rows = table.append_column("run_id", const_column(run_id, table.num_rows))
+    writer.submit(lambda: writer.append("llm_calls", rows))
+    return table
+
+
+def _log_events(writer: LogWriter, run_id: str, stats: list[HostStats]) -> None:
+    """Log the events the hosts reported this round (on the writer thread)."""
     events = [(h, e) for h, s in enumerate(stats) for e in s.events]
-    table = (
-        pa.concat_tables(calls).sort_by([("agent", "ascending"), ("call", "ascending")]) if calls else None
+    if not events:
+        return
+    table = pa.table(
+        {
+            "run_id": const_column(run_id, len(events)),
+            "ts": pa.array([_now()] * len(events), pa.timestamp("us", tz="UTC")),
+            "round": pa.array([e[0] for _, e in events], pa.int32()),
+            "kind": pa.array([e[1] for _, e in events], pa.string()),
+            "host": pa.array([h for h, _ in events], pa.int32()),
+            "detail": pa.array([e[2] for _, e in events], pa.string()),
+        }
     )
-    stamp = _now()
+    writer.submit(lambda: writer.append("events", table))
 
-    def job() -> None:
-        if table is not None:
-            writer.append("llm_calls", table.append_column("run_id", const_column(run_id, table.num_rows)))
-        if not events:
-            return
-        writer.append(
-            "events",
-            pa.table(
-                {
-                    "run_id": const_column(run_id, len(events)),
-                    "ts": pa.array([stamp] * len(events), pa.timestamp("us", tz="UTC")),
-                    "round": pa.array([e[0] for _, e in events], pa.int32()),
-                    "kind": pa.array([e[1] for _, e in events], pa.string()),
-                    "host": pa.array([h for h, _ in events], pa.int32()),
-                    "detail": pa.array([e[2] for _, e in events], pa.string()),
-                }
-            ),
-        )
 
-    writer.submit(job)
-    if table is None:
+def llm_metrics(calls: pa.Table | None) -> dict[str, float]:
+    """A round's LLM metrics from its `llm_calls` rows: calls, errors, tokens, cost.
+
+    ``llm_cost`` is NaN when some successful call had no price (litellm knows none for
+    its model, and `LLMConfig.prices` gives none): unknown, not $0.
+    """
+    if calls is None:
         return dict.fromkeys(_LLM_METRICS, 0.0)
-    tokens = pc.sum(pc.add(table["prompt_tokens"], table["completion_tokens"])).as_py() or 0
+    tokens = pc.sum(pc.add(calls["prompt_tokens"], calls["completion_tokens"])).as_py() or 0
+    ok = pc.is_null(calls["error_type"])
+    unpriced = pc.sum(pc.and_(ok, pc.is_null(calls["cost"]))).as_py() or 0
+    cost = math.nan if unpriced else float(pc.sum(calls["cost"]).as_py() or 0.0)
     return {
-        "llm_calls": float(table.num_rows),
-        "llm_errors": float(table.num_rows - table["error_type"].null_count),
+        "llm_calls": float(calls.num_rows),
+        "llm_errors": float(calls.num_rows - calls["error_type"].null_count),
         "llm_tokens": float(tokens),
-        "llm_cost": float(pc.sum(table["cost"]).as_py() or 0.0),
+        "llm_cost": cost,
     }
+
+
+def _check_llm_errors(calls: pa.Table | None, round: int, max_rate: float | None) -> None:
+    """Stop a run whose LLM calls failed: all of a round's, or more than `max_rate` of them."""
+    if calls is None or max_rate is None:
+        return
+    failed = calls.filter(pc.is_valid(calls["error_type"]))
+    n, bad = calls.num_rows, failed.num_rows
+    if bad == 0 or (bad < n and bad / n <= max_rate):
+        return
+    kinds = Counter(failed["error_type"].to_pylist()).most_common()
+    shown = ", ".join(f"{k} {c}" for k, c in kinds)
+    example = failed["error"][0].as_py() or ""
+    raise LLMError(
+        f"{bad} of {n} LLM calls failed in round {round} ({shown}), over the limit of "
+        f"{max_rate:.0%}; the run stops as failed rather than read the silence as agreement. "
+        f"First error: {example[:300]} "
+        "Fix the model or endpoint (llm_calls holds every error), or raise --max-llm-error-rate."
+    )
 
 
 def _log_states(writer: LogWriter, run_id: str, runtime: Runtime, round: int) -> None:

@@ -10,6 +10,9 @@
   process, disk full, a query refused.
 - `ClusterError`  — Ray could not be started, joined, or lost a host.
 
+`RunInterrupted` (Ctrl-C or SIGTERM during a run) is a `KeyboardInterrupt`, not a
+`MootError`, so that ``except Exception`` does not swallow it.
+
 Errors from Ray, DuckDB and litellm are translated where moot calls them and
 chained with ``from``. All errors pickle (they cross actors), so any extra data
 is keyword-only.
@@ -26,6 +29,7 @@ __all__ = [
     "MootError",
     "ProtocolError",
     "QueryRefused",
+    "RunInterrupted",
 ]
 
 
@@ -59,3 +63,12 @@ class QueryRefused(LogError):
 
 class ClusterError(MootError):
     """Ray could not be started or joined, or a host was lost."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM: marked ``interrupted`` in its log, its rounds so far kept.
+
+    A `KeyboardInterrupt` (not a `MootError`), so that ``except Exception`` in a study
+    script does not swallow the user's Ctrl-C; its message names the run, its last
+    round and the log.
+    """

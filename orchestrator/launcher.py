@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,7 +17,7 @@ import pyarrow as pa
 
 from agents.agent import Agent
 from agents.llm import LLMAgent
-from agents.population import Population
+from agents.population import Choice, Population
 from orchestrator.coordinator import ProgressFn, RoundMetrics, RunControl, RunPlan, RunResult, run_rounds
 from orchestrator.errors import ConfigError
 from orchestrator.host import CHUNK
@@ -264,6 +266,44 @@ def _watched(
     return primary, fields
 
 
+SEED_LIMIT = 2**63
+"""Seeds are logged as BIGINT and feed counter-based draws: whole numbers in [0, 2**63)."""
+
+
+def _check_seed(seed: Any) -> int:
+    """The seed, if it is a whole number moot can log and draw from; else a `ConfigError`."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(
+            f"seed must be a whole number, got {seed!r} ({type(seed).__name__}); e.g. seed=7 "
+            "(hash a text first if you name seeds: int(hashlib.sha256(b'name').hexdigest()[:15], 16))."
+        )
+    if not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"seed must be in [0, 2**63), got {seed}; e.g. seed=7.")
+    return seed
+
+
+def _check_flood(cap: Any, on_flood: Any) -> None:
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ConfigError(f"message_cap must be a whole number >= 1 or None, got {cap!r}; e.g. 10000.")
+    if on_flood not in ("error", "truncate"):
+        raise ConfigError(f"on_flood must be 'error' or 'truncate', got {on_flood!r}.")
+
+
+def _check_memory(pop: Population) -> None:
+    """Refuse, before anything starts, a population whose state cannot fit in this machine's memory."""
+    need = pop.estimated_bytes()
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf (not Linux): no check
+        return
+    if need > have:
+        raise ConfigError(
+            f"A population of {len(pop):,} agents needs about {need / 2**30:,.1f} GiB for its state "
+            f"alone, more than this machine's {have / 2**30:,.1f} GiB of memory. Use fewer agents, "
+            "or a Ray cluster (--address) whose nodes together hold it."
+        )
+
+
 def _override(name: str, given: Any, overrides: Mapping[str, Any]) -> Any:
     if name not in overrides:
         return given
@@ -295,6 +335,8 @@ def launch(
     params: Mapping[str, Any] | None = None,
     llm: LLMConfig | None = None,
     trace: str | SpanExporter | None = None,
+    message_cap: int | None = 10_000,
+    on_flood: Literal["error", "truncate"] = "error",
     progress: ProgressFn | bool | None = None,
     wait: bool = True,
 ) -> Run:
@@ -333,6 +375,11 @@ def launch(
             ``OTEL_EXPORTER_OTLP_ENDPOINT`` and the other ``OTEL_*`` variables) or
             ``"jsonl"`` (files beside the log), or your own ``SpanExporter``.
             None: ``MOOT_TRACE``, else ``OTEL_TRACES_EXPORTER``, else none.
+        message_cap: Most messages one agent may send in one round (None: no cap); a
+            runaway agent is caught instead of flooding the log.
+        on_flood: What an agent over the cap gets: ``"error"`` (the run fails, naming
+            it) or ``"truncate"`` (its first `message_cap` messages are kept; an
+            ``events`` row says so).
         progress: A callback ``(round, metrics)``, True for a progress bar, or
             None: a bar when run by ``moot run script.py`` (``MOOT_PROGRESS=1``).
         wait: False returns at once with the run going on in the background:
@@ -357,6 +404,10 @@ def launch(
     messages = _override("messages", messages, overrides)
     stop = _override("stop", stop, overrides)
     trace = _override("trace", trace, overrides)
+    message_cap = _override("message_cap", message_cap, overrides)
+    on_flood = _override("on_flood", on_flood, overrides)
+    seed = _check_seed(seed)
+    _check_flood(message_cap, on_flood)
     pop = _population(population)
     llm = _llm_config(llm, pop, overrides.get("llm"))
     proto = _protocol(protocol)
@@ -366,6 +417,8 @@ def launch(
         raise ConfigError(f"rounds must be a whole number >= 1, got {rounds!r}.")
     if hosts is not None and hosts < 1:
         raise ConfigError(f"hosts must be >= 1, got {hosts}.")
+    if not (address or os.environ.get("MOOT_ADDRESS")):  # a cluster may hold more than this machine
+        _check_memory(pop)
     if state_every < 0:
         raise ConfigError(f"state_every must be >= 0 (0: first and last round only), got {state_every}.")
     mlog = MessageLog.parse(messages)
@@ -378,6 +431,12 @@ def launch(
     path = check_log_path(log)
     rt = _runtime(runtime or os.environ.get("MOOT_RUNTIME") or "ray", address, host_options)
     n_hosts = max(1, min(hosts or rt.default_hosts(), -(-len(pop) // CHUNK)))  # a host per chunk at most
+    if hosts is not None and n_hosts < hosts:
+        print(
+            f"moot: {n_hosts} host(s), not {hosts}: a host holds at least {CHUNK} agents and this "
+            f"population has {len(pop):,}",
+            file=sys.stderr,
+        )
     rid = _cli_run_id(overrides) or run_id or uuid.uuid4().hex[:12]
     config = {
         "protocol": proto.describe(),
@@ -417,6 +476,8 @@ def launch(
         llm=llm,
         llm_cache=cache,
         trace=trace_exporter,
+        message_cap=message_cap,
+        on_flood=on_flood,
     )
     try:
         writer = LogWriter(path)
@@ -428,7 +489,8 @@ def launch(
     if progress is None:
         progress = wait and os.environ.get("MOOT_PROGRESS") == "1"  # set by `moot run script.py`
     if wait:
-        _play(handle, plan, rt, writer, progress, control)
+        with _sigterm_interrupts():
+            _play(handle, plan, rt, writer, progress, control)
         return handle.wait()
     thread = threading.Thread(
         target=_play, args=(handle, plan, rt, writer, progress, control), name=f"moot-run-{rid}", daemon=True
@@ -449,6 +511,31 @@ def _cli_run_id(overrides: Mapping[str, Any]) -> str | None:
         return None
     _launches += 1
     return str(given) if _launches == 1 else f"{given}.{_launches}"
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While a run plays in the main thread, SIGTERM interrupts it as Ctrl-C does.
+
+    The run then ends ``interrupted`` with its rounds so far logged, instead of Ray's
+    own handler aborting the process (exit 134, a C++ stack dump).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except (ValueError, OSError):  # not allowed here (an embedded interpreter): leave it be
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _play(
@@ -503,7 +590,47 @@ def _llm_config(llm: LLMConfig | None, pop: Population, cli: Mapping[str, Any] |
             shown = ", ".join(f"{k}={v!r}" for k, v in changed.items() if k != "prices")
             print(f"moot: the command line sets the LLM's {shown} for this run", file=sys.stderr)
         config = config.with_overrides(**cli)
+    config.check_credentials(_models(pop))
+    if config.budget is not None:
+        _warn_unpriced(config, _models(pop))
     return config
+
+
+def _models(pop: Population) -> set[str]:
+    """The models the population's LLM agents ask for (their own, or a column's values)."""
+    out: set[str] = set()
+    for g in pop.groups:
+        if not issubclass(g.cls, LLMAgent):
+            continue
+        if g.agents is not None:
+            out.update(str(a.model) for a in g.agents)  # type: ignore[attr-defined]
+            continue
+        col = g.columns.get("model", g.cls.model_fields["model"].default)
+        if isinstance(col, Choice):
+            out.update(str(v) for v in col.values)
+        elif isinstance(col, (list, tuple)):
+            out.update(str(v) for v in col)
+        else:
+            out.add(str(col))
+    return out
+
+
+def _warn_unpriced(config: LLMConfig, models: set[str]) -> None:
+    """Say at the start when the budget cannot count a model: litellm has no price for it."""
+    from orchestrator.llm.gateway import _import_litellm
+
+    for model in sorted({config.model} if config.model else models):
+        if model in config.prices or model.startswith("moot/"):
+            continue
+        litellm = _import_litellm({})
+        known = model in litellm.model_cost or model.split("/", 1)[-1] in litellm.model_cost
+        if not known:
+            print(
+                f"moot: litellm has no price for {model!r}, so --budget cannot count its calls (their "
+                f"cost is logged NULL and shown as unknown); give --price {model}=PROMPT,COMPLETION "
+                "(dollars per token) or LLMConfig(prices=...).",
+                file=sys.stderr,
+            )
 
 
 def _serve_live(writer: LogWriter, path: Path) -> LiveServer | None:

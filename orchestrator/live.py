@@ -19,20 +19,20 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from orchestrator.errors import LogError, QueryRefused
-from orchestrator.log import run_query, scope_to_run
+from orchestrator.log import interruptible, live_file, run_query, scope_to_run
 
-__all__ = ["LiveServer", "answer", "ask", "check_read_only", "live_file"]
+__all__ = ["LIVE_TIMEOUT", "LiveServer", "answer", "ask", "check_read_only", "live_file"]
 
-
-def live_file(log: Path) -> Path:
-    """Where a live run announces its query server."""
-    return log.with_name(log.name + ".live")
+LIVE_TIMEOUT = 120.0
+"""Seconds a query on a live run may take at most: it runs inside the run's process, so a
+runaway must not hold it (a client may ask for less)."""
 
 
 def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
@@ -97,6 +97,9 @@ class LiveServer:
         self.con = con
         self.path = live_file(log)
         self.token = secrets.token_hex(16)
+        self._active: set[duckdb.DuckDBPyConnection] = set()  # cursors of queries in flight
+        self._lock = threading.Lock()
+        self._stopping = False
         server = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -127,10 +130,19 @@ class LiveServer:
                 raise QueryRefused("Query refused: wrong token for this live run.")
             sql = str(request["sql"])
             run_id = request.get("run_id")
-            cur = self.con.cursor()
+            asked = request.get("timeout")
+            limit = LIVE_TIMEOUT if asked is None else min(float(asked), LIVE_TIMEOUT)
+            with self._lock:
+                if self._stopping:
+                    raise LogError("The run is ending; ask again in a moment (the log is then closed).")
+                cur = self.con.cursor()
+                self._active.add(cur)
             try:
-                table = answer(cur, sql, None if run_id is None else str(run_id), bool(request.get("text")))
+                scope = None if run_id is None else str(run_id)
+                table = interruptible(cur, lambda: answer(cur, sql, scope, bool(request.get("text"))), limit)
             finally:
+                with self._lock:
+                    self._active.discard(cur)
                 cur.close()
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -144,16 +156,28 @@ class LiveServer:
             return
 
     def stop(self) -> None:
+        """Stop answering: queries still running are interrupted, so the writer can close."""
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            self._stopping = True
+            for cur in self._active:
+                cur.interrupt()
+        deadline = time.monotonic() + 10
+        while self._active and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def ask(
-    log: Path, sql: str, timeout: float = 60.0, *, run_id: str | None = None, text: bool = False
+    log: Path, sql: str, *, run_id: str | None = None, text: bool = False, timeout: float | None = None
 ) -> pa.Table | None:
-    """Ask the live run holding `log`; None if no live run announces itself."""
+    """Ask the live run holding `log`; None if no live run announces itself.
+
+    The run stops the query after `timeout` seconds (at most `LIVE_TIMEOUT`); Ctrl-C here
+    closes the connection, which the run does not wait on.
+    """
     path = live_file(log)
     try:
         info = json.loads(path.read_text())
@@ -161,8 +185,9 @@ def ask(
     except (OSError, ValueError, KeyError):
         return None
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            request = {"token": token, "sql": sql, "run_id": run_id, "text": text}
+        wait = (LIVE_TIMEOUT if timeout is None else min(timeout, LIVE_TIMEOUT)) + 30
+        with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+            request = {"token": token, "sql": sql, "run_id": run_id, "text": text, "timeout": timeout}
             _send(sock, json.dumps(request).encode())
             reply = _recv(sock)
     except OSError:

@@ -19,9 +19,11 @@ import os
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -99,10 +101,19 @@ TABLES: tuple[Table, ...] = (
             ("versions", "JSON", "Versions of Python, moot and its dependencies."),
             ("n_agents", "BIGINT", "Population size."),
             ("n_hosts", "INTEGER", "Host actors (shards) the agents ran on."),
-            ("rounds", "INTEGER", "Rounds played."),
+            (
+                "rounds",
+                "INTEGER",
+                "Rounds played and logged (a failed run counts only rounds whose rows reached the log).",
+            ),
             ("messages", "BIGINT", "Messages delivered, whether or not each has a row in messages."),
             ("seconds", "DOUBLE", "Wall time of the run, set-up included."),
-            ("status", "VARCHAR", "running, finished or failed."),
+            (
+                "status",
+                "VARCHAR",
+                "running, finished, failed, interrupted (Ctrl-C or SIGTERM) or crashed (its process "
+                "ended without closing the run; set by the next process that opens the log to write).",
+            ),
             ("stop_reason", "VARCHAR", "Why it stopped: the stop rule that fired, rounds, or the error."),
             ("params", "JSON", "The user's parameters and tags (launch(params=...), moot run -p k=v)."),
             (
@@ -451,6 +462,55 @@ def _connect(path: Path, **kwargs: object) -> duckdb.DuckDBPyConnection:
         raise _translate(exc, path) from exc
 
 
+def live_file(log: Path) -> Path:
+    """Where a live run announces its query server (see `orchestrator.live`)."""
+    return log.with_name(log.name + ".live")
+
+
+ACTIVE: set[tuple[Path, str]] = set()
+"""(log, run_id) of the runs this process is playing now (`LogWriter.claim`)."""
+
+CRASHED = (
+    "crashed: its process ended without closing the run (killed, out of memory, or the disk "
+    "filled before the end was written); the log keeps every round logged so far"
+)
+
+
+def mark_crashed(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """Mark ``crashed`` every run left ``running`` by a process that is gone; clear its stale files.
+
+    Holding the writer's lock proves that no other process writes the file, so a
+    ``running`` run that this process is not playing has lost its process.
+    Its ``rounds`` and ``messages`` become what its logged rounds hold.
+
+    Returns:
+        The run ids marked.
+    """
+    ours = [run for log, run in ACTIVE if log == path]
+    rows = con.execute(
+        "SELECT run_id FROM runs WHERE status = 'running' AND NOT list_contains(?, run_id)", [ours]
+    ).fetchall()
+    lost = [str(r[0]) for r in rows]
+    for run_id in lost:
+        con.execute(
+            """UPDATE runs SET status = 'crashed', stop_reason = $1,
+                   rounds = (SELECT count(DISTINCT round) FROM metrics WHERE run_id = $2),
+                   messages = (SELECT coalesce(sum(value), 0)::BIGINT FROM metrics
+                               WHERE run_id = $2 AND name = 'messages')
+               WHERE run_id = $2""",
+            [CRASHED, run_id],
+        )
+        con.execute(
+            "INSERT INTO events (run_id, ts, round, kind, host, detail) "
+            "VALUES (?, now(), NULL, 'crashed', NULL, ?)",
+            [run_id, f"found by process {os.getpid()} opening the log"],
+        )
+    stale = live_file(path)
+    if not ours and stale.exists():  # announced by a process that no longer holds the log
+        stale.unlink(missing_ok=True)
+    return lost
+
+
 class LogWriter:
     """The one writer of a log file. Appends Arrow tables; a background thread can do it.
 
@@ -467,6 +527,7 @@ class LogWriter:
         try:
             self.con.execute(schema_sql())
             ensure_kinds(self.con, KINDS)
+            self.crashed = mark_crashed(self.con, self.path)
             # The writer only appends Arrow it was handed: no files, no settings. This
             # makes its cursors safe to answer users' read-only queries during a run.
             self.con.execute("SET enable_external_access = false")
@@ -502,6 +563,14 @@ class LogWriter:
             ensure_kinds(self.con, kinds)
         except duckdb.Error as exc:
             raise _translate(exc, self.path) from exc
+
+    def claim(self, run_id: str) -> None:
+        """Note that this process plays `run_id` (so another writer here does not mark it crashed)."""
+        ACTIVE.add((self.path, run_id))
+
+    def release(self, run_id: str) -> None:
+        """The run has ended (finished, failed or interrupted): its row says so."""
+        ACTIVE.discard((self.path, run_id))
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on the writer's connection: how a live run answers queries."""
@@ -585,8 +654,56 @@ def scope_to_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         )
 
 
+def interruptible(
+    con: duckdb.DuckDBPyConnection, work: Callable[[], pa.Table], timeout: float | None
+) -> pa.Table:
+    """Run `work` (a query on `con`) so that Ctrl-C and a `timeout` (seconds) stop it.
+
+    DuckDB holds the GIL only between its own steps, so the query runs on a helper
+    thread while this one waits; either way out calls ``con.interrupt()``.
+
+    Raises:
+        LogError: The query ran past `timeout`.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()  # not Thread.join: an interrupted join can wrongly report the end
+
+    def run() -> None:
+        try:
+            box["result"] = work()
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="moot-query", daemon=True).start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while not done.wait(0.05):
+            if deadline is not None and time.monotonic() > deadline:
+                con.interrupt()
+                done.wait()
+                raise LogError(
+                    f"Query stopped after {timeout:g} s (its time limit); narrow it (a WHERE on run_id "
+                    "or round, a LIMIT) or give more time with --timeout."
+                )
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.wait()
+        raise
+    if "error" in box:
+        raise box["error"]
+    result: pa.Table = box["result"]
+    return result
+
+
 def query(
-    path: str | os.PathLike[str], sql: str, *, run_id: str | None = None, text: bool = False
+    path: str | os.PathLike[str],
+    sql: str,
+    *,
+    run_id: str | None = None,
+    text: bool = False,
+    timeout: float | None = None,
 ) -> pa.Table:
     """Run one read-only query on a log and return Arrow.
 
@@ -598,6 +715,8 @@ def query(
         run_id: Scope every table to this run (see `scope_to_run`); None sees every run.
         text: Return every non-numeric column as text (nested types as JSON),
             which any output format can print.
+        timeout: Seconds the query may take (None: no limit; a live run applies its own,
+            `orchestrator.live.LIVE_TIMEOUT`, at most). Ctrl-C stops it either way.
 
     Raises:
         QueryRefused: The query tried to write, touch files, or change settings.
@@ -608,14 +727,14 @@ def query(
     except LogError:
         from orchestrator.live import ask
 
-        live = ask(Path(path).expanduser(), sql, run_id=run_id, text=text)  # a live run holds the log
-        if live is None:
+        live = ask(Path(path).expanduser(), sql, run_id=run_id, text=text, timeout=timeout)
+        if live is None:  # no live run holds the log
             raise
         return live
     try:
         if run_id is not None:
             scope_to_run(con, run_id)
-        return run_query(con, sql, text=text)
+        return interruptible(con, lambda: run_query(con, sql, text=text), timeout)
     finally:
         con.close()
 

@@ -17,6 +17,7 @@ as JSON lines in files beside the log).
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Iterator, Mapping, Sequence
@@ -222,7 +223,8 @@ class Tracing:
         if "llm_calls" in metrics:
             self._calls.add(int(metrics["llm_calls"]))
             self._tokens.add(int(metrics["llm_tokens"]))
-            self._cost.add(metrics["llm_cost"])
+            if math.isfinite(metrics["llm_cost"]):  # NaN: a model with no price (cost unknown)
+                self._cost.add(metrics["llm_cost"])
         if peak_in_flight is not None:
             self._in_flight.set(peak_in_flight)
 

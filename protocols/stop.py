@@ -112,7 +112,9 @@ class Stationary(StopRule):
     Reads the ``max_change`` metric: the largest absolute change of any numeric
     state field of any agent in the round. Models that settle into clusters
     (Hegselmann-Krause) stop here instead of spending the whole budget. Round 0
-    never counts: in a message-passing protocol agents have heard nothing yet.
+    never counts: in a message-passing protocol agents have heard nothing yet. Nor
+    does a round in which nothing acted (no message, no action: every LLM call
+    failed, say): a state that nobody touched is not a state that settled.
     """
 
     tol: float = 1e-9
@@ -126,7 +128,9 @@ class Stationary(StopRule):
 
     def check(self, round: int, metrics: Metrics) -> str | None:
         change = metrics.get("max_change")
-        calm = 0 if round == 0 or change is None or change > self.tol else self.__dict__.get("_calm", 0) + 1
+        idle = metrics.get("messages") == 0 and not metrics.get("actions")  # nothing acted: no evidence
+        still = change is not None and change <= self.tol and not idle
+        calm = self.__dict__.get("_calm", 0) + 1 if still and round > 0 else 0
         self.__dict__["_calm"] = calm  # consecutive calm rounds; reset at round 0 of every run
         return "stationary" if calm >= self.patience else None
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["FORWARDED_ENV", "LLMConfig", "OFFLINE_ENV", "forwarded_env"]
+__all__ = ["FORWARDED_ENV", "LLMConfig", "OFFLINE_ENV", "Redactor", "forwarded_env"]
 
 OFFLINE_ENV = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no fetch of the price list at import
@@ -27,6 +27,43 @@ FORWARDED_ENV = re.compile(r"^[A-Z0-9_]*(_API_KEY|_API_BASE|_API_VERSION|_BASE_U
 def forwarded_env(extra: tuple[str, ...] = ()) -> dict[str, str]:
     """The driver's provider keys and endpoints, for hosts on nodes that lack them."""
     return {k: v for k, v in os.environ.items() if FORWARDED_ENV.match(k) or k in extra}
+
+
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.I)
+_SHAPED = (
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 [REDACTED]"),
+    (re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_-]{8,}"), r"\1-[REDACTED]"),
+    (re.compile(r"(?i)\b(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"), r"\1[REDACTED]"),
+)
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """Removes API keys from text before it is logged, cached, traced or printed.
+
+    Every configured key (the values of ``*_API_KEY``-like variables a host was handed,
+    and of `LLMConfig.api_key_env`) is replaced by ``[REDACTED]``, and so is anything
+    shaped like one (``Bearer ...``, ``sk-...``, ``api_key=...``): a provider may echo
+    the Authorization header in its error body.
+    """
+
+    secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: dict[str, str], key_env: str | None = None) -> Redactor:
+        names = {k for k in (*env, *os.environ) if _SECRET_NAME.search(k)}
+        if key_env:
+            names.add(key_env)
+        values = {env.get(k) or os.environ.get(k) or "" for k in names}
+        # Longest first, so that a key that contains another is removed whole.
+        return cls(tuple(sorted((v for v in values if len(v) >= 6), key=len, reverse=True)))
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "[REDACTED]")
+        for pattern, repl in _SHAPED:
+            text = pattern.sub(repl, text)
+        return text
 
 
 @dataclass(frozen=True)
@@ -60,6 +97,9 @@ class LLMConfig:
             ``{"openai/my-model": (1e-6, 2e-6)}`` (prompt, completion).
         reply_attempts: How many times an agent asks again when a reply does not fit the
             protocol's reply model (the error is shown to the model each time).
+        max_error_rate: A round in which every LLM call failed, or more than this share of
+            them, ends the run as ``failed`` with an `LLMError` that says so (None: never),
+            so that an outage is never read as agents that agree.
     """
 
     model: str | None = None
@@ -76,6 +116,7 @@ class LLMConfig:
     cache: str | None = None
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     reply_attempts: int = 2
+    max_error_rate: float | None = 0.5
 
     def __post_init__(self) -> None:
         checks = [
@@ -88,6 +129,12 @@ class LLMConfig:
             ("backoff", self.backoff, self.backoff >= 0, "e.g. 0.5"),
             ("budget", self.budget, self.budget is None or self.budget >= 0, "dollars, e.g. 5.0"),
             ("reply_attempts", self.reply_attempts, self.reply_attempts >= 1, "e.g. 2"),
+            (
+                "max_error_rate",
+                self.max_error_rate,
+                self.max_error_rate is None or 0 <= self.max_error_rate <= 1,
+                "a share in [0, 1], e.g. 0.5 (1: fail only when every call of a round fails)",
+            ),
         ]
         for name, value, ok, hint in checks:
             if not ok:
@@ -113,6 +160,35 @@ class LLMConfig:
         if self.cache == "":
             return None
         return Path(self.cache) if self.cache else log.with_name(log.name + ".llm-cache")
+
+    def check_credentials(self, models: set[str]) -> None:
+        """Refuse, before round 0, a run whose provider key is not set (no call could succeed).
+
+        Args:
+            models: The models the run's agents ask for (`model` overrides them all).
+        """
+        if self.api_key_env:
+            if not os.environ.get(self.api_key_env):
+                raise ConfigError(
+                    f"LLMConfig.api_key_env names {self.api_key_env}, which is not set in this "
+                    f"environment; export {self.api_key_env}=... before the run."
+                )
+            return
+        from orchestrator.llm.gateway import _import_litellm
+
+        for model in sorted({self.model} if self.model else models):
+            if model.startswith("moot/"):
+                continue
+            litellm = _import_litellm({})
+            try:
+                missing = litellm.validate_environment(model).get("missing_keys") or []
+            except Exception:  # litellm cannot tell for this provider: the first call will
+                continue
+            if missing:
+                raise ConfigError(
+                    f"Model {model!r} needs {', '.join(missing)}, which is not set in this environment; "
+                    f"export it before the run (or give LLMConfig(api_key_env=NAME) for a local server)."
+                )
 
     def per_host_in_flight(self, hosts: int) -> int:
         """Each host's share of `max_in_flight`."""

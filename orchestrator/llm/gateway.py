@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orchestrator.llm.config import OFFLINE_ENV, LLMConfig
+from orchestrator.llm.config import OFFLINE_ENV, LLMConfig, Redactor
 from orchestrator.llm.service import Admission, LLMService, Request, Settlement
 
 __all__ = ["CALL_COLUMNS", "Completion", "Gateway", "LLMSetup", "LocalLink", "ServiceLink", "cache_key"]
@@ -42,6 +43,13 @@ _MAX_BACKOFF = 30.0
 _LATE = 0.05
 """Seconds a granted call may start late before it asks for a new slot."""
 _MAX_READMIT = 20
+MAX_ANSWER = 65_536
+"""Characters of an answer moot keeps at most: a longer one is a failed call (``too_long``),
+never cached, shown to an agent or logged whole."""
+_AUTH = re.compile(
+    r"missing credentials|api[ _-]?key|authenticat|unauthori[sz]ed|permission denied|forbidden", re.I
+)
+"""Provider errors that no retry can mend (a missing or wrong key): classified ``auth``."""
 
 
 class ServiceLink(Protocol):
@@ -100,6 +108,8 @@ class Completion:
     cached: bool = False
     row: int = -1
     finish_reason: str | None = None
+    cache: tuple[str, dict[str, Any]] | None = field(default=None, repr=False)
+    """(key, record) to cache once the agent has validated the answer (set by the gateway)."""
 
     @property
     def ok(self) -> bool:
@@ -198,6 +208,8 @@ class Gateway:
         self._events: list[tuple[int, int, str, str]] = []
         self._unpriced: set[str] = set()
         self._priced = False
+        self._cacheable: dict[int, tuple[str, dict[str, Any]]] = {}  # row -> (key, record)
+        self.redact = Redactor.from_env(setup.env, self.config.api_key_env)
 
     # -- what agents call ------------------------------------------------------------------
 
@@ -243,24 +255,32 @@ class Gateway:
             span = (through, time.time_ns())
         row["latency_s"] = time.perf_counter() - started
         out.row = self._add_row(row)
+        if out.cache is not None:  # cached only once the agent has validated it (`reject`)
+            self._cacheable[out.row] = out.cache
+            out.cache = None
         self._spans.append(span)
         out.model = model
         return out
 
     def reject(self, completion: Completion, error_type: str, error: str) -> None:
-        """Mark a call whose answer the agent could not use (its row gets the error)."""
+        """Mark a call whose answer the agent could not use (its row gets the error; the answer
+        is not cached)."""
+        self._cacheable.pop(completion.row, None)
         if 0 <= completion.row < len(self._rows["error_type"]):
             self._rows["error_type"][completion.row] = error_type
-            self._rows["error"][completion.row] = error[:500]
+            self._rows["error"][completion.row] = self.redact(error)[:500]
 
     def note(self, round: int, kind: str, detail: str, agent: int = -1) -> None:
         """Record an event (an agent that gave up this round), for the ``events`` table."""
-        self._events.append((round, agent, kind, detail[:1000]))
+        self._events.append((round, agent, kind, self.redact(detail)[:1000]))
 
     # -- what the host calls ------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Send the settlements still held (end of the host's round)."""
+        """Send the settlements still held, and the answers to cache (end of the host's round)."""
+        for key, record in self._cacheable.values():
+            self._settle.append(Settlement(-1, 0, 0.0, key, record))
+        self._cacheable = {}
         if self._settle:
             done, self._settle = self._settle, []
             await self.link.admit([], done)
@@ -376,6 +396,10 @@ class Gateway:
                 self._settle.append(Settlement(admission.ticket, 0, 0.0))
                 if model.startswith("moot/"):  # an offline model's failure is a bug, not weather
                     return self._failed(row, "offline_model", _describe(exc, kind))
+                if kind in ("AuthenticationError", "PermissionDeniedError") or (
+                    kind != "RateLimitError" and _AUTH.search(str(exc))
+                ):
+                    return self._failed(row, "auth", _describe(exc, kind))  # no retry mends a key
                 if kind not in _RETRYABLE or attempt >= cfg.max_attempts:
                     return self._failed(row, _error_type(kind), _describe(exc, kind))
                 wait = _retry_after(exc)
@@ -392,6 +416,11 @@ class Gateway:
     ) -> Completion:
         choice = resp.choices[0]
         text = choice.message.content or ""
+        if len(text) > MAX_ANSWER:
+            self._settle.append(Settlement(admission.ticket, 0, 0.0))
+            return self._failed(
+                row, "too_long", f"the answer has {len(text):,} characters, over moot's {MAX_ANSWER:,}"
+            )
         usage = getattr(resp, "usage", None)
         pt = int(getattr(usage, "prompt_tokens", 0) or 0)
         ct = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -409,18 +438,12 @@ class Gateway:
         finish = getattr(choice, "finish_reason", None)
         row.update(prompt_tokens=pt, completion_tokens=ct, cost=cost, finish_reason=finish)
         record = {"text": text, "prompt_tokens": pt, "completion_tokens": ct, "finish_reason": finish}
-        self._settle.append(
-            Settlement(
-                admission.ticket,
-                pt + ct,
-                float(cost or 0.0),
-                key if self.config.cache != "" else None,
-                record,
-            )
-        )
-        return Completion(text, finish_reason=finish)
+        self._settle.append(Settlement(admission.ticket, pt + ct, float(cost or 0.0)))
+        cache = (key, record) if self.config.cache != "" else None
+        return Completion(text, finish_reason=finish, cache=cache)
 
     def _failed(self, row: dict[str, Any], error_type: str, error: str) -> Completion:
+        error = self.redact(error)
         row.update(error_type=error_type, error=error[:500], cache_hit=False)
         return Completion("", error_type=error_type, error=error)
 

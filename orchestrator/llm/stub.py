@@ -55,6 +55,10 @@ class StubServer:
         retry_after: The Retry-After value sent with a 429 (None: no header).
         hang: Never answer (until the server stops).
         reply: Overrides the answer: ``reply(request body) -> content``.
+        error_status: Answer every request with this HTTP status and an OpenAI-style error
+            body (0: answer normally).
+        echo_auth: Put the request's Authorization header into that error's text, as some
+            proxies and self-hosted servers do.
     """
 
     latency: float = 0.0
@@ -63,6 +67,8 @@ class StubServer:
     retry_after: str | None = "1"
     hang: bool = False
     reply: Callable[[dict[str, Any]], str] | None = None
+    error_status: int = 0
+    echo_auth: bool = False
     requests: list[Request] = field(default_factory=list)
     port: int = 0
 
@@ -132,6 +138,12 @@ class StubServer:
                 "error": {"message": "Rate limit reached (stub)", "type": "rate_limit_error", "code": "429"}
             }
             return web.json_response(error, status=429, headers=headers)
+        if self.error_status:
+            said = "Incorrect API key provided: " + request.headers.get("Authorization", "")
+            message = said if self.echo_auth else f"The stub fails with {self.error_status}"
+            kind = "server_error" if self.error_status >= 500 else "invalid_request_error"
+            error = {"error": {"message": message, "type": kind}}
+            return web.json_response(error, status=self.error_status)
         if self.latency:
             await asyncio.sleep(self.latency)
         schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema", {})

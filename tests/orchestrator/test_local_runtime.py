@@ -214,7 +214,14 @@ def test_agent_that_raises_is_named_with_its_cause(log_path: Path) -> None:
         launch(
             Population.of(Boom, 64), Gossip(SmallWorld(k=4, p=0.0)), rounds=3, log=log_path, runtime="local"
         )
-    assert str(info.value) == "Agent 5 (Boom).act raised ValueError('no opinion today') in round 1."
+    first, *frames = str(info.value).splitlines()
+    assert first == "Agent 5 (Boom).act raised ValueError('no opinion today') in round 1."
+    # The agent's own frames follow, down to the line that raised (and none of the host's).
+    helpers = str(Path(__file__).with_name("helpers.py"))
+    assert frames[0] == "In the agent's code (most recent call last):"
+    assert frames[1].startswith(f'  File "{helpers}", line ') and frames[1].endswith(", in act")
+    assert frames[2] == '    raise ValueError("no opinion today")'
+    assert len(frames) == 3
     assert isinstance(info.value.__cause__, ValueError)
 
 
