@@ -387,16 +387,18 @@ def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = Non
         "hosts",
         "rounds",
         "messages",
+        "actions",
         "final_spread",
         "stop_reason",
         "seconds",
         "messages_per_second",
+        "actions_per_second",
         "llm_calls",
         "llm_errors",
         "llm_tokens",
         "llm_cost",
     ):
-        if key.startswith("llm_") and key not in summary:
+        if key not in summary:  # only what means something for this protocol
             continue
         value = summary.get(key)
         if key in ("llm_calls", "llm_errors", "llm_tokens"):
@@ -412,7 +414,7 @@ def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = Non
         )
         table.add_row(key.replace("_", " "), shown)
     for key, value in (final or {}).items():  # the protocol's own metrics (a task score, ...)
-        if key not in _STANDARD and "." not in key:
+        if key not in _STANDARD and key not in summary and "." not in key:
             table.add_row(key.replace("_", " "), f"{value:.6g}")
     console.print(table)
     console.print(f"log: [bold]{summary['log']}[/] (run_id {summary['run_id']})")

@@ -159,6 +159,8 @@ class RunResult:
     setup_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     llm: dict[str, float] = field(default_factory=dict)
+    actions: int = 0
+    """Actions on the protocol's world (moves, answers, posts), which are not messages."""
 
 
 def _versions() -> dict[str, str]:
@@ -221,7 +223,7 @@ def run_rounds(
     )
     for name, sql in plan.protocol.views().items():  # the protocol's own questions, as SQL
         writer.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
-    total = 0
+    total = actions = 0
     done_rounds = 0
     reason = "rounds"
     final: RoundMetrics = {}
@@ -332,6 +334,7 @@ def run_rounds(
                 for k in _LLM_METRICS:
                     llm_totals[k] = llm_totals.get(k, 0.0) + metrics[k]
             total += int(metrics["messages"])
+            actions += int(metrics.get("actions", 0))
             done_rounds = r + 1
             final = metrics
             if tracing is not None:
@@ -388,7 +391,9 @@ def run_rounds(
         [_now(), done_rounds, total, seconds, reason, run_id],
     )
     nodes = sorted({n for _, n in placement})
-    return RunResult(run_id, done_rounds, total, seconds, reason, final, nodes, setup, timings, llm_totals)
+    return RunResult(
+        run_id, done_rounds, total, seconds, reason, final, nodes, setup, timings, llm_totals, actions
+    )
 
 
 def _record_end(

@@ -189,21 +189,33 @@ class Run:
         return query(self.log, query_text, run_id=scope)
 
     def summary(self) -> dict[str, Any]:
-        """The run's headline numbers."""
-        return {
+        """The run's headline numbers: only those that mean something for its protocol.
+
+        ``messages`` counts messages between agents; ``actions`` (with a world) counts
+        what agents did to it (moves, answers, posts); ``final_spread`` and ``final_mean``
+        appear when the run watches a numeric field.
+        """
+        out: dict[str, Any] = {
             "run_id": self.run_id,
             "agents": self.n_agents,
             "hosts": self.hosts,
             "rounds": self.rounds,
             "messages": self.messages,
-            "final_spread": self.final.get("spread"),
-            "final_mean": self.final.get("mean"),
-            "stop_reason": self.stop_reason,
-            "seconds": round(self.seconds, 3),
-            "messages_per_second": round(self.messages / self.seconds) if self.seconds else None,
-            "log": str(self.log),
-            **self.result.llm,  # llm_calls, llm_errors, llm_tokens, llm_cost (LLM runs)
         }
+        if self.result.actions:
+            out["actions"] = self.result.actions
+        for key in ("spread", "mean"):
+            if key in self.final:
+                out[f"final_{key}"] = self.final[key]
+        out["stop_reason"] = self.stop_reason
+        out["seconds"] = round(self.seconds, 3)
+        done = self.messages + self.result.actions
+        out["messages_per_second" if self.messages else "actions_per_second"] = (
+            round(done / self.seconds) if self.seconds else None
+        )
+        out["log"] = str(self.log)
+        out.update(self.result.llm)  # llm_calls, llm_errors, llm_tokens, llm_cost (LLM runs)
+        return out
 
     def __repr__(self) -> str:
         state = f"stop_reason={self.stop_reason!r}" if self.done() and self._error is None else "running"

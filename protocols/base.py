@@ -129,7 +129,7 @@ class MessageProtocol(ABC):
     """Message kinds this protocol adds to the core ones (`agents.KINDS`)."""
     action_kinds: ClassVar[tuple[str, ...]] = ()
     """Kinds that are actions on the world (applied by `World.apply`, never delivered to agents)."""
-    replies: ClassVar[tuple[type[Reply], ...]] = ()
+    replies: tuple[type[Reply], ...] = ()
     """The reply models agents may return from `act` (an LLM agent asks its model for one)."""
 
     @abstractmethod

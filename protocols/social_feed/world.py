@@ -379,8 +379,10 @@ class FeedWorld(World):
             refuse(rows[~ok], lambda i, k=k: f"user {int(value[i])} cannot be {k}ed")
             rows, users, other = rows[ok], users[ok], other[ok]
             keys = _keys(users, other)
-            if k == "mute":
-                self.muted = _add(self.muted, keys)
+            if k == "mute":  # OASIS refuses a second mute of the same user, as a second follow
+                fresh = _first(keys) & ~_member(keys, self.muted)
+                refuse(rows[~fresh], lambda i: f"already muted user {int(value[i])}")
+                self.muted = _add(self.muted, keys[fresh])
                 continue
             present = _member(keys, self.follows)
             if k == "unfollow":

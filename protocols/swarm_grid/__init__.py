@@ -29,6 +29,7 @@ from protocols.swarm_grid.agents import (
     ForageHeuristic,
     PursuitHeuristic,
     SwarmMove,
+    SwarmStep,
     SyncHeuristic,
     TransportHeuristic,
     VectorFlocker,
@@ -37,7 +38,7 @@ from protocols.swarm_grid.agents import (
 from protocols.swarm_grid.tasks import LARGE, TASKS, layout
 from protocols.swarm_grid.world import ACTIONS, GridView, GridWorld
 
-__all__ = ["ACTIONS", "GridView", "GridWorld", "SwarmGrid", "SwarmMove"]
+__all__ = ["ACTIONS", "GridView", "GridWorld", "SwarmGrid", "SwarmMove", "SwarmStep"]
 
 _HEURISTICS: dict[str, type[Agent]] = {
     "pursuit": PursuitHeuristic,
@@ -77,7 +78,7 @@ class SwarmGrid(MessageProtocol):
     )
     kinds = ("move", "say")
     action_kinds = ("move",)
-    replies = (SwarmMove,)
+    replies: tuple[type[SwarmMove], ...] = (SwarmMove,)  # per task (see __init__)
 
     def __init__(
         self,
@@ -110,6 +111,8 @@ class SwarmGrid(MessageProtocol):
                 "use physics='exact' (or 'auto')."
             )
         self.task = task
+        # Each task's own actions: SWITCH only where there are lights to switch.
+        self.replies = (SwarmMove,) if task == "synchronization" else (SwarmStep,)
         self.size = (h, w)
         self.view = view
         self.max_round = max_round

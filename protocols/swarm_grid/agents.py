@@ -27,6 +27,7 @@ __all__ = [
     "PursuitHeuristic",
     "SwarmMove",
     "SyncHeuristic",
+    "SwarmStep",
     "TransportHeuristic",
     "VectorFlocker",
     "VectorForager",
@@ -79,6 +80,21 @@ class SwarmMove(Reply):
                 text = text[:MESSAGE_LIMIT] + "..."
             out.append(Message(kind="say", text=text))
         return out
+
+
+# The reply LLM agents are asked for in every task but synchronization: a model is never
+# offered an action its task lacks, and an answer of SWITCH there is an invalid reply (asked
+# again with the error shown), never a crash. Its docstring is part of the schema models see.
+class SwarmStep(SwarmMove):
+    """One round's decision: a move, and optionally a message to the agents within view.
+
+    Attributes:
+        action: UP, DOWN, LEFT, RIGHT or STAY.
+        message: Heard next round by every agent within view, anonymously; cut at
+            120 characters (then ``...``).
+    """
+
+    action: Literal["UP", "DOWN", "LEFT", "RIGHT", "STAY"]  # type: ignore[assignment]
 
 
 def _current_view(prompt: str) -> list[list[str]]:

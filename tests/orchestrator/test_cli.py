@@ -47,6 +47,29 @@ def test_run_builtin_study_in_process(tmp_path: Path) -> None:
     con.close()
 
 
+@pytest.mark.parametrize(
+    ("protocol", "kind", "agents"), [("debate", "answer", "120"), ("swarm_grid", "move", "12")]
+)
+def test_a_world_protocols_summary_counts_its_actions_and_shows_no_spread(
+    tmp_path: Path, protocol: str, kind: str, agents: str
+) -> None:
+    log = tmp_path / "world.duckdb"
+    args = ["run", "--local", "--protocol", protocol, "--agents", agents, "--rounds", "3", "--log", str(log)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(log), read_only=True)
+    (actions,) = con.execute(f"SELECT count(*) FROM messages WHERE kind = '{kind}'").fetchone()  # type: ignore[misc]
+    con.close()
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in result.output.splitlines()
+        if line.count("│") == 3
+    }
+    assert actions > 0 and rows["actions"] == f"{actions:,}"
+    assert "final spread" not in rows and "messages per second" not in rows
+    assert "actions per second" in rows
+
+
 def test_run_unknown_protocol_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["run", "--local", "--protocol", "gosip", "--log", str(tmp_path / "x.duckdb")]

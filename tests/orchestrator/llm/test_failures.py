@@ -208,3 +208,38 @@ def test_an_unpriced_model_under_a_budget_is_said_and_its_cost_is_unknown(
     with StubServer() as stub:  # priced: a number again
         priced = _run(stub, log_path, rounds=1, budget=1.0, prices={MODEL: (1e-6, 2e-6)})
     assert priced.summary()["llm_cost"] > 0
+
+
+def _switch_for_agent_0(body: dict[str, Any]) -> str:
+    agent = int(re.search(r"You are agent (\d+)\.", body["messages"][1]["content"]).group(1))  # type: ignore[union-attr]
+    return json.dumps({"action": "SWITCH" if agent == 0 else "UP"})
+
+
+def test_an_action_the_task_lacks_is_an_invalid_reply_not_a_crash(log_path: Path) -> None:
+    from agents.llm import LLMAgent
+    from protocols.swarm_grid import SwarmGrid
+
+    with StubServer(reply=_switch_for_agent_0) as stub:
+        run = launch(
+            Population.of(LLMAgent, 4),
+            SwarmGrid(task="pursuit"),
+            rounds=2,
+            seed=3,
+            log=log_path,
+            runtime="local",
+            llm=LLMConfig(
+                model=MODEL, api_base=stub.url, api_key_env="MOOT_TEST_KEY", cache="", reply_attempts=2
+            ),
+        )
+    assert run.rounds == 2
+    assert _rows(
+        log_path,
+        "SELECT agent, count(*), min(error_type) FROM llm_calls WHERE error_type IS NOT NULL GROUP BY 1",
+    ) == [
+        (0, 4, "schema")  # asked twice a round, the error shown, in both rounds
+    ]
+    assert _rows(
+        log_path, "SELECT count(*) FROM events WHERE kind = 'llm_reply_invalid' AND detail LIKE 'agent 0 %'"
+    ) == [(2,)]
+    moves = _rows(log_path, "SELECT sender, count(*) FROM messages WHERE kind = 'move' GROUP BY 1 ORDER BY 1")
+    assert moves == [(1, 2), (2, 2), (3, 2)]  # agent 0 stayed put, logged as no move

@@ -3,6 +3,8 @@ broken answers, the budget and the cache, in-process and on the session's Ray cl
 
 from __future__ import annotations
 
+import json
+
 import time
 from pathlib import Path
 
@@ -218,7 +220,10 @@ def test_llm_agents_play_the_swarm_grid_through_http(log_path: Path) -> None:
             llm=config(stub, cache=""),
         )
         body = stub.requests[0].body
-    assert body["response_format"]["json_schema"]["name"] == "SwarmMove"
+    assert body["response_format"]["json_schema"]["name"] == "SwarmStep"  # foraging has no SWITCH
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["action"]["enum"] == ["UP", "DOWN", "LEFT", "RIGHT", "STAY"]
+    assert "SWITCH" not in json.dumps(schema)
     assert "Current Step:" in body["messages"][1]["content"]
     assert rows(log_path, "SELECT count(*) FROM messages WHERE kind = 'move'") == [(18,)]
     assert status(log_path, run.run_id) == "finished"

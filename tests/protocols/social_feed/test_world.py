@@ -69,6 +69,8 @@ def test_oasis_action_rules_and_refusals_are_rows_not_crashes(tmp_path: Path) ->
         (1, 1): [FeedAction(action="like_post", post_id=0)],
         (1, 2): [FeedAction(action="unfollow", user_id=3), FeedAction(action="unfollow", user_id=3)],
         (1, 4): [FeedAction(action="repost", post_id=0), FeedAction(action="repost", post_id=0)],
+        (0, 5): [FeedAction(action="mute", user_id=2), FeedAction(action="mute", user_id=2)],
+        (1, 5): [FeedAction(action="mute", user_id=2), FeedAction(action="mute", user_id=3)],
     }
     log, _ = run_script(tmp_path, plan, rounds=2)
     refused = rows(
@@ -77,9 +79,11 @@ def test_oasis_action_rules_and_refusals_are_rows_not_crashes(tmp_path: Path) ->
     assert refused == [
         (0, 1, "already liked post 0"),
         (0, 2, "post 99 does not exist"),
+        (0, 5, "already muted user 2"),  # OASIS refuses a second mute, in the round or later
         (1, 1, "already liked post 0"),
         (1, 2, "not following"),
         (1, 4, "already reposted post 0"),
+        (1, 5, "already muted user 2"),
     ]
     assert rows(log, "SELECT sender, receiver, value FROM messages WHERE kind = 'liked'") == [(1, 0, 0.0)]
     assert rows(
