@@ -280,6 +280,10 @@ def run_rounds(
             extra = (cfg.api_key_env,) if cfg.api_key_env else ()
             llm_setup = LLMSetup(cfg, service.link, forwarded_env(extra))
         compiled = router.describe()
+        notes = compiled.pop("notes", None)
+        for note in notes if isinstance(notes, list) else ():  # what the protocol saw in its input
+            print(f"moot: note: {note}", file=sys.stderr)
+            event("note", str(note))
         if compiled:
             proto_conf = config.get("protocol")
             config["protocol"] = {**(proto_conf if isinstance(proto_conf, dict) else {}), **compiled}

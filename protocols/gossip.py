@@ -273,7 +273,22 @@ class GossipRouter(Router):
         return weights
 
     def describe(self) -> dict[str, object]:
-        return {"topology": self.topology.describe()}
+        topology = self.topology.describe()
+        out: dict[str, object] = {"topology": topology}
+        notes = []
+        if topology.get("self_loops"):
+            notes.append(
+                f"the graph has {topology['self_loops']:,} self-loop(s): those agents hear themselves "
+                "(Gossip(strict_graph=True) refuses such a graph)"
+            )
+        if topology.get("isolated"):
+            notes.append(
+                f"the graph has {topology['isolated']:,} isolated node(s): those agents never hear "
+                "anyone, so the run may never reach consensus (Gossip(strict_graph=True) refuses it)"
+            )
+        if notes:
+            out["notes"] = notes
+        return out
 
 
 _OWN = re.compile(r"^opinion: ([-+0-9.eE]+)", re.M)
@@ -346,6 +361,8 @@ class Gossip(MessageProtocol):
         weight: The edge attribute of a networkx graph that holds influence
             weights (see `influence_graph`); agents then see each message's
             weight as ``inbox.weight`` / ``Message.weight``. None: unweighted.
+        strict_graph: Refuse a graph with self-loops or isolated nodes. By default such a
+            graph runs, and the run says what it has (on stderr and in ``events``).
 
     Example:
         >>> Gossip(graph=SmallWorld(k=6, p=0.3), fanout=2, mode="push-pull")
@@ -368,7 +385,9 @@ class Gossip(MessageProtocol):
         tolerance: float = 1e-2,
         field: str | None = None,
         weight: str | None = None,
+        strict_graph: bool = False,
     ) -> None:
+        self.strict_graph = strict_graph
         if mode not in _MODES:
             raise ConfigError(f"Unknown gossip mode {mode!r}; use 'push', 'pull', 'push-pull' or 'pairwise'.")
         if fanout is not None and (not isinstance(fanout, int) or isinstance(fanout, bool)):
@@ -420,6 +439,14 @@ class Gossip(MessageProtocol):
                     "give one node per agent."
                 )
         topo.check_weights()
+        if self.strict_graph:
+            loops, isolated = topo.oddities()
+            if loops or isolated:
+                raise ConfigError(
+                    f"The graph has {loops} self-loop(s) and {isolated} isolated node(s), and "
+                    "strict_graph=True refuses both; remove them (networkx: G.remove_edges_from("
+                    "nx.selfloop_edges(G)); connect or drop isolated nodes), or pass strict_graph=False."
+                )
         if self.mode == "pairwise":
             return GossipRouter(topo, self.mode, self.fanout, Pairs.of(topo))
         return GossipRouter(topo.precompute(sampled=self.fanout is not None), self.mode, self.fanout)
@@ -458,7 +485,7 @@ class Gossip(MessageProtocol):
             "tolerance": self.tolerance,
             "field": self._field,
             "weight": self.weight,
-        }
+        } | ({"strict_graph": True} if self.strict_graph else {})
 
     def __repr__(self) -> str:
         return f"Gossip(graph={self.graph!r}, fanout={self.fanout}, mode={self.mode!r})"

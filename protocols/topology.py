@@ -249,7 +249,19 @@ class Topology:
         out: dict[str, object] = {"nodes": self.n, "edges": len(self.targets), "sha256": digest.hexdigest()}
         if self.weights is not None:
             out["weighted"] = True
+        loops, isolated = self.oddities()
+        if loops:
+            out["self_loops"] = loops
+        if isolated:
+            out["isolated"] = isolated
         return out
+
+    def oddities(self) -> tuple[int, int]:
+        """(self-loops, isolated nodes): edges an agent sends to itself, and nodes with no edge
+        at all (they never hear anyone, nor does anyone hear them)."""
+        loops = int(np.count_nonzero(self.edge_source == self.targets))
+        isolated = int(np.count_nonzero((self.out_degree == 0) & (self.in_degree == 0)))
+        return loops, isolated
 
 
 def influence_graph(w: NDArray[np.float64] | list[list[float]]) -> nx.DiGraph:

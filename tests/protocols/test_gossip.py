@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -127,3 +129,36 @@ def test_sampled_routing_keeps_exactly_the_edges_the_edge_walk_keeps(mode: str, 
                 fast = router._sampled(senders, deg, rnd, 9)
                 walk = router._walk(senders, np.zeros(len(senders), np.int32), deg, rnd, 9)
                 assert np.array_equal(fast[0], walk[0]) and np.array_equal(fast[1], walk[1])
+
+
+def _oddball_graph():  # type: ignore[no-untyped-def]
+    """A 190-node ring with 19 self-loops, and 10 isolated nodes besides."""
+    g = nx.cycle_graph(190)
+    g.add_edges_from((i, i) for i in range(0, 200, 10) if i < 190)
+    g.add_nodes_from(range(190, 200))
+    return g
+
+
+def test_self_loops_and_isolated_nodes_are_said_or_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents import OpinionAgent, Population, Uniform
+    from orchestrator import ConfigError, launch
+
+    g = _oddball_graph()
+    loops, isolated = nx.number_of_selfloops(g), sum(1 for n in g if g.degree(n) == 0)  # networkx's count
+    assert (loops, isolated) == (19, 10)
+    pop = Population.of(OpinionAgent, 200, opinion=Uniform())
+    run = launch(pop, Gossip(g, fanout=2), rounds=2, log=tmp_path / "a.duckdb", runtime="local")
+    err = capsys.readouterr().err
+    assert f"moot: note: the graph has {loops} self-loop(s): those agents hear themselves" in err
+    assert f"moot: note: the graph has {isolated} isolated node(s): those agents never hear anyone" in err
+    assert run.sql("SELECT count(*) AS n FROM events WHERE kind = 'note'").to_pylist() == [{"n": 2}]
+    with pytest.raises(
+        ConfigError, match=rf"The graph has {loops} self-loop\(s\) and {isolated} isolated node\(s\)"
+    ):
+        launch(
+            pop, Gossip(g, fanout=2, strict_graph=True), rounds=2, log=tmp_path / "b.duckdb", runtime="local"
+        )
+    launch(pop, Gossip(nx.cycle_graph(200), fanout=2), rounds=1, log=tmp_path / "c.duckdb", runtime="local")
+    assert "note" not in capsys.readouterr().err  # a plain graph is not remarked on

@@ -4,7 +4,6 @@ broken answers, the budget and the cache, in-process and on the session's Ray cl
 from __future__ import annotations
 
 import json
-
 import time
 from pathlib import Path
 
