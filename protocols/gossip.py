@@ -477,7 +477,7 @@ class Gossip(MessageProtocol):
                 "type": type(self.graph).__name__,
                 "directed": bool(self.graph.is_directed()),
             }
-        return {
+        out: dict[str, object] = {
             "name": self.name,
             "graph": graph,
             "fanout": self.fanout,
@@ -485,7 +485,10 @@ class Gossip(MessageProtocol):
             "tolerance": self.tolerance,
             "field": self._field,
             "weight": self.weight,
-        } | ({"strict_graph": True} if self.strict_graph else {})
+        }
+        if self.strict_graph:  # (only when set: the configs of earlier logs stay the same)
+            out["strict_graph"] = True
+        return out
 
     def __repr__(self) -> str:
         return f"Gossip(graph={self.graph!r}, fanout={self.fanout}, mode={self.mode!r})"
