@@ -140,9 +140,14 @@ class RunControl:
         self.round = -1
         self.metrics: RoundMetrics = {}
         self.stop_requested: str | None = None
+        self.interrupted: str | None = None
 
     def request_stop(self, reason: str) -> None:
         self.stop_requested = reason
+
+    def interrupt(self, how: str) -> None:
+        """End the run ``interrupted`` once the round in progress is logged (Ctrl-C, SIGTERM)."""
+        self.interrupted = how
 
 
 @dataclass
@@ -346,6 +351,8 @@ def run_rounds(
             writer.submit(_round_logger(plan, writer, r, fetch, metrics, kinds, tracing, round_span))
             if plan.llm is not None:  # after the round is logged: its rows show what failed
                 _check_llm_errors(calls, r, plan.llm.max_error_rate)
+            if control is not None and control.interrupted:  # the round is whole in the log
+                raise KeyboardInterrupt(control.interrupted)
             if control is not None:
                 control.round, control.metrics = r, metrics
             if progress is not None:
@@ -371,9 +378,9 @@ def run_rounds(
         if tracing is not None:
             _close_tracing(tracing, run_span, done_rounds, f"{type(exc).__name__}: {exc}")
             tracing = None
-        _record_end(writer, run_id, runtime, exc, done_rounds, total, time.perf_counter() - started)
+        logged = _record_end(writer, run_id, runtime, exc, done_rounds, total, time.perf_counter() - started)
         if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
-            last = done_rounds - 1
+            last = logged - 1
             kept = f"rounds 0..{last}" if last >= 0 else "its set-up only"
             raise RunInterrupted(
                 f"moot: run {run_id} interrupted after round {last}; the log keeps {kept}: {writer.path}"
@@ -408,17 +415,28 @@ def _record_end(
     played: int,
     total: int,
     seconds: float,
-) -> None:
+) -> int:
     """Record a run that did not finish: ``interrupted`` (Ctrl-C, SIGTERM) or ``failed``.
 
     Whatever is logged stays: pending appends are finished first, an interrupted run
     also logs its last round's states, and ``rounds``/``messages`` count what reached
     the log (fewer than were played when appends failed, say on a full disk).
+
+    Returns:
+        The rounds logged.
     """
     interrupted = isinstance(exc, KeyboardInterrupt)
     with contextlib.suppress(MootError):
         writer.flush()
-    if interrupted and played > 0:
+    rounds, messages = played, total
+    with contextlib.suppress(Exception):
+        got = writer.con.execute(
+            "SELECT count(DISTINCT round), coalesce(sum(value) FILTER (name = 'messages'), 0) "
+            "FROM metrics WHERE run_id = ?",
+            [run_id],
+        ).fetchall()[0]
+        rounds, messages = min(played, int(got[0])), min(total, int(got[1]))
+    if interrupted and rounds == played > 0:  # (the agents' state is that of the last round logged)
         with contextlib.suppress(Exception):
             logged = writer.con.execute(
                 "SELECT count(*) FROM states WHERE run_id = ? AND round = ?", [run_id, played - 1]
@@ -429,14 +447,6 @@ def _record_end(
     detail = f"{type(exc).__name__}: {exc}"
     if interrupted:
         detail = f"interrupted ({str(exc) or 'Ctrl-C'})"
-    rounds, messages = played, total
-    with contextlib.suppress(Exception):
-        got = writer.con.execute(
-            "SELECT count(DISTINCT round), coalesce(sum(value) FILTER (name = 'messages'), 0) "
-            "FROM metrics WHERE run_id = ?",
-            [run_id],
-        ).fetchall()[0]
-        rounds, messages = min(played, int(got[0])), min(total, int(got[1]))
     with contextlib.suppress(MootError):
         writer.execute(
             "INSERT INTO events (run_id, ts, round, kind, host, detail) VALUES (?, ?, ?, ?, NULL, ?)",
@@ -455,6 +465,7 @@ def _record_end(
                 run_id,
             ],
         )
+    return rounds
 
 
 def _round_logger(

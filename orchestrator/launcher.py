@@ -501,7 +501,7 @@ def launch(
     if progress is None:
         progress = wait and os.environ.get("MOOT_PROGRESS") == "1"  # set by `moot run script.py`
     if wait:
-        with _sigterm_interrupts():
+        with _interrupts(control):
             _play(handle, plan, rt, writer, progress, control)
         return handle.wait()
     thread = threading.Thread(
@@ -526,28 +526,35 @@ def _cli_run_id(overrides: Mapping[str, Any]) -> str | None:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """While a run plays in the main thread, SIGTERM interrupts it as Ctrl-C does.
+def _interrupts(control: RunControl) -> Iterator[None]:
+    """While a run plays in the main thread, Ctrl-C and SIGTERM end it ``interrupted``.
 
-    The run then ends ``interrupted`` with its rounds so far logged, instead of Ray's
-    own handler aborting the process (exit 134, a C++ stack dump).
+    The first signal lets the round in progress finish and reach the log, then the run
+    ends with its last states logged; a second one stops at once. (Left alone, SIGTERM
+    would meet Ray's own handler: an abort, exit 134 and a C++ stack dump.)
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    names = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt("SIGTERM")
+        how = names.get(signal.Signals(signum), str(signum))
+        if control.interrupted is not None:
+            raise KeyboardInterrupt(how)
+        control.interrupt(how)
+        print(f"\nmoot: {how}: stopping after this round ({how} again stops at once)", file=sys.stderr)
 
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except (ValueError, OSError):  # not allowed here (an embedded interpreter): leave it be
+        previous = {sig: signal.signal(sig, interrupt) for sig in names}
+    except (ValueError, OSError):  # not allowed here (an embedded interpreter): leave them be
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _play(

@@ -450,6 +450,11 @@ def _translate(exc: duckdb.Error, path: Path) -> LogError:
             f"The disk holding {str(path)!r} is full; rows already appended are kept. "
             "Free space, or pass a log path on another disk."
         )
+    if "file too large" in text.lower():  # a file-size limit (ulimit -f, a quota)
+        return LogError(
+            f"The log {str(path)!r} reached the largest file this process may write (ulimit -f or a "
+            "quota); rows already appended are kept. Raise the limit, or log less (--messages sample:0.1)."
+        )
     if "not a valid duckdb" in text.lower() or "unable to open" in text.lower():
         return LogError(f"{str(path)!r} is not a DuckDB log ({text.splitlines()[0]}); pass a .duckdb file.")
     return LogError(f"DuckDB failed on {str(path)!r}: {text.splitlines()[0]}")

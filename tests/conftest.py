@@ -21,6 +21,18 @@ os.environ.pop("MOOT_ADDRESS", None)
 os.environ.pop("MOOT_RUNTIME", None)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that uses the session's Ray cluster carries the `ray` marker, so that
+    ``-m "not ray"`` runs no Ray at all."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "ray_cluster" in getattr(item, "fixturenames", ()) and item.get_closest_marker("ray") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"Tests use ray_cluster without @pytest.mark.ray: {', '.join(unmarked)}")
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[object]:
     """A real Ray cluster of two nodes on 127.0.0.1, one CPU each, started once.

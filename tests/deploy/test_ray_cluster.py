@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]  # it starts a Ray cluster of its own
 BIN = Path(sys.executable).parent
 
 

@@ -37,6 +37,7 @@ def test_information_spread_prints_the_seeded_posts_cascade(tmp_path: Path) -> N
     ).fetchall()
     con.close()
     line = next(x for x in out.splitlines() if x.strip().startswith("│") and x.split("│")[1].strip() == "5")
+    assert sorted(r[0] for r in last) == ["hot", "interest"]  # one row per recommender: the loop checks both
     for _, scale, depth, breadth in last:
         assert f"{scale} / {depth} / {breadth}" in line
 

@@ -111,7 +111,8 @@ def test_consensus_view_and_tables(log_path: Path) -> None:
     )
     assert run.stop_reason == "consensus" and run.final["spread"] < 1e-2
     view = run.sql("SELECT round, messages, spread FROM consensus_by_round ORDER BY round").to_pandas()
-    assert len(view) == run.rounds and view["messages"].sum() == run.messages
+    logged = run.sql("SELECT count(*) AS c FROM messages").column("c")[0].as_py()  # every message a row
+    assert len(view) == run.rounds and view["messages"].sum() == run.messages == logged
     assert view["spread"].iloc[-1] < 1e-2 <= view["spread"].iloc[-2]
     counts = run.sql(
         "SELECT (SELECT count(*) FROM agents) a, (SELECT count(DISTINCT round) FROM states) s, "
@@ -292,3 +293,11 @@ def test_a_kind_the_protocol_does_not_use_names_the_agent_and_the_kinds(log_path
         "Agent 10 (Typo) sent a message of kind 'opnion' in round 0, which gossip does not use; its kinds are: "
         "opinion, argument, vote, post, move, reply, signal."
     )
+
+
+def test_an_empty_population_is_refused_before_anything_starts(log_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"^The population is empty; add agents with Population.of\(cls, n\)\.$"
+    ):
+        launch(Population.of(OpinionAgent, 0), "gossip", log=log_path, runtime="local")
+    assert not log_path.exists()

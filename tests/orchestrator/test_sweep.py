@@ -93,6 +93,7 @@ def test_a_merged_run_is_the_run_a_direct_launch_logs(tmp_path: Path) -> None:
     assert messages_hash(log, "s.fanout=2.seed=5") == messages_hash(direct, run.run_id)
 
 
+@pytest.mark.ray
 def test_points_run_concurrently_on_the_ray_cluster(ray_cluster: Any, tmp_path: Path) -> None:
     log = tmp_path / "ray.duckdb"
     result = sweep(
@@ -144,3 +145,26 @@ def test_bad_param_values_name_the_fix(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_values("seed", text)
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("script", "params", "concurrency", "message"),
+    [
+        (
+            "missing.py",
+            {"seed": [0]},
+            1,
+            "No script at '{tmp}/missing.py'; give the path of a .py study that calls launch().",
+        ),
+        ("study.py", {}, 1, "A sweep needs at least one parameter; e.g. --param seed=0..9."),
+        ("study.py", {"seed": [0]}, 0, "concurrency must be >= 1, got 0."),
+    ],
+)
+def test_a_sweep_refuses_what_it_cannot_run(
+    tmp_path: Path, script: str, params: dict[str, list[int]], concurrency: int, message: str
+) -> None:
+    (tmp_path / "study.py").write_text("print('never run')\n")
+    with pytest.raises(ConfigError) as info:
+        sweep(tmp_path / script, params, log=tmp_path / "sweep.duckdb", concurrency=concurrency, local=True)
+    assert str(info.value) == message.format(tmp=tmp_path)
+    assert not (tmp_path / "sweep.duckdb").exists()

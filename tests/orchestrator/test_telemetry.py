@@ -111,6 +111,7 @@ def test_in_process_a_run_is_one_trace_of_rounds_host_steps_and_log_writes(log_p
     assert {s["resource"]["moot.host"] for s in steps} == {0, 1, 2}
 
 
+@pytest.mark.ray
 def test_on_two_ray_nodes_one_trace_reaches_a_real_otlp_receiver_from_driver_and_both_hosts(
     ray_cluster: Any, log_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,6 +3,7 @@ actions as rows, and the same log on 1 and 3 Ray hosts."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import ClassVar
 
@@ -163,12 +164,15 @@ def test_herd_effect_up_seeded_posts_end_higher_than_control_and_down(tmp_path: 
     launch(pop, proto, rounds=8, seed=3, log=log, runtime="local")
     means = dict(rows(log, "SELECT grp, avg(score) FROM herd_by_post GROUP BY grp"))
     assert means["up"] > means["control"] > means["down"], means
-    # The view's score is the seeded vote plus the likes and dislikes the log records.
-    total = rows(log, "SELECT sum(score) FROM herd_by_post")[0][0]
-    logged = rows(
-        log, "SELECT count(*) FILTER (kind = 'liked') - count(*) FILTER (kind = 'disliked') FROM messages"
-    )[0][0]
-    assert total == logged + 10 - 10
+    # Each group's score is its seeded votes plus the likes and dislikes the log records on its posts.
+    for grp, lo, hi, seeded in (("up", 0, 10, 10), ("down", 10, 20, -10), ("control", 20, 30, 0)):
+        total = rows(log, f"SELECT sum(score) FROM herd_by_post WHERE grp = '{grp}'")[0][0]
+        logged = rows(
+            log,
+            "SELECT count(*) FILTER (kind = 'liked') - count(*) FILTER (kind = 'disliked') FROM messages "
+            f"WHERE kind IN ('liked', 'disliked') AND value >= {lo} AND value < {hi}",
+        )[0][0]
+        assert total == logged + seeded, grp
 
 
 def test_exposures_are_exactly_the_feeds_and_sampled_at_the_stated_rate(tmp_path: Path) -> None:
@@ -280,3 +284,64 @@ def test_comments_go_to_the_root_are_shown_and_their_votes_follow_oasis_rules(tm
     ]  # to the root's author
     with pytest.raises(Exception, match=r"like_comment needs comment_id"):
         FeedAction(action="like_comment", post_id=3).to_messages()
+
+
+def _shown(world: FeedWorld, users: np.ndarray, round: int) -> set[int]:
+    """Every post any of `users` is shown this round (feeds sample from the recommendation buffer)."""
+    feeds = world.feeds(users, round)
+    return {int(p) for p in feeds.ravel() if p >= 0}
+
+
+def test_the_hot_recommender_shows_the_top_posts_by_reddits_formula() -> None:
+    likes = [0, 50, 3, 200, 10, 1000, 7, 20, 90, 2]
+    dislikes = [5, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    proto = SocialFeed(
+        "reddit", graph=None, posts=[(i, f"post {i}") for i in range(10)], max_rec=3, refresh=1
+    )
+    world = proto.build(400, 0).world
+    assert isinstance(world, FeedWorld)
+    world.likes[:10], world.dislikes[:10] = likes, dislikes
+    world.created[:10] = [0, 0, 0, 0, 9, 0, 0, 0, 0, 0]  # post 4 is 9 rounds (27 min) newer
+    # Independently (reference/oasis.md 2.3): sign(s) log10(max(|s|, 1)) + t / 45000, same epoch.
+    t = [c * 180.0 for c in world.created[:10]]
+    score = [
+        (math.copysign(1, s) if s else 0) * math.log10(max(abs(s), 1)) + ti / 45000
+        for s, ti in zip((lk - dk for lk, dk in zip(likes, dislikes)), t)
+    ]
+    top = set(sorted(range(10), key=lambda i: -score[i])[:3])
+    assert top == {5, 3, 8}
+    assert _shown(world, np.arange(400), 0) == top  # 400 users sampling the buffer see all of it
+
+
+def test_the_interest_recommender_shows_each_user_the_top_posts_by_cosine_times_recency() -> None:
+    dim, n_posts = 4, 6
+    users = np.zeros((400, dim), np.float32)
+    users[:200, 0], users[200:, 1] = 1.0, 1.0  # two interests
+    proto = SocialFeed(
+        "x",
+        graph=None,
+        posts=[(i, f"post {i}") for i in range(n_posts)],
+        max_rec=2,
+        refresh=1,
+        following=0,
+        dim=dim,
+        user_vectors=users,
+    )
+    world = proto.build(400, 0).world
+    assert isinstance(world, FeedWorld)
+    vec = np.array(
+        [[1, 0, 0, 0], [0.9, 0.1, 0, 0], [0.6, 0.8, 0, 0], [0, 1, 0, 0], [0.1, 0.9, 0, 0], [0, 0, 1, 0]],
+        np.float32,
+    )
+    world.vec[:n_posts] = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    world.created[:n_posts] = [0, 30, 0, 0, 0, 0]  # post 1 is newest; round 50: ages 150 and 60 min
+    rnd = 50
+    age_min = [(rnd - c) * 3.0 for c in world.created[:n_posts]]
+    rec = [math.log((271.8 - a) / 100) for a in age_min]  # OASIS's recency, computed here
+    for rows, interest in ((np.arange(200), 0), (np.arange(200, 400), 1)):
+        u = np.eye(dim)[interest]
+        score = [float(np.dot(u, world.vec[p])) * rec[p] for p in range(n_posts)]
+        top = set(sorted(range(n_posts), key=lambda p: -score[p])[:2])
+        assert _shown(world, rows, rnd) == top
+    assert _shown(world, np.arange(200), rnd) == {0, 1}
+    assert _shown(world, np.arange(200, 400), rnd) == {3, 4}
