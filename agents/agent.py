@@ -36,8 +36,9 @@ class Agent(BaseModel):
         ...         return Message(kind="opinion", value=self.opinion)
 
     A class may also offer `act_batch`, a classmethod over the states of many
-    agents at once as numpy columns; hosts use it when the class defines it
-    (numeric fields only). That is how rule-based populations reach millions.
+    agents at once as numpy columns (text fields, annotated ``str``, as object
+    arrays); hosts use it when the class defines it. That is how rule-based
+    populations reach millions.
 
     Attributes:
         id: Global agent id, set by the engine (-1 until placed).
@@ -54,6 +55,10 @@ class Agent(BaseModel):
     protocol_options: ClassVar[Mapping[str, Mapping[str, object]]] = {}
     """Protocol options the model needs, by protocol name (Deffuant needs gossip's
     pairwise exchange). ``moot run --agent NAME`` uses them unless ``-o`` says otherwise."""
+
+    unlogged: ClassVar[tuple[str, ...]] = ()
+    """Text fields left out of the ``states`` table (an LLM agent's persona and model: long,
+    and the same every round). Other text fields are logged in ``states.text``."""
 
     initial_state: ClassVar[Mapping[str, Any]] = {}
     """Initial state columns for ``moot run --agent NAME`` where ``-a`` gives none

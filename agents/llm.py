@@ -123,6 +123,8 @@ class LLMAgent(Agent):
     memory: int = Field(3, ge=0)
     history: list[str] = Field(default_factory=list)
 
+    unlogged: ClassVar[tuple[str, ...]] = ("persona", "model")
+
     own_fields: ClassVar[tuple[str, ...]] = (
         "persona",
         "model",

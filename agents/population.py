@@ -12,7 +12,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import numpy as np
 from numpy.typing import NDArray
@@ -64,7 +65,7 @@ class Choice:
         >>> Choice((-1, 1), (0.3, 0.7))  # 30% hold -1
     """
 
-    values: tuple[float, ...] = (-1.0, 1.0)
+    values: tuple[Any, ...] = (-1.0, 1.0)
     p: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -77,12 +78,17 @@ class Choice:
                 "e.g. Choice((-1, 1), (0.3, 0.7))."
             )
 
-    def draw(self, seed: int, ids: NDArray[np.int64], salt: int) -> NDArray[np.float64]:
+    @property
+    def text(self) -> bool:
+        """Whether the values are text (``Choice(["A", "B"])`` for a party, a group)."""
+        return any(isinstance(v, str) for v in self.values)
+
+    def draw(self, seed: int, ids: NDArray[np.int64], salt: int) -> NDArray[Any]:
         u = counter_uniform(seed, -1 - salt, ids, stream=_INIT_STREAM)
         k = len(self.values)
         cum = np.cumsum(self.p if self.p is not None else np.full(k, 1.0 / k))
         pick = np.minimum(np.searchsorted(cum, u, side="right"), k - 1)
-        return np.asarray(self.values, np.float64)[pick]
+        return np.asarray(self.values, object if self.text else np.float64)[pick]
 
 
 _DISTRIBUTIONS = (Uniform, Normal, Choice)
@@ -163,7 +169,9 @@ class Population:
             arrays = {
                 k: np.asarray(v, np.float64)
                 for k, v in columns.items()
-                if isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, str)
+                if isinstance(v, (Sequence, np.ndarray))
+                and not isinstance(v, str)
+                and not is_text_field(agent_cls, k)
             }
             if arrays:  # (ids only where a column needs them: n may be billions)
                 check_columns(agent_cls, arrays, np.arange(n, dtype=np.int64))
@@ -241,12 +249,17 @@ class Population:
             for salt, name in enumerate(fields):
                 info = g.cls.model_fields[name]
                 col = g.columns.get(name, info.default)
+                if is_text_field(g.cls, name):  # text columns as object arrays, one str per agent
+                    state[name] = np.asarray(_any_column(col, seed, ids, salt, a - start, b - start), object)
+                    continue
                 if isinstance(col, str) or not isinstance(
                     col, (int, float, *_DISTRIBUTIONS, Sequence, np.ndarray)
                 ):
                     raise ConfigError(
-                        f"{g.cls.__name__}.{name} is {type(col).__name__}; a class with act_batch holds "
-                        "numeric state only. Make the field a number, or drop act_batch."
+                        f"{g.cls.__name__}.{name} is {_shown_type(info.annotation, col)}; a class with "
+                        "act_batch holds "
+                        "numbers and text (fields annotated str) only. Make the field one of them, or "
+                        "drop act_batch."
                     )
                 state[name] = _column(col, seed, ids, salt, a - start, b - start)
             check_columns(g.cls, state, ids)
@@ -266,6 +279,22 @@ class Population:
                     f"Agent {i} ({g.cls.__name__}) got invalid initial state {values}: {exc}"
                 ) from exc
         return Block(g.cls, ids, {}, agents)
+
+
+def is_text_field(cls: type[Agent], name: str) -> bool:
+    """Whether `cls.name` holds text (``str``, ``str | None``, a Literal of strings)."""
+    info = cls.model_fields.get(name)
+    if info is None:
+        return False
+    annotation = info.annotation
+    if annotation is str:
+        return True
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return all(isinstance(a, str) for a in args)
+    if origin in (Union, UnionType):  # str | None
+        return str in args and all(a in (str, type(None)) for a in args)
+    return False
 
 
 def parse_column(text: str) -> Column:
@@ -290,7 +319,7 @@ def parse_column(text: str) -> Column:
         if name == "choice" and rest:
             values, _, probs = rest.partition(":")
             return Choice(
-                tuple(float(v) for v in values.split(",")),
+                tuple(_number_or_text(v) for v in values.split(",")),
                 tuple(float(p) for p in probs.split(",")) if probs else None,
             )
         value = json.loads(text)
@@ -379,7 +408,7 @@ def check_columns(cls: type[Agent], state: Mapping[str, NDArray[np.float64]], id
 
 def _any_column(col: Column, seed: int, ids: NDArray[np.int64], salt: int, a: int, b: int) -> list[Any]:
     """Initial values of one field of agents held as objects: numbers, or any value (a persona)."""
-    if isinstance(col, str):
+    if isinstance(col, str) or col is None:
         return [col] * len(ids)
     if isinstance(col, (Sequence, np.ndarray)) and not all(
         isinstance(v, (int, float, np.number)) for v in col[a:b]
@@ -396,3 +425,18 @@ def _column(col: Column, seed: int, ids: NDArray[np.int64], salt: int, a: int, b
     if isinstance(col, (Sequence, np.ndarray)) and not isinstance(col, str):
         return np.asarray(col, dtype=np.float64)[a:b].copy()
     return np.full(len(ids), col, dtype=np.float64)
+
+
+def _number_or_text(text: str) -> float | str:
+    """A ``choice:`` value: a number where it reads as one, else the text itself (``choice:A,B``)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text.strip()
+
+
+def _shown_type(annotation: Any, value: Any) -> str:
+    """A field's type as a user wrote it (``list[str]``), else its value's type."""
+    if annotation is None:
+        return type(value).__name__
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation)

@@ -27,7 +27,7 @@ from agents.agent import Agent
 from agents.batch import Inbox, MessageBatch
 from agents.context import BatchContext, Context
 from agents.message import KINDS, Message
-from agents.population import Block, Population
+from agents.population import Block, Population, is_text_field
 from agents.reply import Reply
 from orchestrator.errors import AgentError, MootError, ProtocolError
 from protocols.base import Router
@@ -153,6 +153,7 @@ def _bad_output(agent: Agent, round: int, value: object) -> AgentError:
 
 
 _OPINION = KINDS.index("opinion")  # the same code in every run
+_NUMERIC = "fiub"  # numpy kinds of numeric state columns (others hold text)
 
 
 def _check_columns(out: MessageBatch, block: Block, round: int) -> None:
@@ -709,7 +710,8 @@ class Host:
     @staticmethod
     def _numeric_state(block: Block, snapshot: bool = False) -> dict[str, NDArray[np.float64]]:
         if block.agents is None:
-            return {k: v.copy() for k, v in block.state.items()} if snapshot else block.state
+            numeric = {k: v for k, v in block.state.items() if v.dtype.kind in _NUMERIC}
+            return {k: v.copy() for k, v in numeric.items()} if snapshot else numeric
         cols: dict[str, NDArray[np.float64]] = {}
         for name in block.cls.state_fields():
             col = [getattr(a, name) for a in block.agents]
@@ -717,24 +719,51 @@ class Host:
                 cols[name] = np.asarray(col, np.float64)
         return cols
 
+    @staticmethod
+    def _text_state(block: Block) -> dict[str, list[str | None]]:
+        """The agents' text fields (a party, a group), by name: logged in ``states.text``."""
+        quiet = block.cls.unlogged
+        if block.agents is None:
+            text = {k: v for k, v in block.state.items() if v.dtype.kind not in _NUMERIC}
+            return {k: v.tolist() for k, v in text.items() if k not in quiet}
+        names = [n for n in block.cls.state_fields() if is_text_field(block.cls, n) and n not in quiet]
+        return {n: [getattr(a, n) for a in block.agents] for n in names}
+
     def states(self, round: int) -> pa.Table:
-        """Every numeric state field of every agent, long format: round, agent, field, value."""
+        """Every numeric and text state field of every agent, long format: round, agent, field,
+        value (numbers) or text (text fields)."""
         names: list[str] = []
         agents: list[NDArray[np.int64]] = []
         codes: list[NDArray[np.int32]] = []
         values: list[NDArray[np.float64]] = []
+        texts: list[tuple[int, NDArray[np.int64], list[str | None]]] = []  # (field code, ids, texts)
+
+        def code(name: str) -> int:
+            if name not in names:
+                names.append(name)
+            return names.index(name)
+
         for block in self.blocks:
             columns = dict(self._numeric_state(block))
             if self.world is not None:
                 for name, col in self.world.state_columns(block.ids).items():
                     columns.setdefault(name, col)
             for name, col in columns.items():
-                if name not in names:
-                    names.append(name)
                 agents.append(block.ids)
-                codes.append(np.full(len(block.ids), names.index(name), np.int32))
+                codes.append(np.full(len(block.ids), code(name), np.int32))
                 values.append(col)
+            texts.extend((code(name), block.ids, col) for name, col in self._text_state(block).items())
         n = sum(len(a) for a in agents)
+        value = pa.array(np.concatenate(values) if values else np.empty(0))
+        columns_out: dict[str, Any] = {}
+        if texts:  # text rows after the numeric ones: value NULL, text set
+            agents.extend(ids for _, ids, _ in texts)
+            codes.extend(np.full(len(ids), c, np.int32) for c, ids, _ in texts)
+            m = sum(len(ids) for _, ids, _ in texts)
+            value = pa.concat_arrays([value, pa.nulls(m, pa.float64())])
+            text = [None] * n + [t for _, _, col in texts for t in col]
+            columns_out["text"] = pa.array(text, pa.string())
+            n += m
         return pa.table(
             {
                 "round": pa.array(np.full(n, round, np.int32)),
@@ -743,7 +772,8 @@ class Host:
                     pa.array(np.concatenate(codes) if codes else np.empty(0, np.int32)),
                     pa.array(names, pa.string()),
                 ),
-                "value": pa.array(np.concatenate(values) if values else np.empty(0)),
+                "value": value,
+                **columns_out,
             }
         )
 

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pydantic import Field
 
-from agents import Agent, Message, Normal, OpinionAgent, Population, Uniform
+from agents import Agent, Choice, Context, Message, Normal, OpinionAgent, Population, Uniform
+from agents.population import parse_column
 from orchestrator.errors import ConfigError
 
 
@@ -74,11 +77,18 @@ class Wordy(OpinionAgent):
     label: str = "x"
 
 
-def test_batch_classes_need_numeric_state() -> None:
+class Listy(OpinionAgent):
+    tags: list[str] = Field(default_factory=list)
+
+
+def test_batch_classes_hold_numbers_and_text_only() -> None:
+    (block,) = Population.of(Wordy, 3).blocks(0, 3, seed=0)
+    assert block.state["label"].tolist() == ["x", "x", "x"]  # text: an object column
     with pytest.raises(
-        ConfigError, match=r"Wordy.label is str; a class with act_batch holds numeric state only"
+        ConfigError,
+        match=r"Listy.tags is list\[str\]; a class with act_batch holds numbers and text \(fields annotated str\) only",
     ):
-        Population.of(Wordy, 3).blocks(0, 3, seed=0)
+        Population.of(Listy, 3).blocks(0, 3, seed=0)
 
 
 def test_invalid_initial_state_is_named() -> None:
@@ -133,3 +143,67 @@ def test_int_and_bool_columns_must_hold_whole_numbers() -> None:
     with pytest.raises(ConfigError, match=r"Counted.flag must be 0 or 1 \(a bool\), but agent 0 has 2.0"):
         Population.of(Counted, 2, flag=np.array([2.0, 1.0]))
     assert len(Population.of(Counted, 2, n=np.array([1.0, 2.0]), flag=np.array([0.0, 1.0]))) == 2
+
+
+class Partisan(Agent):
+    """A plain agent with a text attribute."""
+
+    party: str = "none"
+    opinion: float = 0.5
+
+    def act(self, inbox: list[Message], ctx: Context) -> Message:
+        return Message(kind="opinion", value=self.opinion)
+
+
+class BatchPartisan(Agent):
+    """The same on the vectorised path: its party is an object column of str."""
+
+    party: str = "none"
+    opinion: float = 0.5
+
+    @classmethod
+    def act_batch(cls, state, inbox, ctx):  # type: ignore[no-untyped-def]
+        assert state["party"].dtype == object
+        return ctx.broadcast("opinion", np.where(state["party"] == "A", 0.0, 1.0))
+
+
+class NumericParty(Agent):
+    """The twin with a numeric party in the same field position (the same seeded draw)."""
+
+    party: float = 0.0
+    opinion: float = 0.5
+
+    def act(self, inbox: list[Message], ctx: Context) -> Message:
+        return Message(kind="opinion", value=self.opinion)
+
+
+def test_text_attributes_are_drawn_alike_on_both_paths_and_logged_as_text(tmp_path: Path) -> None:
+    from orchestrator import launch
+
+    def parties(cls: type[Agent], choice: Choice) -> list[tuple[int, object]]:
+        run = launch(
+            Population.of(cls, 300, party=choice),
+            "gossip",
+            rounds=1,
+            seed=4,
+            log=tmp_path / f"{cls.__name__}.duckdb",
+            runtime="local",
+        )
+        rows = run.sql(
+            "SELECT agent, text, value FROM states WHERE field = 'party' AND round = -1 ORDER BY agent"
+        )
+        return [(r["agent"], r["text"] if r["value"] is None else r["value"]) for r in rows.to_pylist()]
+
+    plain = parties(Partisan, Choice(["A", "B"], (0.3, 0.7)))
+    batch = parties(BatchPartisan, Choice(["A", "B"], (0.3, 0.7)))
+    numbers = parties(NumericParty, Choice((0.0, 1.0), (0.3, 0.7)))
+    assert plain == batch
+    assert [(a, "AB"[int(v)]) for a, v in numbers] == plain  # the same draw, read as text
+    share = sum(t == "A" for _, t in plain) / 300
+    assert abs(share - 0.3) < 4 * (0.3 * 0.7 / 300) ** 0.5
+
+
+def test_choice_of_text_from_the_command_line() -> None:
+    assert parse_column("choice:A,B") == Choice(("A", "B"))
+    assert parse_column("choice:left,right:0.2,0.8") == Choice(("left", "right"), (0.2, 0.8))
+    assert parse_column("choice:-1,1") == Choice((-1.0, 1.0))
