@@ -54,6 +54,9 @@ class Debate(MessageProtocol):
         graph: Who sees whom within a society: None (everyone) or a networkx graph on ``size`` nodes.
         beliefs: Ask for a private belief each round (DEBATE's second channel).
         seed: Seed of the arithmetic questions.
+        faithful_letters: Read multiple-choice answers as MachineSoM's code does, its string
+            comparison ``"A" <= x <= "D"`` included (which takes "(about)" for an answer);
+            off by default (only an option's letter counts).
 
     Example:
         >>> proto = Debate(strategies=["000", "010"], mixes="machinesom")
@@ -79,6 +82,7 @@ class Debate(MessageProtocol):
         graph: nx.Graph | None = None,
         beliefs: bool = False,
         seed: int = 0,
+        faithful_letters: bool = False,
     ) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 2:
             raise ConfigError(f"A debate society needs at least 2 agents, got size={size!r}; e.g. size=3.")
@@ -98,6 +102,7 @@ class Debate(MessageProtocol):
         self.traits, self.mixes = _mixes(mixes, size)
         self.visible = _visible(graph, size)
         self.beliefs = bool(beliefs)
+        self.faithful_letters = bool(faithful_letters)
 
     def build(self, n_agents: int, seed: int) -> DirectRouter:
         if n_agents % self.size:
@@ -115,6 +120,7 @@ class Debate(MessageProtocol):
             self.traits,
             self.visible,
             self.beliefs,
+            self.faithful_letters,
         )
         return DirectRouter(n_agents, world)
 
@@ -136,6 +142,7 @@ class Debate(MessageProtocol):
             "traits": self.traits,
             "mixes": [[self.traits[t] for t in m] for m in self.mixes.tolist()],
             "beliefs": self.beliefs,
+            **({"faithful_letters": True} if self.faithful_letters else {}),
             # The answer key as codes, one per question: with the study's grid (module docstring of
             # protocols.debate.world) the SQL views derive every agent's society, question and truth.
             "truths": [q.truth for q in self.questions],

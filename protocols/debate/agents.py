@@ -147,4 +147,5 @@ class LLMDebater(LLMAgent):
         if not isinstance(reply, DebateAnswer):
             return reply
         view = ctx.observation
-        return reply.to_messages(code=view.code(extract(reply.answer, view.question)))
+        answer = extract(reply.answer, view.question, faithful_letters=view.faithful_letters)
+        return reply.to_messages(code=view.code(answer))

@@ -35,10 +35,12 @@ __all__ = [
     "Question",
     "answer_code",
     "arithmetic",
+    "boxes",
     "consistency",
     "conforms",
     "extract",
     "load_jsonl",
+    "normalize_math",
     "strict_majority",
 ]
 
@@ -64,8 +66,9 @@ class Question:
 
     @property
     def truth(self) -> float:
-        """The ground truth as an answer code."""
-        return answer_code(self.answer, self)
+        """The ground truth as an answer code (a MATH answer normalised as answers are)."""
+        answer = normalize_math(self.answer) if self.kind == "boxed" else self.answer
+        return answer_code(answer, self)
 
     def prompt(self) -> str:
         """The question as the first user turn (Du et al.'s and MachineSoM's wording per kind)."""
@@ -158,29 +161,89 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def boxes(text: str) -> list[str]:
+    """The contents of every complete ``\\boxed{...}`` in `text`, braces matched, in order.
+
+    As MachineSoM reads them: an unterminated last box is not an answer, so the answer
+    is then the last complete one.
+    """
+    out: list[str] = []
+    flag = "\\boxed{"
+    start = text.find(flag)
+    while start >= 0:
+        i, depth = start + len(flag), 1
+        j = i
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        if depth:
+            break  # unterminated: no later box can be complete either
+        out.append(text[i : j - 1])
+        start = text.find(flag, j)
+    return out
+
+
 def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}``, braces matched."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    i, depth = start + len("\\boxed{"), 1
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i:j]
-    return None
+    """The content of the last complete ``\\boxed{...}``, braces matched."""
+    found = boxes(text)
+    return found[-1] if found else None
 
 
-def extract(text: str, question: Question, mode: Literal["machinesom", "du"] = "machinesom") -> str | None:
-    """The answer in `text` for `question`, or None (reference/debate.md §1.4, §2.1)."""
+MATH_NOISE = (
+    " \\text{ positive integers, } 12 \\text{ negative integers}",
+    " \\, \\text{cm}",
+    "\\, \\text{cm}",
+    "^\\circ",
+    "{\\text{Degree of }} g(x) = ",
+    "°",
+    " \\text{ cm}",
+    "\\text{ cm}",
+    "b = ",
+    "r = ",
+    "x = ",
+    "m+n = ",
+    "\\text{ degrees}",
+    "x + y + z = ",
+)
+"""Unit and variable fragments MachineSoM deletes from a MATH answer before comparing it
+(reference/debate.md 1.4), in its order."""
+
+
+def normalize_math(answer: str) -> str:
+    """A MATH answer as MachineSoM compares it: its noise fragments deleted, braces dropped,
+    and its two hard-coded special cases (a product it spells out, thousands separators in
+    two answers of its sample)."""
+    text = answer.strip()
+    if text == "{2^3 \\times 3^2 \\times 5 \\times 7}":
+        return "2520"
+    for noise in MATH_NOISE:
+        text = text.replace(noise, "")
+    text = text.replace("{", "").replace("}", "")
+    if text in ("978,121", "99,940,009"):
+        text = text.replace(",", "")
+    return text.strip()
+
+
+def extract(
+    text: str,
+    question: Question,
+    mode: Literal["machinesom", "du"] = "machinesom",
+    *,
+    faithful_letters: bool = False,
+) -> str | None:
+    """The answer in `text` for `question`, or None (reference/debate.md §1.4, §2.1).
+
+    Args:
+        faithful_letters: Read a choice the way MachineSoM's code does, string comparison
+            included: its check ``"A" <= x <= "D"`` accepts a word in parentheses such as
+            "(about)" as the answer. Off (the default), only a single letter of the
+            question's options counts.
+    """
     if question.kind == "choice":
-        return _choice(text, question.choices, mode)
+        return _choice(text, question.choices, mode, faithful_letters)
     if question.kind == "boxed":
         boxed = last_boxed(text)
-        return None if boxed is None else boxed.strip()
+        return None if boxed is None else normalize_math(boxed)
     if question.kind == "number":
         boxed = last_boxed(text)
         if boxed is not None and _number(boxed) is not None:
@@ -198,7 +261,7 @@ def _plain(value: float | None) -> str:
     return str(int(value)) if value == int(value) else str(value)
 
 
-def _choice(text: str, choices: Sequence[str], mode: str) -> str | None:
+def _choice(text: str, choices: Sequence[str], mode: str, faithful: bool = False) -> str | None:
     letters = LETTERS[: len(choices) or 4]
     if mode == "du":
         found = re.findall(r"\((\w)\)", text)
@@ -208,13 +271,14 @@ def _choice(text: str, choices: Sequence[str], mode: str) -> str | None:
     regex_answer = None
     for m in reversed(list(re.finditer(r"\((\w+)\)|(\w+)\)", text))):
         cand = (m.group(1) or m.group(2) or "").upper()
-        if cand in letters and len(cand) == 1:
+        if ("A" <= cand <= "D") if faithful else (cand in letters and len(cand) == 1):
             regex_answer = cand
             break
     text_answer, best = None, -1
     low = text.lower()
     for i, c in enumerate(choices):
-        pos = low.rfind(str(c).lower()) if str(c) else -1
+        option = str(c).strip().lower()  # MachineSoM strips each option's text: ' 1/2' is '1/2'
+        pos = low.rfind(option) if option else -1
         if pos > best:
             best, text_answer = pos, letters[i]
     # MachineSoM's quirk: when both exist and disagree, the option text found last wins.

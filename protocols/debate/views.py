@@ -18,6 +18,44 @@ _INFO = """WITH c AS (SELECT run_id, (config->'protocol'->>'size')::BIGINT AS si
         (society // (nq * ns * nm))::INTEGER AS repeat
     FROM a"""
 
+
+def _conformity(others: bool) -> str:
+    """The conformity view's SQL: the majority at round r over every agent of the society
+    (MachineSoM's situation 2) or over the others only (situation 1)."""
+    if others:  # each agent's own count of every answer, its own answer taken away
+        majority = """o AS (SELECT p.run_id, p.society, p.round, p.agent, c.key,
+                    c.n - (c.key = p.key)::INTEGER AS n
+                FROM a p JOIN c ON c.run_id = p.run_id AND c.society = p.society AND c.round = p.round),
+            m AS (SELECT run_id, society, round, agent, key
+                FROM (SELECT *, max(n) OVER (PARTITION BY run_id, society, round, agent) AS top FROM o)
+                WHERE top >= 2 AND n = top)"""
+        own = " AND m.agent = p.agent"
+    else:
+        majority = """m AS (SELECT run_id, society, round, key
+                FROM (SELECT *, max(n) OVER (PARTITION BY run_id, society, round) AS top FROM c)
+                WHERE top >= 2 AND n = top)"""
+        own = ""
+    return f"""WITH a AS (SELECT *, coalesce(CAST(answer AS VARCHAR), 'none') AS key,
+            CASE WHEN strpos(strategy, '|') > 0 THEN split_part(strategy, '|', position + 1) ELSE strategy END
+                AS pattern
+          FROM debate_answers),
+        c AS (SELECT run_id, society, round, key, count(*) AS n FROM a GROUP BY ALL),
+        {majority},
+        t AS (SELECT p.run_id, p.strategy, p.round AS from_round, p.correct AS was, q.correct AS now,
+                m.key IS NOT NULL AS conforms
+              FROM a p JOIN a q ON q.run_id = p.run_id AND q.agent = p.agent AND q.round = p.round + 1
+              LEFT JOIN m ON m.run_id = p.run_id AND m.society = p.society AND m.round = p.round
+                  AND m.key = q.key{own}
+              WHERE substr(q.pattern, q.round, 1) = '0')
+    SELECT run_id, strategy, from_round, count(*) AS transitions, count(*) FILTER (conforms) AS conforming,
+        avg(conforms::INTEGER) AS conformity,
+        count(*) FILTER (conforms AND was AND now) AS tt,
+        count(*) FILTER (conforms AND was AND NOT now) AS tf,
+        count(*) FILTER (conforms AND NOT was AND now) AS ft,
+        count(*) FILTER (conforms AND NOT was AND NOT now) AS ff
+    FROM t GROUP BY ALL"""
+
+
 VIEWS: dict[str, str] = {
     # Every agent's public answer per round (no answer: NULL), with its society and configuration.
     "debate_answers": f"""WITH info AS ({_INFO}),
@@ -59,27 +97,10 @@ VIEWS: dict[str, str] = {
     # Conformity per debate transition r -> r+1 (MachineSoM, "situation 2"): an agent conforms
     # when its answer at r+1 is among round r's top answers (count >= 2, all agents counted);
     # conforming transitions split by correctness before/after: tt, tf, ft, ff.
-    "debate_conformity": """WITH a AS (SELECT *, coalesce(CAST(answer AS VARCHAR), 'none') AS key,
-            CASE WHEN strpos(strategy, '|') > 0 THEN split_part(strategy, '|', position + 1) ELSE strategy END
-                AS pattern
-          FROM debate_answers),
-        c AS (SELECT run_id, society, round, key, count(*) AS n FROM a GROUP BY ALL),
-        m AS (SELECT run_id, society, round, key
-              FROM (SELECT *, max(n) OVER (PARTITION BY run_id, society, round) AS top FROM c)
-              WHERE top >= 2 AND n = top),
-        t AS (SELECT p.run_id, p.strategy, p.round AS from_round, p.correct AS was, q.correct AS now,
-                m.key IS NOT NULL AS conforms
-              FROM a p JOIN a q ON q.run_id = p.run_id AND q.agent = p.agent AND q.round = p.round + 1
-              LEFT JOIN m ON m.run_id = p.run_id AND m.society = p.society AND m.round = p.round
-                  AND m.key = q.key
-              WHERE substr(q.pattern, q.round, 1) = '0')
-    SELECT run_id, strategy, from_round, count(*) AS transitions, count(*) FILTER (conforms) AS conforming,
-        avg(conforms::INTEGER) AS conformity,
-        count(*) FILTER (conforms AND was AND now) AS tt,
-        count(*) FILTER (conforms AND was AND NOT now) AS tf,
-        count(*) FILTER (conforms AND NOT was AND now) AS ft,
-        count(*) FILTER (conforms AND NOT was AND NOT now) AS ff
-    FROM t GROUP BY ALL""",
+    "debate_conformity": _conformity(others=False),
+    # The same with MachineSoM's "situation 1": the top answers of the *other* agents of the
+    # society at round r (count >= 2 among them), the agent's own answer left out.
+    "debate_conformity_others": _conformity(others=True),
     # Per round: how many agents changed their answer from the round before.
     "debate_changes": """SELECT q.run_id, q.round, count(*) AS agents,
         count(*) FILTER (p.answer IS DISTINCT FROM q.answer) AS changed

@@ -114,6 +114,7 @@ class DebateView(Observation):
         pattern: ``initial`` (round 0), ``debate`` or ``reflection``.
         peers: The previous-round answers of the peers it sees (debate rounds; in agent order).
         trait: The persona line its trait induces.
+        faithful_letters: Read choices as MachineSoM's code does (see `Debate`).
     """
 
     agent: int
@@ -122,6 +123,7 @@ class DebateView(Observation):
     pattern: str
     peers: tuple[str, ...] = ()
     trait: str = ""
+    faithful_letters: bool = False
 
     def render(self) -> str:
         q = self.question
@@ -156,6 +158,7 @@ class DebateWorld(World):
         traits: The trait names (indexes of `mixes`).
         visible: Who sees whom within a society (size x size, no self).
         beliefs: Whether the study asks for private beliefs.
+        faithful_letters: Read choices as MachineSoM's code does (see `Debate`).
     """
 
     def __init__(
@@ -169,6 +172,7 @@ class DebateWorld(World):
         traits: Sequence[str],
         visible: NDArray[np.bool_],
         beliefs: bool,
+        faithful_letters: bool = False,
     ) -> None:
         self.n, self.size = n, size
         self.societies = n // size
@@ -178,6 +182,7 @@ class DebateWorld(World):
         self.visible = visible
         self.complete = bool(visible.sum() == size * (size - 1))
         self.beliefs = beliefs
+        self.faithful_letters = faithful_letters
         soc = np.arange(self.societies)
         q, s, m = len(self.questions), len(self.strategies), len(self.mixes)
         self.question = soc % q
@@ -253,7 +258,9 @@ class DebateWorld(World):
             peers = tuple(self._text(int(j), question) for j in others)
         trait = self.traits[int(self.trait[agent])]
         name = {INITIAL: "initial", DEBATE: "debate", REFLECTION: "reflection"}[pattern]
-        return DebateView(agent, round, question, name, peers, trait_text(trait, question.kind))
+        return DebateView(
+            agent, round, question, name, peers, trait_text(trait, question.kind), self.faithful_letters
+        )
 
     def _text(self, agent: int, question: Question) -> str:
         if agent in self.texts:

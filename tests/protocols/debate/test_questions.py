@@ -56,7 +56,46 @@ def test_mmlu_extraction_keeps_machinesoms_option_text_quirk() -> None:
 
 def test_boxed_extraction_matches_nested_braces() -> None:
     assert last_boxed(r"so \boxed{3} or rather \boxed{\frac{1}{2}} done") == r"\frac{1}{2}"
-    assert extract(r"... \boxed{\frac{1}{2}}", Question("x", r"\frac{1}{2}", "boxed")) == r"\frac{1}{2}"
+    q = Question("x", r"\frac{1}{2}", "boxed")
+    assert extract(r"... \boxed{\frac{1}{2}}", q) == r"\frac12"  # MachineSoM drops the braces
+    assert answer_code(extract(r"... \boxed{\frac{1}{2}}", q), q) == q.truth  # and so for the truth
+
+
+@pytest.mark.parametrize(
+    ("boxed", "read"),
+    [
+        (r"x = 5", "5"),
+        (r"m+n = 17", "17"),
+        (r"90^\circ", "90"),
+        (r"12\text{ cm}", "12"),
+        (r"30 \text{ degrees}", "30"),
+        (r"{12}", "12"),
+        (r"b = \frac{3}{4}", r"\frac34"),
+        (r"978,121", "978121"),
+        (r"{2^3 \times 3^2 \times 5 \times 7}", "2520"),
+        (r"1,000", "1,000"),  # only its two listed answers lose their commas
+    ],
+)
+def test_math_answers_are_normalised_as_machinesom_compares_them(boxed: str, read: str) -> None:
+    q = Question("x", read, "boxed")
+    assert extract(rf"The answer is \boxed{{{boxed}}}.", q) == read
+
+
+def test_an_unterminated_last_box_leaves_the_last_complete_one() -> None:
+    q = Question("x", "4", "boxed")
+    assert extract(r"first \boxed{4}, then \boxed{\frac{5}{", q) == "4"
+    assert extract(r"only \boxed{5", q) is None
+
+
+def test_option_texts_are_stripped_and_the_letter_check_is_strict_unless_faithful() -> None:
+    q = Question("Which?", "A", "choice", (" 1/2", " 3/4", " 5/6", " 7/8"))
+    assert extract("I am sure it is 1/2", q) == "A"  # ' 1/2' found as '1/2'
+    words = Question("Which?", "A", "choice", ("red", "green", "blue", "grey"))
+    text = "It is (A), I think (about) so"
+    assert extract(text, words) == "A"  # a word in parentheses is not an option letter
+    # MachineSoM's "A" <= x <= "D" string check takes "ABOUT" (behind the faithful flag).
+    assert extract(text, words, faithful_letters=True) == "ABOUT"
+    assert extract("(e) then (b)", words, faithful_letters=True) == "B"  # E > D: skipped as there
 
 
 def test_number_extraction_takes_du_arithmetic_last_number() -> None:

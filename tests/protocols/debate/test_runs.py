@@ -110,6 +110,24 @@ def test_accuracy_and_conformity_in_the_log_equal_the_tests_own(tmp_path: Path) 
             counts["ff"],
         )
         assert c["conforming"] == sum(counts.values())
+    # MachineSoM's situation 1: the majority of the *other* agents (count >= 2 among them).
+    others = query(
+        log,
+        f"SELECT from_round, transitions, conforming FROM debate_conformity_others "
+        f"WHERE run_id = '{run.run_id}' ORDER BY from_round",
+    ).to_pylist()
+    for c in others:
+        r, conforming = c["from_round"], 0
+        for s in range(300):
+            before = ["none" if b is None else str(b) for b in answers[(r, s)]]
+            after = ["none" if a is None else str(a) for a in answers[(r + 1, s)]]
+            for i in range(3):
+                rest = before[:i] + before[i + 1 :]
+                top = max(rest.count(k) for k in rest)
+                conforming += top >= 2 and rest.count(after[i]) == top
+        assert (c["transitions"], c["conforming"]) == (900, conforming)
+    assert [c["from_round"] for c in others] == [0, 2]
+    assert sum(c["conforming"] for c in others) < sum(c["conforming"] for c in conf)  # it counts less
 
 
 def test_llm_debaters_run_offline_through_the_whole_llm_path(tmp_path: Path) -> None:
