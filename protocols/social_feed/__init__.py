@@ -69,6 +69,10 @@ class SocialFeed(MessageProtocol):
         user_vectors: Your users' interest vectors (one row per user); default seeded at random.
         influence: How far a like pulls the liker's stance (in [-1, 1]) toward the post's: 0 keeps
             stances fixed; polarization per round is then in ``metrics`` and ``states``.
+        frozen_recency: The interest recommender as OASIS's code has it: each post's recency
+            term is computed once, when the post is first a candidate (one step old), and never
+            again, so the ranking is cosine similarity alone. Off by default: the recency is
+            recomputed every round, as the OASIS paper describes it, so that old posts fade.
     """
 
     name = "social_feed"
@@ -100,6 +104,7 @@ class SocialFeed(MessageProtocol):
         user_vectors: np.ndarray | None = None,
         influence: float = 0.0,
         start_hour: float = 13.0,
+        frozen_recency: bool = False,
     ) -> None:
         if mode not in ("x", "reddit"):
             raise ConfigError(f"Unknown mode {mode!r}; use 'x' or 'reddit'.")
@@ -124,6 +129,7 @@ class SocialFeed(MessageProtocol):
             raise ConfigError(f"influence must be in 0..1, got {influence}.")
         self.influence = float(influence)
         self.start_hour = float(start_hour)
+        self.frozen_recency = bool(frozen_recency)
         self.user_vectors = None if user_vectors is None else np.asarray(user_vectors, np.float32)
         bad = [(p, v) for p, v in self.votes if v not in (1, -1)]
         if bad:
@@ -182,6 +188,7 @@ class SocialFeed(MessageProtocol):
             exposures=self.exposures,
             influence=self.influence,
             start_hour=self.start_hour,
+            frozen_recency=self.frozen_recency,
         )
         if isinstance(self.posts, int):
             authors = rng.integers(0, n_agents, self.posts)
@@ -231,6 +238,7 @@ class SocialFeed(MessageProtocol):
             "exposures": self.exposures,
             "influence": self.influence,
             "start_hour": self.start_hour,
+            **({"frozen_recency": True} if self.frozen_recency else {}),
             "activation": "per user and hour"
             if np.ndim(self.activation) == 2
             else (self.activation if np.ndim(self.activation) == 0 else "per user"),

@@ -104,8 +104,10 @@ class FeedWorld(World):
         exposures: float = 1.0,
         influence: float = 0.0,
         start_hour: float = 13.0,
+        frozen_recency: bool = False,
     ) -> None:
         self.n, self.seed = n, seed
+        self.frozen_recency = frozen_recency
         self.user_vec, self.stance, self.activation = user_vec, stance, activation
         self.recommender, self.max_rec, self.refresh, self.following = (
             recommender,
@@ -485,8 +487,11 @@ class FeedWorld(World):
                 if n > self.pool:  # OASIS's coarse filter: one seeded sample for everyone, per round
                     draw = counter_uniform(self.seed, round, cand, 0, stream=_SAMPLE)
                     cand = np.sort(np.argsort(draw, kind="stable")[: self.pool])
-                age = (round - self.created[cand]).astype(np.float64) * self.step_seconds / 60.0
-                weight = recency(age)
+                if self.frozen_recency:  # OASIS's code: R taken once, a step after creation
+                    weight = np.full(len(cand), recency(np.array([self.step_seconds / 60.0]))[0])
+                else:
+                    age = (round - self.created[cand]).astype(np.float64) * self.step_seconds / 60.0
+                    weight = recency(age)
                 best = interest_top_k(self.user_vec[ids], self.vec[cand], weight, self.max_rec)
                 buffer = np.where(best >= 0, cand[np.maximum(best, 0)], -1)
             size = buffer.shape[1]

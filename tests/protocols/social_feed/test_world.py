@@ -313,27 +313,35 @@ def test_the_hot_recommender_shows_the_top_posts_by_reddits_formula() -> None:
     assert _shown(world, np.arange(400), 0) == top  # 400 users sampling the buffer see all of it
 
 
+def _interest_world(users: np.ndarray, vec: np.ndarray, **kw: object) -> FeedWorld:
+    """An X-mode world of `users` (interest vectors) and one post per row of `vec`, whose
+    feeds are each one post drawn from the top 2 of the interest recommender."""
+    proto = SocialFeed(
+        "x",
+        graph=None,
+        posts=[(i, f"post {i}") for i in range(len(vec))],
+        max_rec=2,
+        refresh=1,
+        following=0,
+        dim=vec.shape[1],
+        user_vectors=users,
+        **kw,  # type: ignore[arg-type]
+    )
+    world = proto.build(len(users), 0).world
+    assert isinstance(world, FeedWorld)
+    world.vec[: len(vec)] = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    return world
+
+
 def test_the_interest_recommender_shows_each_user_the_top_posts_by_cosine_times_recency() -> None:
     dim, n_posts = 4, 6
     users = np.zeros((400, dim), np.float32)
     users[:200, 0], users[200:, 1] = 1.0, 1.0  # two interests
-    proto = SocialFeed(
-        "x",
-        graph=None,
-        posts=[(i, f"post {i}") for i in range(n_posts)],
-        max_rec=2,
-        refresh=1,
-        following=0,
-        dim=dim,
-        user_vectors=users,
-    )
-    world = proto.build(400, 0).world
-    assert isinstance(world, FeedWorld)
     vec = np.array(
         [[1, 0, 0, 0], [0.9, 0.1, 0, 0], [0.6, 0.8, 0, 0], [0, 1, 0, 0], [0.1, 0.9, 0, 0], [0, 0, 1, 0]],
         np.float32,
     )
-    world.vec[:n_posts] = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    world = _interest_world(users, vec)
     world.created[:n_posts] = [0, 30, 0, 0, 0, 0]  # post 1 is newest; round 50: ages 150 and 60 min
     rnd = 50
     age_min = [(rnd - c) * 3.0 for c in world.created[:n_posts]]
@@ -345,3 +353,19 @@ def test_the_interest_recommender_shows_each_user_the_top_posts_by_cosine_times_
         assert _shown(world, rows, rnd) == top
     assert _shown(world, np.arange(200), rnd) == {0, 1}
     assert _shown(world, np.arange(200, 400), rnd) == {3, 4}
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_recency_is_recomputed_each_round_unless_frozen_as_in_oasiss_code(frozen: bool) -> None:
+    users = np.tile(np.array([[1.0, 0, 0, 0]], np.float32), (300, 1))
+    vec = np.array([[1, 0, 0, 0], [0.8, 0.6, 0, 0], [0.9, 0.436, 0, 0]], np.float32)
+    world = _interest_world(users, vec, frozen_recency=frozen)
+    world.created[:3] = [0, 45, 0]  # post 1 is 15 minutes old at round 50, posts 0 and 2 150
+    cos = [float(world.vec[p][0]) for p in range(3)]
+    if frozen:  # every post's R was taken one step (3 minutes) after it was made: cosine decides
+        score = [c * math.log((271.8 - 3.0) / 100) for c in cos]
+    else:
+        score = [c * math.log((271.8 - a) / 100) for c, a in zip(cos, (150.0, 15.0, 150.0))]
+    top = set(sorted(range(3), key=lambda p: -score[p])[:2])
+    assert top == ({0, 2} if frozen else {0, 1})
+    assert _shown(world, np.arange(300), 50) == top
