@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.errors import ConfigError, MootError, RunInterrupted
@@ -136,7 +137,10 @@ def run(
     state: Annotated[
         list[str] | None,
         typer.Option(
-            "--state", "-a", help="Agent state field=value: a number, uniform:LOW:HIGH, normal:MEAN:STD."
+            "--state",
+            "-a",
+            help="Agent state field=value: a number, text, uniform:LOW:HIGH, normal:MEAN:STD, "
+            "choice:V1,V2[:P1,P2] (numbers or text, e.g. party=choice:A,B).",
         ),
     ] = None,
     rounds: Annotated[int | None, typer.Option(help="Round budget (default 100).")] = None,
@@ -554,6 +558,9 @@ def sql(
         float | None,
         typer.Option(help="Stop the query after this many seconds (a live run allows 120 at most)."),
     ] = None,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Table format: never cut cells to the terminal's width.")
+    ] = False,
 ) -> None:
     """Query a log through a read-only, locked-down connection (a live run's log too). Ctrl-C stops it."""
     from orchestrator.log import query as run_query
@@ -570,18 +577,31 @@ def sql(
         err_console.print("moot sql: query stopped (Ctrl-C)")
         raise typer.Exit(130) from None
     if fmt == "csv":
-        import pyarrow.csv as pacsv
-
-        pacsv.write_csv(result, sys.stdout.buffer)
+        _write_csv(result)
     elif fmt == "json":
         typer.echo(json.dumps(_json_rows(result), allow_nan=False))
     else:
         table = Table(*result.column_names)
         for row in result.slice(0, limit).to_pylist():
-            table.add_row(*(_cell(v) for v in row.values()))
-        console.print(table)
+            table.add_row(*(escape(_cell(v)) for v in row.values()))  # text, never Rich markup
+        # Piped, or --wide: as wide as the cells need, never cut to a terminal's width.
+        out = console if sys.stdout.isatty() and not wide else Console(width=100_000)
+        out.print(table)
         if result.num_rows > limit:
             console.print(f"({result.num_rows:,} rows, {limit} shown; --limit or --format csv for more)")
+
+
+def _write_csv(result: Any) -> None:
+    """RFC 4180 CSV: a field quoted only when it must be (a comma, a quote, a newline), NULL empty."""
+    import csv
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(result.column_names)
+    for batch in result.to_batches():
+        for row in batch.to_pylist():
+            writer.writerow(
+                ["" if v is None else str(v).lower() if isinstance(v, bool) else v for v in row.values()]
+            )
 
 
 def _cell(v: Any) -> str:
@@ -615,12 +635,41 @@ def _json_rows(result: Any) -> list[dict[str, Any]]:
 
 
 @app.command()
-def protocols() -> None:
-    """List the installed protocols (entry-point group moot.protocols)."""
+def protocols(
+    name: Annotated[str | None, typer.Argument(help="A protocol: show its options and defaults.")] = None,
+) -> None:
+    """List the installed protocols (entry-point group moot.protocols), or one protocol's options."""
     from protocols import available_protocols
 
-    for name in available_protocols():
-        typer.echo(name)
+    if name is None:
+        for known in available_protocols():
+            typer.echo(known)
+        return
+    try:
+        options = protocol_options(name)
+    except MootError as exc:
+        _fail(exc)
+        return
+    table = Table("option (-o)", "type", "default", title=f"{name}: moot run --protocol {name} -o KEY=VALUE")
+    for option, kind, default in options:
+        table.add_row(option, escape(kind), escape(default))
+    (console if sys.stdout.isatty() else Console(width=100_000)).print(table)
+
+
+def protocol_options(name: str) -> list[tuple[str, str, str]]:
+    """(option, type, default) of protocol `name`'s constructor, as `-o` takes them."""
+    import inspect
+
+    from protocols import get_protocol
+
+    cls = get_protocol(name)
+    out = []
+    for p in inspect.signature(cls.__init__).parameters.values():
+        if p.name == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        default = "(required)" if p.default is inspect.Parameter.empty else repr(p.default)
+        out.append((p.name, str(p.annotation).replace("typing.", ""), default))
+    return out
 
 
 @app.command(name="agents")

@@ -182,7 +182,8 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _check_new_run_id(writer: LogWriter, run_id: str) -> None:
+def check_new_run_id(writer: LogWriter, run_id: str) -> None:
+    """Refuse a run id the log already holds (a rerun must pick another, or leave it out)."""
     rows = writer.con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()
     if rows[0][0]:
         raise ConfigError(
@@ -204,7 +205,7 @@ def run_rounds(
     started = time.perf_counter()
     config = dict(plan.config)
     kinds = plan.protocol.kind_table()
-    _check_new_run_id(writer, run_id)
+    check_new_run_id(writer, run_id)
     writer.ensure_kinds(kinds)
     writer.claim(run_id)
     writer.execute(
@@ -357,6 +358,7 @@ def run_rounds(
                 control.round, control.metrics = r, metrics
             if progress is not None:
                 progress(r, metrics)
+            seen.update(total_messages=float(total), total_actions=float(actions))  # for rules on totals
             stop = plan.stop.check(r, seen) if plan.stop is not None else None
             if stop is None and control is not None and control.stop_requested is not None:
                 stop = control.stop_requested

@@ -18,7 +18,15 @@ import pyarrow as pa
 from agents.agent import Agent
 from agents.llm import LLMAgent
 from agents.population import Choice, Population
-from orchestrator.coordinator import ProgressFn, RoundMetrics, RunControl, RunPlan, RunResult, run_rounds
+from orchestrator.coordinator import (
+    ProgressFn,
+    RoundMetrics,
+    RunControl,
+    RunPlan,
+    RunResult,
+    check_new_run_id,
+    run_rounds,
+)
 from orchestrator.errors import ConfigError
 from orchestrator.host import CHUNK
 from orchestrator.live import LiveServer, answer
@@ -441,7 +449,14 @@ def launch(
         rule = proto.stop_rule(primary)
     user_params = {**_env_json(_PARAMS), **dict(params or {})}
     path = check_log_path(log)
-    rt = _runtime(runtime or os.environ.get("MOOT_RUNTIME") or "ray", address, host_options)
+    rid = _cli_run_id(overrides) or run_id or uuid.uuid4().hex[:12]
+    writer = LogWriter(path)  # before Ray starts: a locked or read-only log, a used run id, fail fast
+    try:
+        check_new_run_id(writer, rid)
+        rt = _runtime(runtime or os.environ.get("MOOT_RUNTIME") or "ray", address, host_options)
+    except BaseException:
+        writer.close()
+        raise
     n_hosts = max(1, min(hosts or rt.default_hosts(), -(-len(pop) // CHUNK)))  # a host per chunk at most
     if hosts is not None and n_hosts < hosts:
         print(
@@ -449,7 +464,6 @@ def launch(
             f"population has {len(pop):,}",
             file=sys.stderr,
         )
-    rid = _cli_run_id(overrides) or run_id or uuid.uuid4().hex[:12]
     config = {
         "protocol": proto.describe(),
         "population": pop.describe(),
@@ -491,11 +505,6 @@ def launch(
         message_cap=message_cap,
         on_flood=on_flood,
     )
-    try:
-        writer = LogWriter(path)
-    except BaseException:
-        rt.shutdown()
-        raise
     control = RunControl()
     handle = Run(rid, path, len(pop), n_hosts, control, writer)
     if progress is None:

@@ -191,7 +191,7 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "states",
-        "One row per agent, numeric state field and logged round.",
+        "One row per agent, numeric or text state field and logged round.",
         _cols(
             _RUN_ID,
             (
@@ -201,7 +201,8 @@ TABLES: tuple[Table, ...] = (
             ),
             ("agent", "BIGINT", "Agent id."),
             ("field", "VARCHAR", "State field name."),
-            ("value", "DOUBLE", "Its value (booleans as 0/1)."),
+            ("value", "DOUBLE", "Its value (booleans as 0/1); NULL for a text field."),
+            ("text", "VARCHAR", "The value of a text field (a party, a group); NULL for a number."),
         ),
     ),
     Table(
@@ -240,7 +241,16 @@ TABLES: tuple[Table, ...] = (
             ("prompt_tokens", "INTEGER", "Prompt tokens (as the provider reported them)."),
             ("completion_tokens", "INTEGER", "Completion tokens."),
             ("cost", "DOUBLE", "Cost in dollars (0 for a cache hit; NULL when litellm has no price)."),
-            ("latency_s", "DOUBLE", "Seconds from asking to answer, waits for limits and retries included."),
+            (
+                "latency_s",
+                "DOUBLE",
+                "Seconds from the first request sent to the answer (retries and their back-off included).",
+            ),
+            (
+                "queued_s",
+                "DOUBLE",
+                "Seconds the call waited before its first request: the in-flight bound and the rate limits.",
+            ),
             ("cache_hit", "BOOLEAN", "Whether the reply came from the response cache (no provider called)."),
             ("error", "VARCHAR", "What went wrong, in words; NULL when the answer was used."),
             ("call", "INTEGER", "Index of the call among the agent's calls this round (re-asks count)."),

@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 
 from orchestrator.errors import ConfigError, LogError
-from orchestrator.log import TABLES, check_log_path, ensure_kinds, schema_sql
+from orchestrator.log import TABLES, LogWriter, check_log_path, ensure_kinds, schema_sql
 
 __all__ = ["SweepResult", "parse_values", "point_id", "sweep"]
 
@@ -100,6 +100,22 @@ def _finished(log: Path, run_ids: Sequence[str]) -> set[str]:
     finally:
         con.close()
     return {r[0] for r in rows}
+
+
+def _has_runs(part: Path) -> bool:
+    """Whether a point's part log holds a run (a point may fail before it writes anything)."""
+    if not part.exists():
+        return False
+    try:
+        con = duckdb.connect(str(part), read_only=True)
+    except duckdb.Error:
+        return False
+    try:
+        return bool(con.execute("SELECT count(*) FROM runs").fetchall()[0][0])
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
 
 
 def _create(log: Path) -> None:
@@ -231,11 +247,14 @@ def sweep(
         cmd += ["--local"] if local else []
         cmd += list(extra_args)
         out = subprocess.run(cmd, env={**env, "MOOT_PROGRESS": "0"}, capture_output=True, text=True)
-        if out.returncode == 0:
+        said = (out.stdout + out.stderr)[-2000:]
+        if out.returncode == 0 or _has_runs(part):  # a failed point's rows land too, marked failed
+            if out.returncode != 0:
+                LogWriter(part).close()  # a point whose process died: its run becomes `crashed`
             with lock:  # one writer of the sweep's log at a time
                 merge_part(path, part)
             part.unlink()
-        return run_id, out.returncode, (out.stdout + out.stderr)[-2000:]
+        return run_id, out.returncode, said
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         futures = [pool.submit(one, i, p) for i, p in todo]

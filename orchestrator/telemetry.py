@@ -17,6 +17,7 @@ as JSON lines in files beside the log).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -71,6 +72,21 @@ def mark_error(span: Any, text: str) -> None:
     from opentelemetry.trace import Status, StatusCode
 
     span.set_status(Status(StatusCode.ERROR, text[:300]))
+
+
+def _span_line(span: Any) -> str:
+    """A span as one JSON line, its ids as plain hex (as ``metrics.trace_id`` holds them, and
+    as OTLP/JSON writes them), not the SDK's ``0x``-prefixed text."""
+    record = json.loads(span.to_json(indent=None))
+    for part in ("context", "parent"):
+        ids = record.get(part)
+        if isinstance(ids, dict):
+            for key in ("trace_id", "span_id"):
+                if isinstance(ids.get(key), str) and ids[key].startswith("0x"):
+                    ids[key] = ids[key][2:]
+    if isinstance(record.get("parent_id"), str) and record["parent_id"].startswith("0x"):
+        record["parent_id"] = record["parent_id"][2:]
+    return json.dumps(record, separators=(",", ":")) + "\n"
 
 
 def jsonl_paths(log: Path) -> tuple[Path, Path]:
@@ -130,7 +146,7 @@ class Tracing:
         elif mode == "jsonl":
             spans, metrics = (p.open("a", encoding="utf-8") for p in jsonl_paths(log))
             self._files = [spans, metrics]
-            span_exporter = ConsoleSpanExporter(out=spans, formatter=lambda s: s.to_json(indent=None) + "\n")
+            span_exporter = ConsoleSpanExporter(out=spans, formatter=_span_line)
             metric_exporter = ConsoleMetricExporter(
                 out=metrics, formatter=lambda m: m.to_json(indent=None) + "\n"
             )

@@ -126,6 +126,7 @@ CALL_COLUMNS: dict[str, pa.DataType] = {
     "completion_tokens": pa.int32(),
     "cost": pa.float64(),
     "latency_s": pa.float64(),
+    "queued_s": pa.float64(),
     "cache_hit": pa.bool_(),
     "attempts": pa.int32(),
     "finish_reason": pa.string(),
@@ -251,9 +252,11 @@ class Gateway:
             self._gate = asyncio.Semaphore(self.in_flight)
         async with self._gate:
             through = time.time_ns()
-            out = await self._call(litellm, model, messages, params, key, estimate, row)
+            out = await self._call(litellm, model, messages, params, key, estimate, row, started)
             span = (through, time.time_ns())
-        row["latency_s"] = time.perf_counter() - started
+        waited = row["queued_s"] if row["queued_s"] is not None else time.perf_counter() - started
+        row["queued_s"] = waited
+        row["latency_s"] = time.perf_counter() - started - waited
         out.row = self._add_row(row)
         if out.cache is not None:  # cached only once the agent has validated it (`reject`)
             self._cacheable[out.row] = out.cache
@@ -343,6 +346,7 @@ class Gateway:
         key: str,
         estimate: int,
         row: dict[str, Any],
+        started: float,
     ) -> Completion:
         cfg = self.config
         admission = await self._admit(key if cfg.cache != "" else None, estimate)
@@ -378,6 +382,8 @@ class Gateway:
                 admission = await self._admit(None, estimate)
             attempt += 1
             row["attempts"] = attempt
+            if attempt == 1:  # what came before was waiting: the in-flight bound, the rate limits
+                row["queued_s"] = time.perf_counter() - started
             try:
                 resp = await asyncio.wait_for(
                     litellm.acompletion(

@@ -13,6 +13,8 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from agents import OpinionAgent, Population
+from orchestrator import launch, query
 from orchestrator.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,6 +84,30 @@ def test_run_unknown_protocol_is_a_clear_error(tmp_path: Path) -> None:
         app, ["run", "--local", "-o", "fanout=0", "--log", str(tmp_path / "x.duckdb")]
     )
     assert result.exit_code == 2 and "fanout must be >= 1 or None" in result.output
+
+
+def test_protocols_name_lists_its_options_and_defaults() -> None:
+    result = CliRunner().invoke(app, ["protocols", "swarm_grid"])
+    assert result.exit_code == 0, result.output
+    rows = {
+        line.split("│")[1].strip(): (line.split("│")[2].strip(), line.split("│")[3].strip())
+        for line in result.output.splitlines()
+        if line.count("│") == 4
+    }
+    assert rows["view"] == ("int", "5") and rows["max_round"] == ("int", "100")
+    assert rows["size"] == ("tuple[int, int] | int", "(10, 10)")
+    assert set(rows) == {
+        "task",
+        "size",
+        "view",
+        "max_round",
+        "physics",
+        "self_echo",
+        "faithful_prey",
+        "faithful_flocking_seed",
+    }
+    missing = CliRunner().invoke(app, ["protocols", "gosip"])
+    assert missing.exit_code == 2 and "Unknown protocol 'gosip'; known: debate, gossip" in missing.output
 
 
 def test_protocols_lists_gossip() -> None:
@@ -366,3 +392,17 @@ def test_a_bad_distribution_names_the_fix(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2 and "one probability >= 0 per value" in result.output
+
+
+def test_moot_sql_csv_quotes_only_what_needs_it_and_tables_are_not_cut_when_piped(tmp_path: Path) -> None:
+    log = tmp_path / "q.duckdb"
+    launch(Population.of(OpinionAgent, 100), "gossip", rounds=1, log=log, runtime="local")
+    sql = "SELECT run_id, 'a,b' AS c, 'say \"hi\"' AS q, true AS t, NULL AS n, 2.5 AS x FROM runs"
+    out = CliRunner().invoke(app, ["sql", str(log), sql, "--format", "csv"]).output
+    (run_id,) = [r["run_id"] for r in query(log, "SELECT run_id FROM runs").to_pylist()]
+    assert out == f'run_id,c,q,t,n,x\n{run_id},"a,b","say ""hi""",true,,2.5\n'  # a captured id has no quotes
+    long = "x" * 300
+    table = CliRunner().invoke(app, ["sql", str(log), f"SELECT '{long}' AS long"]).output  # piped
+    assert long in table
+    marked = CliRunner().invoke(app, ["sql", str(log), "SELECT '[bold]tag[/bold] [int, int]' AS t"]).output
+    assert "[bold]tag[/bold] [int, int]" in marked  # cells are text, not Rich markup

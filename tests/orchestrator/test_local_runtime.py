@@ -301,3 +301,23 @@ def test_an_empty_population_is_refused_before_anything_starts(log_path: Path) -
     ):
         launch(Population.of(OpinionAgent, 0), "gossip", log=log_path, runtime="local")
     assert not log_path.exists()
+
+
+def test_a_used_run_id_is_refused_before_ray_starts(log_path: Path) -> None:
+    launch(Population.of(OpinionAgent, 64), "gossip", rounds=1, log=log_path, runtime="local", run_id="dup")
+    script = f"""
+import ray
+from agents import OpinionAgent, Population
+from orchestrator import ConfigError, launch
+try:
+    launch(Population.of(OpinionAgent, 64), "gossip", rounds=1, log={str(log_path)!r}, runtime="ray", run_id="dup")
+except ConfigError as exc:
+    print("refused:", exc)
+print("ray started:", ray.is_initialized())
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == [
+        f"refused: run_id 'dup' is already in the log '{log_path}'; pick another run_id, or leave it out for a fresh one.",
+        "ray started: False",
+    ]

@@ -144,3 +144,24 @@ def test_a_second_field_gets_its_own_statistics(log_path: Path) -> None:
     assert {"mean", "spread", "stubbornness.mean", "stubbornness.spread"} <= names
     mean = run.sql("SELECT value FROM metrics WHERE name = 'stubbornness.mean' AND round = 1").to_pylist()
     assert mean == [{"value": pytest.approx(0.5)}]
+
+
+def test_a_callable_rule_reads_the_round_and_the_run_totals(log_path: Path) -> None:
+    from agents import Uniform
+
+    limit = 25_000
+    run = launch(
+        Population.of(OpinionAgent, 2000, opinion=Uniform()),
+        Gossip(fanout=2, mode="push-pull", tolerance=0.0),
+        rounds=100,
+        seed=4,
+        log=log_path,
+        runtime="local",
+        stop=lambda round, metrics: metrics["total_messages"] >= limit,
+    )
+    per_round = (
+        run.sql("SELECT messages FROM consensus_by_round ORDER BY round").column("messages").to_pylist()
+    )
+    totals = np.cumsum(per_round)
+    assert run.rounds == int(np.argmax(totals >= limit)) + 1  # the first round whose total reached it
+    assert totals[-2] < limit <= totals[-1] and max(per_round) < limit  # a per-round reading never would

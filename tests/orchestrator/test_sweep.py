@@ -120,6 +120,20 @@ def test_a_failing_point_is_reported_and_the_others_land(tmp_path: Path) -> None
     assert "fanout" in result.failed["f.fanout=0"]
 
 
+def test_a_point_that_fails_mid_run_lands_in_the_log_marked_failed(tmp_path: Path) -> None:
+    log = tmp_path / "m.duckdb"
+    result = sweep(SCRIPT, {"crash_round": [-1, 3]}, log=log, local=True)
+    assert result.ran == ["m.crash_round=-1"] and list(result.failed) == ["m.crash_round=3"]
+    got = query(log, "SELECT run_id, status, rounds FROM runs ORDER BY run_id").to_pylist()
+    assert got == [
+        {"run_id": "m.crash_round=-1", "status": "finished", "rounds": 6},
+        {"run_id": "m.crash_round=3", "status": "failed", "rounds": 4},  # rounds 0-3 logged
+    ]
+    logged = query(log, "SELECT count(DISTINCT round) AS n FROM metrics WHERE run_id = 'm.crash_round=3'")
+    assert logged.to_pylist() == [{"n": 4}]
+    assert not (tmp_path / "m.duckdb.parts").exists()  # nothing left behind
+
+
 @pytest.mark.parametrize(
     ("key", "text", "values"),
     [

@@ -209,8 +209,10 @@ def test_the_cli_writes_jsonl_beside_the_log_and_the_metrics_rows_carry_the_trac
     assert sorted(rounds) == [0, 1, 2]
     logged = query(log, "SELECT DISTINCT round, trace_id, span_id FROM metrics ORDER BY round").to_pylist()
     assert [(r["trace_id"], r["span_id"]) for r in logged] == [
-        (rounds[r]["trace_id"][2:], rounds[r]["span_id"][2:]) for r in range(3)
+        (rounds[r]["trace_id"], rounds[r]["span_id"])
+        for r in range(3)  # the same text: no 0x
     ]
+    assert all(len(x["context"]["trace_id"]) == 32 for x in lines)
     metric_lines = (tmp_path / "cli.duckdb.metrics.jsonl").read_text()
     assert '"moot.round.duration"' in metric_lines
 

@@ -27,6 +27,16 @@ def test_stationary_skips_round_zero_and_counts_calm_rounds() -> None:
     assert rule.check(0, {"max_change": 0.0}) is None  # a new run starts over
 
 
+def test_stationary_never_reads_a_round_in_which_nothing_acted_as_calm() -> None:
+    rule = Stationary(tol=1e-6)
+    assert rule.check(0, {"max_change": 0.0, "messages": 0.0}) is None
+    for r in range(1, 5):  # an outage: no message, no action, nothing moved
+        assert rule.check(r, {"max_change": 0.0, "messages": 0.0, "actions": 0.0}) is None
+    assert rule.check(5, {"max_change": 0.0, "messages": 0.0, "actions": 3.0}) == "stationary"  # acted
+    rule.check(0, {"max_change": 0.0})
+    assert rule.check(1, {"max_change": 0.0, "messages": 12.0}) == "stationary"
+
+
 def test_threshold_and_an_unknown_metric() -> None:
     rule = Threshold("score", ">=", 10)
     assert rule.check(5, {"score": 9.0}) is None

@@ -243,3 +243,15 @@ def test_an_action_the_task_lacks_is_an_invalid_reply_not_a_crash(log_path: Path
     ) == [(2,)]
     moves = _rows(log_path, "SELECT sender, count(*) FROM messages WHERE kind = 'move' GROUP BY 1 ORDER BY 1")
     assert moves == [(1, 2), (2, 2), (3, 2)]  # agent 0 stayed put, logged as no move
+
+
+def test_latency_counts_the_provider_and_queued_the_wait_for_the_limits(log_path: Path) -> None:
+    with StubServer(latency=0.2) as stub:  # 30 calls, paced ~0.1 s apart: the last waits ~3 s
+        _run(stub, log_path, rounds=1, n=30, rpm=10, window=1.0, max_in_flight=30)
+    (n, latency_min, latency_max, queued_max, total_ok) = _rows(
+        log_path,
+        "SELECT count(*), min(latency_s), max(latency_s), max(queued_s), bool_and(queued_s >= 0) FROM llm_calls",
+    )[0]
+    assert n == 30 and total_ok
+    assert latency_min >= 0.2  # the stub's own latency: the wait is not in it
+    assert queued_max >= 2.5 and latency_max < 1.5
