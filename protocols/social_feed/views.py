@@ -9,7 +9,8 @@ VIEWS: dict[str, str] = {
         (m.payload->>'root')::BIGINT AS root
     FROM messages m JOIN runs r ON r.run_id = m.run_id AND r.protocol = 'social_feed'
     WHERE m.kind = 'posted'""",
-    # Every comment (flat, on a root post, as in OASIS) with its final score (likes minus dislikes).
+    # Every comment (flat, as in OASIS: on a post or a quote, or on what a repost reposted) with its
+    # final score (likes minus dislikes).
     "feed_comments": """WITH c AS (SELECT m.run_id, m.value::BIGINT AS comment,
             (m.payload->>'post')::BIGINT AS post, m.sender AS author, m.round
             FROM messages m JOIN runs r ON r.run_id = m.run_id AND r.protocol = 'social_feed'

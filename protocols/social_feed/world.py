@@ -125,7 +125,10 @@ class FeedWorld(World):
         cap = 1024
         self.count = 0
         self.author = np.zeros(cap, np.int64)
-        self.root = np.zeros(cap, np.int64)
+        self.root = np.zeros(cap, np.int64)  # the cascade's original post (for depth and scale)
+        # Where an action aimed at the post lands (OASIS): a repost sends likes, dislikes, comments
+        # and reposts on to what it reposted; a post or a quote (a post of its own) keeps them.
+        self.anchor = np.zeros(cap, np.int64)
         self.parent = np.zeros(cap, np.int64)
         self.kind = np.zeros(cap, np.int8)
         self.created = np.zeros(cap, np.int32)
@@ -170,6 +173,7 @@ class FeedWorld(World):
         for name in (
             "author",
             "root",
+            "anchor",
             "parent",
             "kind",
             "created",
@@ -202,6 +206,7 @@ class FeedWorld(World):
         self.author[i], self.kind[i], self.created[i] = author, kind, round
         self.parent[i] = parent
         self.root[i] = i if parent < 0 else self.root[parent]
+        self.anchor[i] = i if parent < 0 or kind != 1 else self.anchor[parent]
         self.vec[i], self.post_stance[i] = vec, stance
         self.count += 1
         return i
@@ -248,20 +253,22 @@ class FeedWorld(World):
             rows, kname, is_post, clicked = rows[exists], kname[exists], is_post[exists], clicked[exists]
             users = sender[rows]
             root = np.where(is_post, -1, self.root[np.maximum(clicked, 0)])
+            target = np.where(is_post, -1, self.anchor[np.maximum(clicked, 0)])  # what is shared
             is_repost = kname == "repost"
-            keys = _keys(users, root)
+            keys = _keys(users, target)
             dup = is_repost & ~(
                 _first(np.where(is_repost, keys, -1 - np.arange(len(keys)))) & ~_member(keys, self.reposted)
             )
-            refuse(rows[dup], lambda i: f"already reposted post {int(self.root[int(value[i])])}")
+            refuse(rows[dup], lambda i: f"already reposted post {int(self.anchor[int(value[i])])}")
             ok = ~dup
-            rows, kname, is_post, clicked, users, root = (
+            rows, kname, is_post, clicked, users, root, target = (
                 rows[ok],
                 kname[ok],
                 is_post[ok],
                 clicked[ok],
                 users[ok],
                 root[ok],
+                target[ok],
             )
             m = len(rows)
             ids = before + np.arange(m)
@@ -269,12 +276,13 @@ class FeedWorld(World):
             sl = slice(before, before + m)
             self.author[sl], self.parent[sl], self.created[sl] = users, clicked, round
             self.root[sl] = np.where(is_post, ids, root)
+            self.anchor[sl] = np.where(kname == "repost", target, ids)
             self.kind[sl] = np.select([is_post, kname == "repost"], [0, 1], 2)
             self.vec[sl] = np.where(is_post[:, None], self.user_vec[users], self.vec[np.maximum(root, 0)])
             self.post_stance[sl] = np.where(
                 is_post, self.stance[users], self.post_stance[np.maximum(root, 0)]
             )
-            np.add.at(self.shares, root[~is_post], 1)
+            np.add.at(self.shares, target[~is_post], 1)  # a share of what was reposted or quoted
             self.reposted = _add(self.reposted, keys[ok][kname == "repost"])
             self.count = before + m
             if texts is not None:
@@ -289,7 +297,8 @@ class FeedWorld(World):
             stats["posts"] += float(is_post.sum())
             stats["reposts"] += float((kname == "repost").sum())
             stats["quotes"] += float((kname == "quote").sum())
-        # Phase 2: votes on posts that existed when the round began, redirected to the root.
+        # Phase 2: votes on posts that existed when the round began (a vote on a repost lands on
+        # what it reposted; on a quote, on the quote).
         for k in VOTE:
             if k not in code:
                 continue
@@ -300,7 +309,7 @@ class FeedWorld(World):
             ok = (target >= 0) & (target < before)
             refuse(rows[~ok], lambda i: f"post {int(value[i])} does not exist")
             rows = rows[ok]
-            users, target = sender[rows], self.root[target[ok]]
+            users, target = sender[rows], self.anchor[target[ok]]
             keys = _keys(users, target)
             store = "disliked" if k == "dislike" else "liked"
             have = getattr(self, store)
@@ -312,7 +321,7 @@ class FeedWorld(World):
                 continue
             fresh = _first(keys) & ~_member(keys, have)
             word = "disliked" if k == "dislike" else "liked"
-            refuse(rows[~fresh], lambda i, w=word: f"already {w} post {int(self.root[int(value[i])])}")
+            refuse(rows[~fresh], lambda i, w=word: f"already {w} post {int(self.anchor[int(value[i])])}")
             counts = self.dislikes if k == "dislike" else self.likes
             np.add.at(counts, target[fresh], 1)
             setattr(self, store, _add(have, keys[fresh]))
@@ -323,7 +332,8 @@ class FeedWorld(World):
                 pull = np.zeros(self.n)
                 np.add.at(pull, u, self.post_stance[t] - self.stance[u])
                 self.stance = np.clip(self.stance + self.influence * pull, -1.0, 1.0)
-        # Comments (flat, on the root, as in OASIS), then votes on comments that existed before.
+        # Comments (flat, on what a repost reposted or on the post or quote itself, as in OASIS),
+        # then votes on comments that existed before.
         if "comment" in code:
             rows = np.flatnonzero(actions.kind == code["comment"])
             target = value[rows].astype(np.int64)
@@ -331,7 +341,7 @@ class FeedWorld(World):
             refuse(rows[~ok], lambda i: f"post {int(value[i])} does not exist")
             rows = rows[ok]
             if len(rows):
-                users, root = sender[rows], self.root[target[ok]]
+                users, root = sender[rows], self.anchor[target[ok]]
                 m = len(rows)
                 self._grow_comments(self.c_count + m)
                 ids = self.c_count + np.arange(m)
@@ -551,6 +561,7 @@ class FeedWorld(World):
         post = np.maximum(feed, 0)
         author = np.where(ok, self.author[post], -1)
         root = np.where(ok, self.root[post], -1)
+        viewer = np.repeat(ids, feed.shape[1]).reshape(feed.shape)
         cos = (
             np.einsum("ij,ikj->ik", self.user_vec[ids], self.vec[root])
             if self.count
@@ -567,9 +578,8 @@ class FeedWorld(World):
             "score": np.where(ok, self.likes[root] - self.dislikes[root], 0).astype(np.float64),
             "author": author,
             "match": match,
-            "liked": ok & _member(_keys(np.repeat(ids, feed.shape[1]).reshape(feed.shape), root), self.liked),
-            "follows_author": ok
-            & _member(_keys(np.repeat(ids, feed.shape[1]).reshape(feed.shape), author), self.follows),
+            "liked": ok & _member(_keys(viewer, self.anchor[post]), self.liked),
+            "follows_author": ok & _member(_keys(viewer, author), self.follows),
         }
 
     def observe(self, agent: int, round: int) -> FeedView:
@@ -595,12 +605,13 @@ class FeedWorld(World):
                         f"User {who} quoted a post from User {whose}. Quote content: {quote} "
                         f"Original Content: {text}"
                     )
+                at = int(self.anchor[p])  # where its likes, shares and comments live
                 if self.show_score:
-                    item["score"] = int(self.likes[root] - self.dislikes[root])
+                    item["score"] = int(self.likes[at] - self.dislikes[at])
                 else:
-                    item["num_likes"], item["num_dislikes"] = int(self.likes[root]), int(self.dislikes[root])
-                item["num_shares"] = int(self.shares[root])
-                mine = np.flatnonzero(self.c_post[: self.c_count] == root)[-5:]  # the latest 5
+                    item["num_likes"], item["num_dislikes"] = int(self.likes[at]), int(self.dislikes[at])
+                item["num_shares"] = int(self.shares[at])
+                mine = np.flatnonzero(self.c_post[: self.c_count] == at)[-5:]  # the latest 5
                 item["comments"] = [
                     {
                         "comment_id": int(c),

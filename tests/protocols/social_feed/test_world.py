@@ -286,6 +286,48 @@ def test_comments_go_to_the_root_are_shown_and_their_votes_follow_oasis_rules(tm
         FeedAction(action="like_comment", post_id=3).to_messages()
 
 
+def test_actions_on_a_quote_stay_on_it_and_on_a_repost_go_to_what_it_reposted(tmp_path: Path) -> None:
+    # OASIS's code: likes, comments and reposts aimed at a repost land on what it reposted, but a
+    # quote is a post of its own and keeps them (reference/oasis.md 1.2 says "the root": wrong).
+    plan = {
+        (0, 1): [FeedAction(action="quote_post", post_id=0, content="so true")],  # post 1, a quote
+        (1, 2): [FeedAction(action="like_post", post_id=1)],  # likes the quote
+        (1, 3): [FeedAction(action="create_comment", post_id=1, content="on the quote")],
+        (1, 4): [FeedAction(action="repost", post_id=1)],  # post 2: shares the quote
+        (1, 5): [FeedAction(action="repost", post_id=0)],  # post 3: shares the root
+        (2, 4): [
+            FeedAction(action="repost", post_id=0),  # allowed: it shared the quote, not the root
+            FeedAction(action="repost", post_id=2),  # refused: post 2 reposted the quote it shared
+        ],
+        (2, 2): [FeedAction(action="like_post", post_id=2)],  # refused: lands on the quote it liked
+        (2, 3): [FeedAction(action="like_post", post_id=3)],  # lands on the root
+    }
+    log, _ = run_script(tmp_path, plan, rounds=3)
+    assert rows(
+        log, "SELECT round, sender, receiver, value FROM messages WHERE kind = 'liked' ORDER BY ALL"
+    ) == [
+        (1, 2, 1, 1.0),  # the quote's author, the quote
+        (2, 3, 0, 0.0),
+    ]
+    assert rows(log, "SELECT comment, post, author FROM feed_comments") == [(0, 1, 3)]
+    assert rows(log, "SELECT sender, receiver FROM messages WHERE kind = 'commented'") == [(3, 1)]
+    assert rows(log, "SELECT round, sender, text FROM messages WHERE kind = 'refused' ORDER BY ALL") == [
+        (2, 2, "already liked post 1"),
+        (2, 4, "already reposted post 1"),
+    ]
+    assert rows(log, "SELECT post, parent, root, kind FROM feed_posts ORDER BY post") == [
+        (1, 0, 0, "quote"),
+        (2, 1, 0, "repost"),  # the quote is its parent; the cascade's root stays post 0
+        (3, 0, 0, "repost"),
+        (4, 0, 0, "repost"),
+    ]
+    assert rows(log, "SELECT round, scale, depth FROM cascade_by_round WHERE root = 0 ORDER BY round") == [
+        (0, 2, 1),  # the root's author and user 1
+        (1, 4, 2),  # and users 4 and 5
+        (2, 4, 2),  # user 4 is counted once, whatever it shared
+    ]
+
+
 def _shown(world: FeedWorld, users: np.ndarray, round: int) -> set[int]:
     """Every post any of `users` is shown this round (feeds sample from the recommendation buffer)."""
     feeds = world.feeds(users, round)
