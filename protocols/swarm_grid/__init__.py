@@ -12,6 +12,9 @@ the correct behaviour is the default and the reference's is a flag:
 - ``faithful_flocking_seed=True``: Flocking ignores the seed (always 42).
 - ``faithful_prey=True``: the prey compares its options with the cell left of it.
 - ``self_echo=True``: a speaker hears its own message back.
+- ``faithful_pickup=True``: Foraging's pick-up and delivery test a neighbour's row against
+  the width and its column against the height, so on a grid taller than wide neighbours in
+  rows >= W never count.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ class SwarmGrid(MessageProtocol):
         physics: ``exact`` (the reference's push physics), ``fast`` (vectorised, never pushes a
             passive body; agrees with exact wherever exact pushes nothing), or ``auto``: exact up
             to 4,096 agents and for Pursuit and Transport, fast beyond.
-        self_echo, faithful_prey, faithful_flocking_seed: The reference's quirks (module docstring).
+        self_echo, faithful_prey, faithful_flocking_seed, faithful_pickup: The reference's quirks
+            (module docstring).
 
     Example:
         >>> launch(SwarmGrid(task="foraging").default_population(12), SwarmGrid(task="foraging"), rounds=100)
@@ -91,6 +95,7 @@ class SwarmGrid(MessageProtocol):
         self_echo: bool = False,
         faithful_prey: bool = False,
         faithful_flocking_seed: bool = False,
+        faithful_pickup: bool = False,
     ) -> None:
         if task not in TASKS:
             raise ConfigError(f"Unknown swarm task {task!r}; use one of: {', '.join(TASKS)}.")
@@ -120,6 +125,7 @@ class SwarmGrid(MessageProtocol):
         self.self_echo = self_echo
         self.faithful_prey = faithful_prey
         self.faithful_flocking_seed = faithful_flocking_seed
+        self.faithful_pickup = faithful_pickup
 
     def build(self, n_agents: int, seed: int) -> Router:
         h, w = self.size
@@ -136,6 +142,7 @@ class SwarmGrid(MessageProtocol):
             self_echo=self.self_echo,
             faithful_prey=self.faithful_prey,
             seed=seed,
+            faithful_pickup=self.faithful_pickup,
         )
         return DirectRouter(n_agents, world)
 
@@ -179,6 +186,7 @@ class SwarmGrid(MessageProtocol):
             "self_echo": self.self_echo,
             "faithful_prey": self.faithful_prey,
             "faithful_flocking_seed": self.faithful_flocking_seed,
+            **({"faithful_pickup": True} if self.faithful_pickup else {}),
         }
 
     def __repr__(self) -> str:

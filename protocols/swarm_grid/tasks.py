@@ -77,7 +77,7 @@ class Layout:
         alt: Agents shown in their alternate state (`a`): light off, or not carrying.
         prey: The prey's cell (Pursuit), or None.
         box: The box's cells (Transport), or None.
-        variant: The Transport box variant index.
+        variant: The Transport box variant index (the reference's).
     """
 
     static: NDArray[np.uint8]
@@ -86,6 +86,8 @@ class Layout:
     prey: tuple[int, int] | None = None
     box: NDArray[np.int64] | None = None
     variant: int = -1
+    rng: LayoutRng | None = None
+    """The layout's generator after its draws: the reference's task draws respawns from it."""
 
 
 def _walled(h: int, w: int) -> NDArray[np.uint8]:
@@ -119,26 +121,32 @@ def _spread(
         keys = counter_uniform(rng.getrandbits(32), 0, cells, stream=7)
         chosen = cells[np.argsort(keys, kind="stable")[:n]]
         return np.stack([chosen // free.shape[1], chosen % free.shape[1]], axis=1).astype(np.int64)
+    h, w = used.shape
     for i in range(n):
         while True:
             x = rng.randint(cols[0], cols[1])
             y = rng.randint(rows[0], rows[1])
-            if used[y, x]:
+            if y < h and x < w and used[y, x]:  # off the grid: drawn again (the reference fails)
                 break
         used[y, x] = False
         pos[i] = (y, x)
     return pos
 
 
-def _box_cells(variant: int, h: int, w: int) -> NDArray[np.int64]:
-    """The 13 cells of Transport box `variant`: a 3x3 bulk inside, a 1x4 plug in the wall gap.
+_REFERENCE_ORDER = (3, 1, 6, 2, 4, 0, 5, 7)
+"""The reference's eight boxes, in its list's order (its `Transport.boxes`, which its
+seeded ``choice`` indexes), as this module's (corner, orientation) shapes: its box k is
+shape ``_REFERENCE_ORDER[k]`` here (a test builds each of its boxes and compares cells)."""
 
-    Variants are corners (bottom-left, bottom-right, top-left, top-right) x plug in
-    the vertical or the horizontal wall. Seeds 42 and 27 of the reference pick
-    variants 1 (bottom-left, horizontal) and 7 (top-right, horizontal) here, as
-    there; the order of the other six is not verifiable from its published outputs.
+
+def _box_cells(variant: int, h: int, w: int) -> NDArray[np.int64]:
+    """The 13 cells of Transport box `variant` (the reference's index): a 3x3 bulk inside, a
+    1x4 plug in the wall gap.
+
+    Shapes are corners (bottom-left, bottom-right, top-left, top-right) x plug in the
+    vertical or the horizontal wall, in the order of `_REFERENCE_ORDER`.
     """
-    corner, horizontal = divmod(variant, 2)
+    corner, horizontal = divmod(_REFERENCE_ORDER[variant], 2)
     if horizontal:  # top-left base: plug in row 0, cols 0..3; bulk rows 1..3, cols 2..4
         cells = [(0, c) for c in range(4)] + [(r, c) for r in range(1, 4) for c in range(2, 5)]
     else:  # plug in col 0, rows 0..3; bulk cols 1..3, rows 2..4
@@ -173,9 +181,10 @@ def layout(task: str, h: int, w: int, n: int, seed: int, *, faithful_flocking_se
         prey = (rng.randint(h // 2 + 1, h - 2), rng.randint(w // 2 + 1, w - 2))
         free = static == EMPTY
         free[prey] = False
-        # The reference passes (H//2, W//2) as (columns, rows): harmless on square grids.
-        pos = _spread(rng, n, free, (1, min(max(h // 2, 5), w - 2)), (1, min(max(w // 2, 5), h - 2)))
-        return Layout(static, pos, alt, prey=prey)
+        # The reference passes (H//2, W//2) as (columns, rows), and at least 5: on a grid under
+        # 7x7 that range reaches the walls (and beyond), whose draws it rejects and draws again.
+        pos = _spread(rng, n, free, (1, max(h // 2, 5)), (1, max(w // 2, 5)))
+        return Layout(static, pos, alt, prey=prey, rng=rng)
     if task == "synchronization":
         alt = np.array([rng.randint(0, 1) == 0 for _ in range(n)], bool)  # 1: light on ('A')
         return Layout(static, _spread(rng, n, static == EMPTY, *interior), alt)
@@ -200,8 +209,8 @@ def layout(task: str, h: int, w: int, n: int, seed: int, *, faithful_flocking_se
                 fi = ni = min(fi, ni)
             else:
                 fj = nj = min(fj, nj)
-        static[fi : fi + 2, fj : fj + 2] = FOOD
         static[ni : ni + 2, nj : nj + 2] = NEST
+        static[fi : fi + 2, fj : fj + 2] = FOOD  # over the nest where they overlap (5x5), as there
         alt = np.ones(n, bool)  # not carrying
         return Layout(static, _spread(rng, n, static == EMPTY, *interior), alt)
     if task == "flocking":

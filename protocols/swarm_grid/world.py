@@ -89,13 +89,15 @@ class GridView(Observation):
 
     def render(self) -> str:
         fields = "\n".join(f"{k}: {v}" for k, v in self.fields)
+        # As SwarmBench shows it: always "5-step" (its memory), each step's window followed by a
+        # blank line, however many steps there are yet.
+        steps = [("Current Step", self.view_text())]
+        steps += [(f"{k + 1} Steps Before", text) for k, text in enumerate(self.past)]
+        vision = "\n".join(f"{name}:\n{text}\n" for name, text in steps)
         return (
             f"You are Agent Agent_{self.agent}, operating in a multi-agent environment.\n"
             f"Task description:\n{self.task}\n\nRound: {self.round}\n\n"
-            f"Your recent {1 + len(self.past)}-step vision (not the entire map):\n"
-            f"Current Step:\n{self.view_text()}\n"
-            + "".join(f"{k + 1} Steps Before:\n{text}\n" for k, text in enumerate(self.past))
-            + "\n"
+            f"Your recent 5-step vision (not the entire map):\n{vision}\n\n"
             f"Your current observation:\n{fields}\n\n"
             "Symbols: numbers are agent ids (do not mistake column/row numbers for ids); Y is you; W wall; "
             "B pushable obstacle (needs force from at least 5 agents pushing the same way); . empty; "
@@ -120,7 +122,9 @@ class GridWorld(World):
         physics: ``exact`` (the reference's push physics) or ``fast`` (vectorised, no pushing).
         self_echo: Whether a speaker hears its own message (the reference's behaviour).
         faithful_prey: Compare the prey's options with the cell left of it, as the reference does.
-        seed: The run's seed (the prey's respawn draws).
+        faithful_pickup: Foraging's pick-up and delivery with the reference's swapped bounds
+            (neighbours in rows >= the width never count).
+        seed: The run's seed (the prey's respawn draws, when the layout brings no generator).
     """
 
     def __init__(
@@ -134,6 +138,7 @@ class GridWorld(World):
         self_echo: bool,
         faithful_prey: bool,
         seed: int,
+        faithful_pickup: bool = False,
     ) -> None:
         self.task = task
         self.static = start.static
@@ -151,7 +156,10 @@ class GridWorld(World):
         self.physics = physics
         self.self_echo = self_echo
         self.faithful_prey = faithful_prey
-        self.rng = LayoutRng(seed + 1)  # the prey's respawns: seeded, replicated on every host
+        self.faithful_pickup = faithful_pickup
+        # The prey's respawns continue the layout's own draws, as the reference's task does
+        # (replicated on every host: each holds a copy of the same generator).
+        self.rng = start.rng if start.rng is not None else LayoutRng(seed)
         self.score = 0.0
         self.done = False
         self.last_synced = -1
@@ -327,8 +335,10 @@ class GridWorld(World):
             masses.append(1)
             static.append(self.prey_static)
             body_intents.append(-1)
-        if self.box is not None:
-            bodies.append(self.box)
+        # A box wholly off the map makes no contact (the reference removes it).
+        box = self.box if self.box is not None and self._inside(self.box).any() else None
+        if box is not None:
+            bodies.append(box)
             masses.append(5)
             static.append(False)
             body_intents.append(-1)
@@ -339,7 +349,7 @@ class GridWorld(World):
         if self.prey is not None:
             self.prey = moved[extra]
             extra += 1
-        if self.box is not None:
+        if box is not None:
             self.box = moved[extra]
 
     def _track(self, before: NDArray[np.int64], intents: NDArray[np.int64]) -> None:
@@ -361,9 +371,9 @@ class GridWorld(World):
                 self.score += 1
                 self.last_synced = on
         elif self.task == "foraging":
-            near_food = self._touches(FOOD)
+            near_food = self._touches(FOOD, self.faithful_pickup)
             self.alt &= ~near_food  # picked up: carrying
-            near_nest = self._touches(NEST)
+            near_nest = self._touches(NEST, self.faithful_pickup)
             self.score += float((near_nest & ~self.alt).sum())
             self.alt |= near_nest
         elif self.task == "flocking":
@@ -378,8 +388,20 @@ class GridWorld(World):
             self.escaped |= out
             self.done = bool(self.escaped.all())
 
-    def _touches(self, kind: int) -> NDArray[np.bool_]:
-        padded = np.pad(self.static == kind, 1)
+    def _touches(self, kind: int, swapped_bounds: bool = False) -> NDArray[np.bool_]:
+        """Agents with a cell of `kind` up, down, left or right of them.
+
+        Args:
+            swapped_bounds: The reference's Foraging check, which tests a neighbour's row
+                against the width and its column against the height: on a grid taller than
+                wide, neighbours in rows >= W never count (the default reads them right).
+        """
+        cells = self.static == kind
+        if swapped_bounds:
+            cells = cells.copy()
+            cells[self.w :, :] = False
+            cells[:, self.h :] = False
+        padded = np.pad(cells, 1)
         r, c = self.pos[:, 0] + 1, self.pos[:, 1] + 1
         inside = (r >= 1) & (r <= self.h) & (c >= 1) & (c <= self.w) & ~self.escaped
         r, c = np.where(inside, r, 0), np.where(inside, c, 0)
@@ -421,7 +443,8 @@ class GridWorld(World):
                 continue
             for s2 in _PREY_STEPS:
                 end = (mid[0] + s2[0], mid[1] + s2[1])
-                if end == (i, j) or chars[end] != ".":
+                corner = (i + s2[0], j + s2[1])  # an L-shaped move needs both corners free
+                if end == (i, j) or chars[end] != "." or chars[corner] != ".":
                     continue
                 d = self._danger(chars, *end)
                 if d < best_d:
@@ -514,6 +537,7 @@ class GridWorld(World):
             "physics": self.physics,
             "self_echo": self.self_echo,
             "faithful_prey": self.faithful_prey,
+            **({"faithful_pickup": True} if self.faithful_pickup else {}),
             "information_homogeneity": "not computed: it needs a sentence embedding model "
             "(all-mpnet-base-v2 in SwarmBench), which is not installed",
         }

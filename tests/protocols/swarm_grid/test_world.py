@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 
@@ -230,3 +232,203 @@ def test_an_agent_sees_its_last_five_views_newest_first() -> None:
     w2 = world("pursuit")
     act(w2, {0: "DOWN"}, 0)
     assert w2.observe(0, 1).past == (first,)
+
+
+# ---- Checked against SwarmBench's own code (its task.py) on situations of our own ----------------
+# The oracles below follow the reference's code step by step with Python's `random.Random`, which
+# its tasks draw from; moot replays that generator (LayoutRng) and must agree.
+
+
+def _danger(grid: np.ndarray, i: int, j: int) -> float:
+    view = grid[max(i - 4, 0) : i + 4, max(j - 4, 0) : j + 4]
+    return float((view == "A").sum() + 0.9 * (view == "W").sum())
+
+
+def _free(grid: np.ndarray, i: int, j: int) -> bool:
+    return 0 <= i < grid.shape[0] and 0 <= j < grid.shape[1] and grid[i, j] == "."
+
+
+STEPS = [(0, 1), (0, -1), (1, 0), (-1, 0)]
+
+
+def _reference_prey_step(grid: np.ndarray, i: int, j: int) -> tuple[int, int]:
+    """The reference's escape: compared with the cell left of the prey, both L corners free."""
+    best, target = _danger(grid, i, j - 1), None
+    for a in STEPS:
+        for b in STEPS:
+            end = (i + a[0] + b[0], j + a[1] + b[1])
+            if not (
+                _free(grid, *end) and _free(grid, i + a[0], j + a[1]) and _free(grid, i + b[0], j + b[1])
+            ):
+                continue
+            d = _danger(grid, *end)
+            if d < best:
+                best, target = d, end
+    return (i, j) if target is None else target
+
+
+def test_the_prey_escapes_as_the_reference_does_both_corners_of_an_l_free() -> None:
+    rng = np.random.default_rng(11)
+    checked = corner_mattered = 0
+    for _ in range(300):
+        w = world("pursuit", n=6, faithful_prey=True)
+        cells = [(r, c) for r in range(1, 9) for c in range(1, 9)]
+        pick = rng.choice(len(cells), 7, replace=False)
+        w.prey = np.array([cells[pick[0]]])
+        w.pos[:] = [cells[k] for k in pick[1:]]
+        grid = np.full((10, 10), ".", dtype="<U1")
+        grid[0, :] = grid[-1, :] = grid[:, 0] = grid[:, -1] = "W"
+        for r, c in w.pos:
+            grid[r, c] = "A"
+        i, j = (int(x) for x in w.prey[0])
+        grid[i, j] = "P"
+        if all(grid[i + a, j + b] != "." for a, b in STEPS):
+            continue  # a catch: another rule
+        expected = _reference_prey_step(grid, i, j)
+        loose = grid.copy()  # what the escape would be if only the middle cell were checked
+        act(w, {k: "STAY" for k in range(6)}, 0)
+        assert tuple(int(x) for x in w.prey[0]) == expected
+        checked += 1
+        corner_mattered += _reference_prey_step_middle_only(loose, i, j) != expected
+    assert checked > 250 and corner_mattered > 0  # the situations did include the corner rule
+
+
+def _reference_prey_step_middle_only(grid: np.ndarray, i: int, j: int) -> tuple[int, int]:
+    """What moot used to do: only the first step's cell and the end checked."""
+    best, target = _danger(grid, i, j - 1), None
+    for a in STEPS:
+        if not _free(grid, i + a[0], j + a[1]):
+            continue
+        for b in STEPS:
+            end = (i + a[0] + b[0], j + a[1] + b[1])
+            if end == (i, j) or not _free(grid, *end):
+                continue
+            d = _danger(grid, *end)
+            if d < best:
+                best, target = d, end
+    return (i, j) if target is None else target
+
+
+def _reference_pursuit_layout(
+    h: int, w: int, n: int, seed: int
+) -> tuple[random.Random, tuple[int, int], list]:
+    """The reference's Pursuit.reset: the prey, then `spread` over its (H//2, W//2) box, min 5."""
+    rnd = random.Random(seed)
+    prey = (rnd.randint(h // 2 + 1, h - 2), rnd.randint(w // 2 + 1, w - 2))
+    grid = np.full((h, w), ".", dtype="<U1")
+    grid[0, :] = grid[-1, :] = grid[:, 0] = grid[:, -1] = "W"
+    grid[prey] = "P"
+    used: set[tuple[int, int]] = set()
+    agents = []
+    for _ in range(n):
+        while True:
+            x, y = rnd.randint(1, max(h // 2, 5)), rnd.randint(1, max(w // 2, 5))
+            if (y, x) not in used and y < h and x < w and grid[y, x] == ".":  # (it would fail off the grid)
+                used.add((y, x))
+                agents.append((y, x))
+                break
+    return rnd, prey, agents
+
+
+@pytest.mark.parametrize(("h", "w"), [(6, 6), (6, 8), (10, 10)])
+def test_pursuit_layouts_on_small_grids_draw_as_the_reference(h: int, w: int) -> None:
+    for seed in range(8):
+        _, prey, agents = _reference_pursuit_layout(h, w, 3, seed)
+        got = layout("pursuit", h, w, 3, seed)
+        assert got.prey == prey and [tuple(p) for p in got.pos.tolist()] == agents, seed
+
+
+def test_a_respawned_prey_is_drawn_from_the_layouts_own_generator() -> None:
+    seed = 5
+    w = world("pursuit", n=4, seed=seed)
+    rnd, _, _ = _reference_pursuit_layout(10, 10, 4, seed)  # the generator after the layout's draws
+    w.prey = np.array([(5, 5)])
+    w.pos[:] = [(4, 5), (6, 5), (5, 4), (5, 7)]
+    act(w, {3: "LEFT"}, 0)  # surrounded: caught
+    grid = np.full((10, 10), ".", dtype="<U1")
+    grid[0, :] = grid[-1, :] = grid[:, 0] = grid[:, -1] = "W"
+    for r, c in w.pos:
+        grid[r, c] = "A"
+    best, spot, t = 1e6, None, 0  # the reference's respawn: the safest of H*W free draws
+    while t < 100:
+        i, j = rnd.randint(1, 8), rnd.randint(1, 8)
+        if grid[i, j] != ".":
+            continue
+        t += 1
+        if _danger(grid, i, j) < best:
+            best, spot = _danger(grid, i, j), (i, j)
+    assert w.score == 1 and tuple(int(x) for x in w.prey[0]) == spot
+    # The safest cell rarely depends on the draws; the generator's next draw does: the same stream.
+    assert w.rng.getrandbits(32) == rnd.getrandbits(32)
+
+
+# The reference's eight Transport boxes, in its list's order: rows of the shape, and where its
+# top-left corner sits (negative: counted from the far edge). The gap in the wall is the plug.
+REFERENCE_BOXES = [
+    (["BBB..", "BBB..", "BBB..", ".BBBB"], (-4, -5)),
+    (["..BBB", "..BBB", "..BBB", "BBBB."], (-4, 0)),
+    (["...B", "...B", "BBBB", "BBBB", "BBB."], (0, -4)),
+    (["BBB.", "BBBB", "BBBB", "...B", "...B"], (-5, -4)),
+    (["B...", "B...", "BBBB", "BBBB", ".BBB"], (0, 0)),
+    ([".BBB", "BBBB", "BBBB", "B...", "B..."], (-5, 0)),
+    (["BBBB.", "..BBB", "..BBB", "..BBB"], (0, 0)),
+    ([".BBBB", "BBB..", "BBB..", "BBB.."], (0, -5)),
+]
+
+
+@pytest.mark.parametrize(("h", "w"), [(10, 10), (12, 9)])
+def test_transport_boxes_are_the_references_in_its_order(h: int, w: int) -> None:
+    from protocols.swarm_grid.tasks import _box_cells
+
+    for k, (shape, (r0, c0)) in enumerate(REFERENCE_BOXES):
+        cells = {
+            (r0 % h + i, c0 % w + j) for i, row in enumerate(shape) for j, ch in enumerate(row) if ch == "B"
+        }
+        assert {tuple(c) for c in _box_cells(k, h, w).tolist()} == cells, k
+    for seed in range(12):  # the seeded choice picks the reference's box k
+        rnd = random.Random(seed)
+        k = rnd.choice(range(8))
+        got = layout("transport", 10, 10, 5, seed)
+        assert got.variant == k and got.box is not None
+
+
+def test_a_box_wholly_off_the_map_blocks_nothing() -> None:
+    w = world("transport", n=5)  # seed 42: the box at the bottom left, its plug in row 9
+    assert w.box is not None
+    w.box = w.box + np.array([4, 0])  # pushed out below the map: rows 10..13
+    w.pos[:] = [(9, 2), (1, 1), (1, 2), (1, 3), (1, 4)]  # agent 0 in the open gap, (10, 2) below it
+    act(w, {0: "DOWN"}, 3)
+    assert w.escaped[0] and tuple(w.pos[0]) == (10, 2)  # it steps out where the box lies
+
+
+def test_food_shows_over_the_nest_where_they_overlap_on_a_5x5_grid() -> None:
+    for seed in range(6):
+        g = layout("foraging", 5, 5, 1, seed)
+        food = np.argwhere(g.static == FOOD)
+        assert len(food) == 4, seed  # its whole 2x2 block: the nest lies under it where they overlap
+        assert (g.static == NEST).sum() < 4
+
+
+def test_the_vision_section_says_five_steps_and_spaces_them_as_the_reference() -> None:
+    w = world("pursuit")
+    for r in range(2):
+        act(w, {0: "DOWN"}, r)
+    view = w.observe(0, 2)
+    steps = [view.view_text(), *view.past]
+    names = ["Current Step"] + [f"{k} Steps Before" for k in range(1, 5)]
+    # The reference: '\n'.join(f'{name}:\n{s}') over views that each end in a newline.
+    vision = "\n".join(f"{n}:\n{s}\n" for n, s in zip(names, steps))
+    text = view.render()
+    assert f"Your recent 5-step vision (not the entire map):\n{vision}\n\nYour current observation:" in text
+    assert len(steps) == 3
+
+
+@pytest.mark.parametrize("faithful", [False, True])
+def test_foraging_pickup_on_a_tall_grid_and_the_references_swapped_bounds(faithful: bool) -> None:
+    w = world("foraging", n=1, size=(12, 8), faithful_pickup=faithful)
+    w.static[w.static == FOOD] = 0
+    w.static[9:11, 1:3] = FOOD  # food low on a grid taller than wide
+    w.pos[0] = (8, 1)  # right above it; the food's row 9 is >= the width 8
+    w.alt[0] = True
+    act(w, {0: "STAY"}, 0)
+    assert bool(w.alt[0]) == faithful  # the reference never sees it (its bounds are swapped)
