@@ -1,8 +1,9 @@
 """Does looking for food beat wandering? Two foraging policies on SwarmBench's grid, five seeds each.
 
 12 agents on the 10x10 Foraging map (a maze wall between food and nest), 100
-rounds. The built-in heuristic walks to food it sees and carries it to a nest
-it sees; the baseline walks at random. Each run is tagged with its policy, and
+rounds. The built-in heuristic maps the walls it sees, tells the agents in view
+where food and nest are, and walks the shortest path it knows; the baseline
+walks at random. Each run is tagged with its policy, and
 one SQL query over the log compares final scores.
 
     moot run examples/swarm_foraging.py

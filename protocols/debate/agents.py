@@ -93,9 +93,13 @@ class RuleDebater(Agent):
     Round 0: it answers correctly with probability `accuracy`, else a nearby wrong
     answer. A debate round: when the majority it sees (itself included) differs
     from its answer, it joins it with its trait's pliability (easy-going 0.7,
-    overconfident 0.15, a custom persona 0.4). A reflection round: it re-solves
-    with probability `recheck`, else keeps its answer. With beliefs on, its private
-    belief is 6 when it sides with the majority it saw, else `confidence`.
+    overconfident 0.15, a custom persona 0.4); and when it was wrong and a peer it
+    sees was right, it checks that peer's solution and takes it with probability
+    pliability x accuracy (a right argument can be checked; a wrong one cannot be
+    made right), which is how debate raises a society's accuracy. A reflection
+    round: it re-solves with probability `recheck`, else keeps its answer. With
+    beliefs on, its private belief is 6 when it sides with the majority it saw,
+    else `confidence`.
 
     Attributes:
         accuracy: Chance of solving a question correctly.
@@ -122,8 +126,15 @@ class RuleDebater(Agent):
             (pattern == 0) & ~np.isnan(majority) & (majority != own) & (ctx.uniform(2) < seen["pliability"])
         )
         recheck = (pattern == 1) & (ctx.uniform(3) < state["recheck"])
+        convinced = (
+            (pattern == 0)
+            & seen["peer_right"]
+            & (own != solution)
+            & (ctx.uniform(4) < seen["pliability"] * state["accuracy"])
+        )
         answer = np.where(pattern < 0, fresh, own)
         answer = np.where(join, majority, answer)
+        answer = np.where(convinced, solution, answer)
         answer = np.where(recheck, fresh, answer)
         answer = np.where(np.isnan(answer), fresh, answer)  # never left without an answer
         out = MessageBatch.broadcast(ctx.ids, "answer", answer, kinds=ctx.kinds)

@@ -236,10 +236,22 @@ class DebateWorld(World):
             out[sel] = row_majority(rows[ids[sel] // self.size][:, cols])[0]
         return out
 
+    def peer_right(self, ids: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Per agent, whether a peer it sees gave the right answer in the previous round."""
+        rows = self.prev.reshape(self.societies, self.size)
+        right = rows == self.truth[:, None]
+        out = np.zeros(len(ids), bool)
+        pos = self.position[ids]
+        for p in np.unique(pos):
+            sel = np.flatnonzero(pos == p)
+            out[sel] = right[ids[sel] // self.size][:, self.visible[p]].any(axis=1)
+        return out
+
     def observe_batch(self, ids: NDArray[np.int64], round: int) -> Mapping[str, NDArray[Any]]:
         majority = self.majority_seen(ids) if round > 0 else np.full(len(ids), np.nan)
         return {
             "solution": self.truth[ids // self.size],  # the answer key: for simulated solvers only
+            "peer_right": self.peer_right(ids) if round > 0 else np.zeros(len(ids), bool),
             "own": self.prev[ids],
             "majority": np.where(np.isinf(majority), np.nan, majority),
             "pattern": self.pattern_of(ids, round),

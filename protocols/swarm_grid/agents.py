@@ -8,10 +8,12 @@ policies per task, plain `act` over `ctx.observation`; `VectorForager` and
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from agents.agent import Agent
 from agents.batch import Inbox, MessageBatch
@@ -169,13 +171,94 @@ class SyncHeuristic(Agent):
         return SwarmMove(action="SWITCH")
 
 
+_SPOTTED = re.compile(r"\b([FN]) at (-?\d+),(-?\d+)")
+_MOVES = {(-1, 0): "UP", (1, 0): "DOWN", (0, -1): "LEFT", (0, 1): "RIGHT"}
+
+
 class ForageHeuristic(Agent):
-    """Goes for food it sees, and carries it to a nest it sees; wanders otherwise."""
+    """A foraging baseline that maps what it sees: it remembers the walls, the food and the nest
+    (and tells the agents in view where they are: ``"F at 1,1"``), and walks the shortest path
+    it knows, through unseen cells as if open, to the food, or to the nest when it carries;
+    with nothing known it explores in a straight line, turning when blocked.
+
+    Attributes:
+        food, nest: A known cell of each (row, col), or (-1, -1).
+        walls: The wall cells it has seen, as ``row * 1000 + col``.
+        heading: Its exploring direction (an index of UP, DOWN, LEFT, RIGHT).
+        last: Its cell last round (to notice it is blocked), or (-1, -1).
+    """
+
+    food: tuple[int, int] = (-1, -1)
+    nest: tuple[int, int] = (-1, -1)
+    walls: list[int] = Field(default_factory=list)
+    heading: int = 0
+    last: tuple[int, int] = (-1, -1)
 
     def act(self, inbox: list[Message], ctx: Context) -> SwarmMove:
         view: GridView = ctx.observation
-        carrying = dict(view.fields).get("carrying_food", False)
-        return SwarmMove(action=_toward(view, {"N"} if carrying else {"F"}, ctx))  # type: ignore[arg-type]
+        if view.escaped:
+            return SwarmMove(action="STAY")
+        said = self._look(view, inbox)
+        here = (view.row, view.col)
+        carrying = bool(dict(view.fields).get("carrying_food", False))
+        goal = self.nest if carrying else self.food
+        step = _path_step(here, goal, set(self.walls)) if goal != (-1, -1) else None
+        if step is None or (here == self.last and ctx.uniform() < 0.5):  # blocked: try elsewhere
+            if here == self.last:
+                self.heading = ctx.integers(4)
+            step = ("UP", "DOWN", "LEFT", "RIGHT")[self.heading]
+        self.last = here
+        return SwarmMove(action=step, message=said)  # type: ignore[arg-type]
+
+    def _look(self, view: GridView, inbox: list[Message]) -> str | None:
+        """Remember what the view shows and what others said; what to tell them, if news."""
+        half = len(view.cells) // 2
+        news = []
+        walls = set(self.walls)
+        for i, row in enumerate(view.cells):
+            for j, cell in enumerate(row):
+                r, c = view.row - half + i, view.col - half + j
+                if cell == "W":
+                    walls.add(r * 1000 + c)
+                elif cell == "F" and self.food == (-1, -1):
+                    self.food = (r, c)
+                    news.append(f"F at {r},{c}")
+                elif cell == "N" and self.nest == (-1, -1):
+                    self.nest = (r, c)
+                    news.append(f"N at {r},{c}")
+        for m in inbox:
+            for kind, r, c in _SPOTTED.findall(m.text or ""):
+                if kind == "F" and self.food == (-1, -1):
+                    self.food = (int(r), int(c))
+                elif kind == "N" and self.nest == (-1, -1):
+                    self.nest = (int(r), int(c))
+        self.walls = sorted(walls)
+        return "; ".join(news) or None
+
+
+def _path_step(start: tuple[int, int], goal: tuple[int, int], walls: set[int]) -> str | None:
+    """The first move of a shortest path from `start` to a cell next to `goal`, walls avoided,
+    unknown cells taken as open (breadth-first, within 30 steps); None if none is known."""
+    targets = {(goal[0] + dr, goal[1] + dc) for dr, dc in _MOVES}
+    if start in targets:
+        return None  # already next to it: the world acts on that
+    first: dict[tuple[int, int], str] = {start: ""}
+    frontier = [start]
+    for _ in range(30):
+        nxt = []
+        for r, c in frontier:
+            for (dr, dc), name in _MOVES.items():
+                cell = (r + dr, c + dc)
+                if cell in first or cell == goal or (cell[0] * 1000 + cell[1]) in walls:
+                    continue
+                if not (0 <= cell[0] < 1000 and 0 <= cell[1] < 1000):
+                    continue
+                first[cell] = first[(r, c)] or name
+                if cell in targets:
+                    return first[cell]
+                nxt.append(cell)
+        frontier = nxt
+    return None
 
 
 class FlockHeuristic(Agent):

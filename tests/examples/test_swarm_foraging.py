@@ -34,3 +34,5 @@ def test_swarm_foraging_example(tmp_path: Path) -> None:
     for policy, runs, mean in per_policy:
         assert runs == 5
         assert any(policy in line and f"{mean:.1f}" in line for line in out.stdout.splitlines())
+    means = {p: m for p, _, m in per_policy}
+    assert means["ForageHeuristic"] > means["RandomWalker"]  # looking beats wandering, as asked

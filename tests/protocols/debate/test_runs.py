@@ -163,3 +163,28 @@ def test_same_seed_same_log_in_process_and_on_1_and_3_ray_hosts(ray_cluster: obj
     assert [r.hosts for r in runs] == [1, 1, 3]
     hashes = {messages_hash(log, r.run_id) for r in runs}
     assert len(hashes) == 1 and next(iter(hashes))[0] == 600 * 4 * 2  # an answer and a belief each
+
+
+def test_debate_raises_the_rule_based_societies_accuracy_and_easy_going_ones_more(tmp_path: Path) -> None:
+    log = tmp_path / "gain.duckdb"
+    proto = Debate(n_questions=20, strategies=["000"], mixes=["eee", "ooo"])
+    run = launch(
+        proto.default_population(3 * 2000),
+        proto,
+        rounds=4,
+        seed=3,
+        log=log,
+        runtime="local",
+        stop=lambda r, m: False,
+    )
+    acc = {
+        (r["mix"], r["round"]): r["accuracy"]
+        for r in query(
+            log,
+            f"SELECT mix, round, sum(accuracy * societies) / sum(societies) AS accuracy "
+            f"FROM debate_accuracy_by_round WHERE run_id = '{run.run_id}' GROUP BY ALL",
+        ).to_pylist()
+    }
+    easy = acc[(0, 3)] - acc[(0, 0)]
+    stubborn = acc[(1, 3)] - acc[(1, 0)]
+    assert easy > 0.15 and stubborn > 0.02 and easy > stubborn + 0.1, acc

@@ -77,12 +77,22 @@ def test_a_debate_prompt_holds_exactly_the_peers_previous_answers_and_a_reflecti
     assert w.belief[0] == 5.4321  # while the world does hold it (and logs it)
     assert set(w.observe_batch(np.arange(12), 1)) == {
         "solution",
+        "peer_right",
         "own",
         "majority",
         "pattern",
         "pliability",
         "beliefs",
     }
+
+
+def test_peer_right_says_whether_a_peer_one_sees_was_right() -> None:
+    w = world(strategies=["00"])
+    answers = [w.truth[i // 3] + 1.0 for i in range(12)]  # everyone wrong ...
+    answers[3] = float(w.truth[1])  # ... but agent 3, in society 1 (agents 3, 4, 5)
+    play_round(w, 0, answers)
+    seen = w.observe_batch(np.arange(12), 1)["peer_right"]
+    assert seen.tolist() == [False] * 3 + [False, True, True] + [False] * 6  # not oneself
 
 
 def test_changing_one_round_r_answer_changes_no_round_r_prompt() -> None:
