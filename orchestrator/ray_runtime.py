@@ -97,6 +97,9 @@ def ensure_ray(address: str | None = None) -> bool:
             ray.init(address=address, log_to_driver=True)
         else:
             _quiet_token_auth()
+            # Ray 2.60 turns token authentication on for a new local instance (a test holds it):
+            # its processes listen on every interface, and the token is their guard. (Setting
+            # RAY_AUTH_MODE here would be too late: Ray reads it when it is imported.)
             ray.init(address="local", include_dashboard=False, log_to_driver=True)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
