@@ -375,8 +375,9 @@ MACROS: dict[str, tuple[str, str]] = {
     FROM r ORDER BY round""",
     ),
     "consensus_time(rid, tol)": (
-        "Rounds to consensus, from the metrics logged every round: the first round after which the "
-        "watched field's spread is at most tol, plus one (rounds played); NULL if it never was.",
+        "Rounds to consensus, from the metrics logged every round. Two columns: rounds (read this "
+        "one: rounds played until the watched field's spread was at most tol) and round (the "
+        "0-based round that reached it, rounds - 1); both NULL if it never was.",
         """SELECT min(round) + 1 AS rounds, min(round) AS round FROM metrics
     WHERE run_id = rid AND name = 'spread' AND value <= tol""",
     ),

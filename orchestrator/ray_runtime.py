@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -92,6 +93,8 @@ def ensure_ray(address: str | None = None) -> bool:
     # to itself, ray.init() also joins whatever /tmp/ray/ray_current_cluster names,
     # and waits forever if that cluster is gone; "local" always starts a fresh one.
     address = address or os.environ.get("MOOT_ADDRESS") or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _check_reachable(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=True)
@@ -130,6 +133,21 @@ class _TokenAuthNote(logging.Filter):
                 file=sys.stderr,
             )
         return False
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` address that refuses or does not answer fails in seconds, not minutes
+    (Ray itself retries for over two minutes before it gives up)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or address == "auto" or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"Could not reach the Ray cluster at {address!r}: {exc}; start one with `ray start --head`, "
+            "check the address, or drop --address to run locally."
+        ) from exc
 
 
 def _quiet_token_auth() -> None:

@@ -105,6 +105,7 @@ def test_protocols_name_lists_its_options_and_defaults() -> None:
         "self_echo",
         "faithful_prey",
         "faithful_flocking_seed",
+        "faithful_pickup",
     }
     missing = CliRunner().invoke(app, ["protocols", "gosip"])
     assert missing.exit_code == 2 and "Unknown protocol 'gosip'; known: debate, gossip" in missing.output
@@ -406,3 +407,35 @@ def test_moot_sql_csv_quotes_only_what_needs_it_and_tables_are_not_cut_when_pipe
     assert long in table
     marked = CliRunner().invoke(app, ["sql", str(log), "SELECT '[bold]tag[/bold] [int, int]' AS t"]).output
     assert "[bold]tag[/bold] [int, int]" in marked  # cells are text, not Rich markup
+
+
+def test_an_unreachable_address_fails_in_seconds_with_the_fix(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on once this closes
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    out = subprocess.run(
+        [
+            MOOT,
+            "run",
+            "--agents",
+            "100",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--log",
+            str(tmp_path / "u.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2 and time.monotonic() - started < 30
+    said = " ".join(out.stderr.split())
+    assert (
+        f"error: Could not reach the Ray cluster at '127.0.0.1:{port}': [Errno 111] Connection refused;"
+        in said
+    )
+    assert "start one with `ray start --head`, check the address, or drop --address to run locally." in said
