@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from tests.conftest import ROOT
+from tests.orchestrator.helpers import messages_hash
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]  # it starts a Ray cluster of its own
 BIN = Path(sys.executable).parent
@@ -181,19 +182,20 @@ def started(tmp_path: Path) -> Iterator[StartedCluster]:
     assert cluster.ours() == []
 
 
-def check_log(path: Path, agents: int) -> None:
+def check_log(path: Path, agents: int, expected: tuple[int, str]) -> None:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        ((status, n_hosts, rounds),) = con.execute("SELECT status, n_hosts, rounds FROM runs").fetchall()
+        ((status, n_hosts, rounds, run_id),) = con.execute(
+            "SELECT status, n_hosts, rounds, run_id FROM runs"
+        ).fetchall()
         nodes, hosts, n = con.execute(
             "SELECT count(DISTINCT node), count(DISTINCT host), count(*) FROM agents"
         ).fetchall()[0]
-        messages = con.execute("SELECT count(*) FROM messages").fetchall()[0][0]
     finally:
         con.close()
     assert (status, n_hosts, rounds) == ("finished", 2, 3)
     assert (nodes, hosts, n) == (2, 2, agents)  # hosts on both nodes
-    assert messages > 0
+    assert messages_hash(path, run_id) == expected  # the very messages the study logs in-process
 
 
 def test_ray_start_then_moot_run_address_auto_and_ray_job_submit(
@@ -231,5 +233,20 @@ def test_ray_start_then_moot_run_address_auto_and_ray_job_submit(
     direct_out = direct.communicate(timeout=240)[0].decode()
     assert direct.returncode == 0, direct_out[-3000:]
     assert job.returncode == 0 and "Job 'moot-deploy-test' succeeded" in job_out, job_out[-3000:]
-    check_log(tmp_path / "direct.duckdb", 3000)
-    check_log(tmp_path / "job.duckdb", 3000)
+    # The same study in-process, on one host: the same seed gives the same messages anywhere.
+    local = subprocess.run(
+        [str(BIN / "moot"), *study, "--local", "--log", str(tmp_path / "local.duckdb")],
+        env=started.env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert local.returncode == 0, local.stderr[-2000:]
+    con = duckdb.connect(str(tmp_path / "local.duckdb"), read_only=True)
+    (local_id,) = con.execute("SELECT run_id FROM runs").fetchall()[0]
+    con.close()
+    expected = messages_hash(tmp_path / "local.duckdb", local_id)
+    assert expected[0] > 3 * 3000  # every agent sends to two neighbours each round
+    check_log(tmp_path / "direct.duckdb", 3000, expected)
+    check_log(tmp_path / "job.duckdb", 3000, expected)
