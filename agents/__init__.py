@@ -14,6 +14,7 @@ from agents.bounded_confidence import Deffuant, HegselmannKrause
 from agents.context import BatchContext, Context
 from agents.llm import LLMAgent
 from agents.message import KINDS, Message, MessageKind
+from agents.observation import Observation
 from agents.opinion import ExpressedPrivate, FriedkinJohnsen, OpinionAgent
 from agents.population import Choice, Normal, Population, Uniform
 from agents.reply import Reply
@@ -36,6 +37,7 @@ __all__ = [
     "MessageBatch",
     "MessageKind",
     "Normal",
+    "Observation",
     "OpinionAgent",
     "Population",
     "Reply",

@@ -10,18 +10,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.errors import ConfigError
 from agents.message import KINDS
+from agents.observation import Observation
 from agents.rng import agent_rng, counter_integers, counter_uniform, scalar_head, scalar_uniform
-from orchestrator.errors import ConfigError
 
 if TYPE_CHECKING:
     from agents.batch import MessageBatch
+    from agents.client import LLMClient
     from agents.reply import Reply
 
 __all__ = ["BatchContext", "Context"]
 
 _AGENT_STREAM = 1
 T = TypeVar("T")
+ObservationT = TypeVar("ObservationT", bound=Observation)
 
 
 @dataclass(frozen=True, slots=False)
@@ -40,20 +43,33 @@ class Context:
         agent_id: This agent's global id.
         seed: The run's seed.
         neighbours: Ids of the agents this one may hear from / talk to.
-        observation: Protocol-specific view (a grid patch, a feed); None if unused.
+        observation: The protocol's `Observation` (a grid patch, a feed); None if it has no
+            world. ``ctx.view(GridView)`` returns it typed.
         instructions: What the protocol asks of agents, in words (for LLM agents).
         replies: The protocol's reply models (an LLM agent asks its model for one).
-        llm: The run's LLM client (`agents.llm.LLMClient`), when the run has LLM agents.
+        llm: The run's LLM client (`agents.client.LLMClient`), when the run has LLM agents.
     """
 
     round: int
     agent_id: int
     seed: int
     neighbours: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
-    observation: Any = None
+    observation: Observation | None = None
     instructions: str = ""
     replies: tuple[type[Reply], ...] = ()
-    llm: Any = None
+    llm: LLMClient | None = None
+
+    def view(self, kind: type[ObservationT]) -> ObservationT:
+        """The observation as the protocol's own type (``ctx.view(GridView)``), or a clear
+        error when this agent runs on a protocol that shows something else."""
+        seen = self.observation
+        if not isinstance(seen, kind):
+            shown = "nothing (it has no world)" if seen is None else type(seen).__name__
+            raise ConfigError(
+                f"Agent {self.agent_id} expects a {kind.__name__}, but this run's protocol shows it "
+                f"{shown}; run it with the protocol that makes {kind.__name__}s."
+            )
+        return seen
 
     @cached_property
     def rng(self) -> np.random.Generator:

@@ -16,49 +16,21 @@ from __future__ import annotations
 import functools
 import json
 import re
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError
 
 from agents.agent import ActResult, Agent
+from agents.client import LLMClient
 from agents.context import Context
+from agents.errors import ConfigError, MootError
 from agents.message import Message
 from agents.reply import Reply
-from orchestrator.errors import ConfigError, MootError
 
 __all__ = ["LLMAgent", "LLMClient", "parse_reply"]
 
 FEEDBACK_LIMIT = 400
 """Characters of a bad answer and of its error shown back to the model."""
-
-
-class LLMClient(Protocol):
-    """What ``ctx.llm`` offers (implemented by `orchestrator.llm.Gateway`)."""
-
-    reply_attempts: int
-    """How many times an agent asks when an answer does not fit the reply model."""
-
-    async def complete(
-        self,
-        *,
-        agent: int,
-        round: int,
-        messages: list[dict[str, str]],
-        model: str,
-        temperature: float = 0.0,
-        max_tokens: int | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> Any:
-        """Ask a model; returns a completion with ``text``, ``ok``, ``error_type``, ``error``."""
-        ...
-
-    def reject(self, completion: Any, error_type: str, error: str) -> None:
-        """Mark a completion whose answer could not be used."""
-        ...
-
-    def note(self, round: int, kind: str, detail: str, agent: int = -1) -> None:
-        """Record an event."""
-        ...
 
 
 def parse_reply(text: str, model: type[Reply]) -> Reply:
@@ -213,12 +185,12 @@ class LLMAgent(Agent):
         state = self.state_text()
         if state:
             parts.append("Your state:\n" + state)
-        if ctx.observation is not None:
-            render = getattr(ctx.observation, "render", None)
-            parts.append(render() if callable(render) else str(ctx.observation))
-        heard = getattr(ctx.observation, "render_inbox", None)  # a protocol's own way (anonymous, ...)
-        if callable(heard):
-            parts.append(heard(inbox))
+        seen = ctx.observation
+        if seen is not None:
+            parts.append(seen.render())
+        heard = seen.render_inbox(inbox) if seen is not None else None  # a protocol's own way
+        if heard is not None:
+            parts.append(heard)
         elif inbox:
             parts.append("Messages you received:\n" + "\n".join(_heard(m) for m in inbox))
         else:

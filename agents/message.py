@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator.errors import ConfigError
+from agents.errors import ConfigError
 
 __all__ = ["KINDS", "KIND_PATTERN", "Message", "MessageKind", "explain"]
 

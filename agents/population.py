@@ -19,8 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.agent import Agent
+from agents.errors import ConfigError
 from agents.rng import counter_uniform
-from orchestrator.errors import ConfigError
 
 __all__ = ["Block", "Choice", "Column", "Normal", "Population", "Uniform", "check_columns", "parse_column"]
 

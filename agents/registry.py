@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import TypeVar
 
 from agents.agent import Agent
-from orchestrator.errors import ConfigError
+from agents.errors import ConfigError
 
 __all__ = ["AGENT_ENTRY_POINTS", "available_agents", "available_plugins", "get_agent", "load_plugin"]
 

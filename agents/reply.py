@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from agents.errors import ConfigError
 from agents.message import Message, explain
-from orchestrator.errors import ConfigError
 
 __all__ = ["Reply"]
 

@@ -14,9 +14,9 @@ import copy
 import inspect
 import threading
 import traceback
-from collections.abc import Awaitable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from orchestrator.llm.gateway import Gateway, LLMSetup
     from orchestrator.telemetry import HostTracer, SpanRecord
 
-__all__ = ["CHUNK", "ChunkStats", "Host", "HostSpec", "HostStats", "shard_bounds"]
+__all__ = ["CHUNK", "ChunkStats", "Host", "HostSpec", "HostStats", "RoundResult", "StepParts", "shard_bounds"]
 
 CHUNK = 64
 """Agents per statistics chunk. Shards start on chunk boundaries, so per-chunk
@@ -106,6 +106,52 @@ class HostStats:
     events: tuple[tuple[int, str, str], ...] = field(default_factory=tuple)
     spans: tuple[SpanRecord, ...] = ()
     peak_in_flight: int | None = None
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StepParts(Generic[T]):
+    """What `Host.step` returns, by name. The host returns it as a flat tuple (Ray hands each
+    element back as its own object ref, so that an outbox travels straight to its host); a
+    runtime names the elements, objects or refs alike, with `split`.
+
+    Attributes:
+        outboxes: The messages for each destination host, in host order.
+        to_world: The actions and broadcasts for the world (None without a world).
+        stats: The host's `HostStats`.
+    """
+
+    outboxes: list[T]
+    to_world: T | None
+    stats: T
+
+    @classmethod
+    def split(cls, returned: Sequence[T], hosts: int, world: bool) -> StepParts[T]:
+        """Name the elements of what `Host.step` returned (`hosts` outboxes, then ...)."""
+        return cls(list(returned[:hosts]), returned[hosts] if world else None, returned[-1])
+
+    @staticmethod
+    def returns(hosts: int, world: bool) -> int:
+        """How many elements `Host.step` returns (Ray's ``num_returns``)."""
+        return hosts + (2 if world else 1)
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What `Runtime.step` returns for one round.
+
+    Attributes:
+        stats: Each host's statistics, in host order.
+        fetch: Fetches every message delivered this round and every action taken, in parts
+            (called later, on the log writer's thread).
+        world: The world's metrics after the round (empty without a world).
+    """
+
+    stats: list[HostStats]
+    fetch: Callable[[], list[MessageBatch]]
+    world: dict[str, float]
 
 
 def _as_messages(result: Any, agent: Agent, round: int) -> list[Message]:
@@ -418,9 +464,9 @@ class Host:
             trace: The driver's round span as W3C trace-context headers (traced runs).
 
         Returns:
-            One batch of delivered messages per destination host; with a world, then
-            the batch of actions and broadcasts for the world (read by every host's
-            `apply`); then `HostStats`.
+            The elements of a `StepParts`, flat: one batch of delivered messages per
+            destination host; with a world, the batch of actions and broadcasts for the
+            world (read by every host's `apply`); then `HostStats`.
         """
         if self.tracer is None or trace is None:
             return self._step(round, inboxes)
@@ -432,8 +478,7 @@ class Host:
         finally:
             span.end()
         stats: HostStats = out[-1]
-        stats = replace(stats, spans=self.tracer.drain())
-        return (*out[:-1], stats)
+        return (*out[:-1], replace(stats, spans=self.tracer.drain()))
 
     def _step(self, round: int, inboxes: Sequence[MessageBatch], span: Any = None) -> tuple[Any, ...]:
         received = MessageBatch.concat(inboxes)

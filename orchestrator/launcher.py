@@ -24,7 +24,6 @@ from orchestrator.coordinator import (
     RunControl,
     RunPlan,
     RunResult,
-    check_new_run_id,
     run_rounds,
 )
 from orchestrator.errors import ConfigError
@@ -33,6 +32,7 @@ from orchestrator.live import LiveServer, answer
 from orchestrator.llm import LLMConfig
 from orchestrator.log import LogWriter, check_log_path, query
 from orchestrator.message_log import MessageLog
+from orchestrator.run_log import check_new_run_id
 from orchestrator.runtime import InProcessRuntime, Runtime
 from orchestrator.telemetry import trace_mode
 from protocols.base import MessageProtocol

@@ -6,7 +6,7 @@ server on 127.0.0.1 (ephemeral port) runs each query on a cursor of the writer's
 connection. That connection has external access disabled and its configuration
 locked, and the server accepts only SELECT statements. It announces itself in
 ``<log>.live`` (port, pid and a random token, readable by the owner only);
-`ask` is the client.
+`orchestrator.log.wire.ask` is the client.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import os
 import secrets
 import socket
 import socketserver
-import struct
 import threading
 import time
 from pathlib import Path
@@ -26,13 +25,11 @@ import duckdb
 import pyarrow as pa
 
 from orchestrator.errors import LogError, QueryRefused
-from orchestrator.log import interruptible, live_file, run_query, scope_to_run
+from orchestrator.log.query import interruptible, run_query, scope_to_run
+from orchestrator.log.wire import LIVE_TIMEOUT, recv, send
+from orchestrator.log.writer import live_file
 
-__all__ = ["LIVE_TIMEOUT", "LiveServer", "answer", "ask", "check_read_only", "live_file"]
-
-LIVE_TIMEOUT = 120.0
-"""Seconds a query on a live run may take at most: it runs inside the run's process, so a
-runaway must not hold it (a client may ask for less)."""
+__all__ = ["LiveServer", "answer", "check_read_only"]
 
 
 def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
@@ -65,24 +62,6 @@ def answer(
     if run_id is not None:
         scope_to_run(cur, run_id)
     return run_query(cur, sql, text=text)
-
-
-def _send(sock: socket.socket, data: bytes) -> None:
-    sock.sendall(struct.pack("!Q", len(data)) + data)
-
-
-def _recv(sock: socket.socket) -> bytes:
-    def exactly(n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = sock.recv(min(n - len(buf), 1 << 20))
-            if not chunk:
-                raise ConnectionError("connection closed")
-            buf += chunk
-        return bytes(buf)
-
-    (n,) = struct.unpack("!Q", exactly(8))
-    return exactly(n)
 
 
 class LiveServer:
@@ -125,7 +104,7 @@ class LiveServer:
 
     def _answer(self, sock: socket.socket) -> None:
         try:
-            request = json.loads(_recv(sock))
+            request = json.loads(recv(sock))
             if not secrets.compare_digest(str(request.get("token", "")), self.token):
                 raise QueryRefused("Query refused: wrong token for this live run.")
             sql = str(request["sql"])
@@ -147,11 +126,11 @@ class LiveServer:
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table)
-            _send(sock, b"T" + sink.getvalue().to_pybytes())
+            send(sock, b"T" + sink.getvalue().to_pybytes())
         except QueryRefused as exc:
-            _send(sock, b"R" + str(exc).encode())
+            send(sock, b"R" + str(exc).encode())
         except (duckdb.Error, LogError) as exc:
-            _send(sock, b"E" + str(exc).encode())
+            send(sock, b"E" + str(exc).encode())
         except (ConnectionError, ValueError, KeyError):
             return
 
@@ -168,34 +147,3 @@ class LiveServer:
         deadline = time.monotonic() + 10
         while self._active and time.monotonic() < deadline:
             time.sleep(0.01)
-
-
-def ask(
-    log: Path, sql: str, *, run_id: str | None = None, text: bool = False, timeout: float | None = None
-) -> pa.Table | None:
-    """Ask the live run holding `log`; None if no live run announces itself.
-
-    The run stops the query after `timeout` seconds (at most `LIVE_TIMEOUT`); Ctrl-C here
-    closes the connection, which the run does not wait on.
-    """
-    path = live_file(log)
-    try:
-        info = json.loads(path.read_text())
-        port, token = int(info["port"]), str(info["token"])
-    except (OSError, ValueError, KeyError):
-        return None
-    try:
-        wait = (LIVE_TIMEOUT if timeout is None else min(timeout, LIVE_TIMEOUT)) + 30
-        with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
-            request = {"token": token, "sql": sql, "run_id": run_id, "text": text, "timeout": timeout}
-            _send(sock, json.dumps(request).encode())
-            reply = _recv(sock)
-    except OSError:
-        return None  # the run ended meanwhile
-    status, body = reply[:1], reply[1:]
-    if status == b"T":
-        return pa.ipc.open_stream(body).read_all()
-    if status == b"R":
-        raise QueryRefused(body.decode())
-    first = body.decode()
-    raise LogError(first if first.startswith("Query failed") else f"Query failed: {first}")

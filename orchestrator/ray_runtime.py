@@ -22,7 +22,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from agents.batch import MessageBatch
 from orchestrator.errors import ClusterError, MootError
-from orchestrator.host import Host, HostSpec, HostStats
+from orchestrator.host import Host, HostSpec, HostStats, RoundResult, StepParts
 from orchestrator.llm import LLMService, ServiceHandle, ServiceLink
 from orchestrator.llm.service import Admission, Request, Settlement
 from orchestrator.runtime import HostPlacement, Runtime, actions_only, world_metrics
@@ -135,6 +135,12 @@ class _TokenAuthNote(logging.Filter):
         return False
 
 
+def local_cluster_address() -> str:
+    """Start (or reuse) this process's Ray instance; its GCS address, for other processes to join."""
+    ensure_ray(None)
+    return str(ray.get_runtime_context().gcs_address)
+
+
 def _check_reachable(address: str) -> None:
     """A ``host:port`` address that refuses or does not answer fails in seconds, not minutes
     (Ray itself retries for over two minutes before it gives up)."""
@@ -244,30 +250,32 @@ class RayRuntime(Runtime):
             return "SPREAD"
         return NodeAffinitySchedulingStrategy(nodes[h % len(nodes)], soft=False)
 
-    def step(
-        self, round: int, trace: dict[str, str] | None = None
-    ) -> tuple[list[HostStats], Callable[[], list[MessageBatch]], dict[str, float]]:
+    def step(self, round: int, trace: dict[str, str] | None = None) -> RoundResult:
         hosts = len(self.actors)
-        extra = 2 if self._world else 1
-        refs = [
-            actor.step.options(num_returns=hosts + extra).remote(
-                round, *(self._last[src][h] for src in range(hosts)), trace=trace
+        returns = StepParts.returns(hosts, self._world)
+        refs: list[StepParts[Any]] = [
+            StepParts.split(
+                actor.step.options(num_returns=returns).remote(
+                    round, *(self._last[src][h] for src in range(hosts)), trace=trace
+                ),
+                hosts,
+                self._world,
             )
             for h, actor in enumerate(self.actors)
         ]
-        self._last = [r[:hosts] for r in refs]
-        out_refs = [ref for r in refs for ref in r[:hosts]]
+        self._last = [r.outboxes for r in refs]
+        out_refs = [ref for r in refs for ref in r.outboxes]
         world: dict[str, float] = {}
         world_refs: list[Any] = []
         heard_refs: list[Any] = []
         if self._world:
             # Every host applies every host's actions to its replica; Ray hands over the
             # refs, and each host runs apply(r) after its own step(r) and before step(r+1).
-            world_refs = [r[hosts] for r in refs]
+            world_refs = [r.to_world for r in refs]
             applied = [a.apply.options(num_returns=2).remote(round, *world_refs) for a in self.actors]
             heard_refs = [a[0] for a in applied]
             metric_refs = [a[1] for a in applied]
-        stats: list[HostStats] = _get([r[-1] for r in refs])
+        stats: list[HostStats] = _get([r.stats for r in refs])
         if self._world:
             world = world_metrics(_get(metric_refs))
         codes = self._codes
@@ -278,7 +286,7 @@ class RayRuntime(Runtime):
                 parts += actions_only(_get(world_refs), codes) + _get(heard_refs)
             return parts
 
-        return stats, fetch, world
+        return RoundResult(stats, fetch, world)
 
     def states(self, round: int) -> Callable[[], list[pa.Table]]:
         refs = [a.states.remote(round) for a in self.actors]

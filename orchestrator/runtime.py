@@ -15,7 +15,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from agents.batch import MessageBatch
-from orchestrator.host import Host, HostSpec, HostStats
+from orchestrator.host import Host, HostSpec, RoundResult, StepParts
 from orchestrator.llm import LLMService, LocalService, ServiceHandle
 
 __all__ = ["HostPlacement", "InProcessRuntime", "Runtime", "actions_only", "world_metrics"]
@@ -37,17 +37,10 @@ class Runtime(ABC):
         """Create the hosts and their shards; return where each host landed."""
 
     @abstractmethod
-    def step(
-        self, round: int, trace: dict[str, str] | None = None
-    ) -> tuple[list[HostStats], Callable[[], list[MessageBatch]], dict[str, float]]:
+    def step(self, round: int, trace: dict[str, str] | None = None) -> RoundResult:
         """Play one round on every host (and, with a world, apply its actions everywhere).
 
         `trace` is the round span's context (W3C headers), handed to every host's step.
-
-        Returns:
-            Each host's statistics; a function fetching every message delivered this
-            round and every action taken, in parts (called later, on the log writer's thread);
-            and the world's metrics after the round (empty without a world).
         """
 
     @abstractmethod
@@ -100,23 +93,23 @@ class InProcessRuntime(Runtime):
         self._last = [tuple(empty for _ in self.hosts) for _ in self.hosts]
         return [(h, "local") for h in range(len(self.hosts))]
 
-    def step(
-        self, round: int, trace: dict[str, str] | None = None
-    ) -> tuple[list[HostStats], Callable[[], list[MessageBatch]], dict[str, float]]:
+    def step(self, round: int, trace: dict[str, str] | None = None) -> RoundResult:
         n = len(self.hosts)
-        results = [
-            host.step(round, *(self._last[src][h] for src in range(n)), trace=trace)
+        results: list[StepParts[Any]] = [
+            StepParts.split(
+                host.step(round, *(self._last[src][h] for src in range(n)), trace=trace), n, self._world
+            )
             for h, host in enumerate(self.hosts)
         ]
-        self._last = [r[:n] for r in results]
-        parts = [b for r in results for b in r[:n]]
+        self._last = [tuple(r.outboxes) for r in results]
+        parts = [b for r in results for b in r.outboxes]
         world: dict[str, float] = {}
         if self._world:
-            to_world = [r[n] for r in results]
+            to_world: list[MessageBatch] = [r.to_world for r in results if r.to_world is not None]
             applied = [host.apply(round, *to_world) for host in self.hosts]
             world = world_metrics([a[1] for a in applied])
             parts += actions_only(to_world, self._codes) + [a[0] for a in applied]
-        return [r[-1] for r in results], lambda: parts, world
+        return RoundResult([r.stats for r in results], lambda: parts, world)
 
     def states(self, round: int) -> Callable[[], list[pa.Table]]:
         tables = [h.states(round) for h in self.hosts]

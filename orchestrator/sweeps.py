@@ -272,14 +272,9 @@ def sweep(
 
 def _cluster_address(address: str | None) -> str:
     """The address every point joins: `address`, or the local Ray instance started here."""
-    from orchestrator.ray_runtime import ensure_ray
+    from orchestrator.ray_runtime import local_cluster_address
 
-    if address:
-        return address
-    import ray
-
-    ensure_ray(None)
-    return str(ray.get_runtime_context().gcs_address)
+    return address or local_cluster_address()
 
 
 def _reporter(progress: Callable[[int, int, str], None] | bool, total: int) -> Callable[[int, str], None]:

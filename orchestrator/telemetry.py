@@ -21,14 +21,24 @@ import json
 import math
 import os
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from orchestrator.errors import ConfigError
 
-__all__ = ["MODES", "HostTracer", "Tracing", "jsonl_paths", "mark_error", "trace_mode"]
+__all__ = [
+    "MODES",
+    "HostTracer",
+    "RunHooks",
+    "TracedRun",
+    "Tracing",
+    "jsonl_paths",
+    "mark_error",
+    "trace_mode",
+]
 
 MODES = ("none", "console", "otlp", "jsonl")
 SCOPE = "moot"
@@ -354,3 +364,89 @@ def _rebuild(record: SpanRecord) -> Any:
         end_time=record["end"],
         instrumentation_scope=InstrumentationScope(SCOPE),
     )
+
+
+class RunHooks:
+    """What a run tells an observer as it goes: the run loop calls these, and the default does
+    nothing (an untraced run). `TracedRun` turns them into OpenTelemetry spans and metrics."""
+
+    def setup_done(self, timings: Mapping[str, float]) -> None:
+        """Set-up is over (graph, hosts, agents, initial state), with its timings."""
+
+    def round_started(self, round: int) -> dict[str, str] | None:
+        """A round begins; returns the context hosts continue the trace from (None: untraced)."""
+        return None
+
+    def round_ended(self, stats: Sequence[Any], metrics: Mapping[str, float]) -> None:
+        """The round's hosts reported; its metrics are known."""
+
+    def ids(self) -> tuple[str | None, str | None]:
+        """(trace id, span id) of the round in progress, for its metric rows (None: untraced)."""
+        return None, None
+
+    def logging(self, round: int, job: Callable[[], None]) -> Callable[[], None]:
+        """`job` (round `round`'s log write), wrapped as the observer wants it timed."""
+        return job
+
+    def run_ended(self, rounds: int, reason: str | None = None, error: str | None = None) -> None:
+        """The run is over: stopped for `reason`, or failed with `error`."""
+
+
+class TracedRun(RunHooks):
+    """`RunHooks` as one trace: ``moot.run`` with ``moot.setup`` and a ``moot.round`` per round
+    (the hosts' steps and LLM calls inside it, and each round's ``moot.log.write``)."""
+
+    def __init__(self, tracing: Tracing, attributes: Mapping[str, Any]) -> None:
+        self.tracing = tracing
+        self.run_id = attributes.get("moot.run_id")
+        self.run = tracing.start("moot.run", attributes=attributes)
+        self.setup = tracing.start("moot.setup", self.run)
+        self.round: Any = None
+
+    def setup_done(self, timings: Mapping[str, float]) -> None:
+        self.setup.set_attributes({f"moot.seconds.{k}": v for k, v in timings.items()})
+        self.setup.end()
+
+    def round_started(self, round: int) -> dict[str, str] | None:
+        self.round = self.tracing.start(
+            "moot.round", self.run, {"moot.run_id": self.run_id, "moot.round": round}
+        )
+        return self.tracing.carrier(self.round)
+
+    def round_ended(self, stats: Sequence[Any], metrics: Mapping[str, float]) -> None:
+        """Take in the hosts' spans, close the round's span, feed the round's metrics."""
+        span = self.round
+        self.tracing.ingest([rec for s in stats for rec in s.spans])
+        span.set_attribute("moot.messages", int(metrics["messages"]))
+        span.set_attribute("moot.agents", int(metrics.get("agents", 0)))
+        for key in ("llm_calls", "llm_tokens", "llm_cost"):
+            if key in metrics and math.isfinite(metrics[key]):  # an unpriced model's cost is unknown
+                span.set_attribute(f"moot.{key}", metrics[key])
+        span.end()
+        peaks = [s.peak_in_flight for s in stats if s.peak_in_flight is not None]
+        self.tracing.record_round(metrics, sum(peaks) if peaks else None)
+
+    def ids(self) -> tuple[str | None, str | None]:
+        return self.tracing.ids(self.round)
+
+    def logging(self, round: int, job: Callable[[], None]) -> Callable[[], None]:
+        span, tracing, run_id = self.round, self.tracing, self.run_id
+
+        def traced() -> None:
+            with tracing.span("moot.log.write", span, {"moot.run_id": run_id, "moot.round": round}):
+                job()
+
+        return traced
+
+    def run_ended(self, rounds: int, reason: str | None = None, error: str | None = None) -> None:
+        """End the run's span (with the error, if any) and export what is left; never raises."""
+        try:
+            if reason is not None:
+                self.run.set_attribute("moot.stop_reason", reason)
+            self.run.set_attribute("moot.rounds", rounds)
+            if error is not None:
+                mark_error(self.run, error)
+            self.run.end()
+            self.tracing.close()
+        except Exception as exc:  # an exporter that fails must not hide the run's outcome
+            print(f"moot: trace export failed: {type(exc).__name__}: {exc}", file=sys.stderr)

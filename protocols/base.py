@@ -25,8 +25,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.batch import MessageBatch
+from agents.errors import AgentError, ConfigError
 from agents.message import KINDS
-from orchestrator.errors import AgentError, ConfigError
 from protocols.stop import StopRule
 
 if TYPE_CHECKING:

@@ -11,11 +11,11 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from agents.batch import MessageBatch
+from agents.errors import AgentError, ConfigError
 from agents.llm import LLMAgent
 from agents.message import Message
 from agents.reply import Reply
 from agents.rng import counter_bits, counter_integers
-from orchestrator.errors import AgentError, ConfigError
 from protocols.base import MessageProtocol, Router, check_receivers
 from protocols.stop import Consensus, StopRule
 from protocols.topology import GraphSpec, Topology, graph_spec

@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from orchestrator.errors import ConfigError
+from agents.errors import ConfigError
 
 __all__ = [
     "AnyOf",

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.errors import ConfigError
 from agents.rng import counter_integers, counter_uniform
-from orchestrator.errors import ConfigError
 
 if TYPE_CHECKING:
     import networkx as nx

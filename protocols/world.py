@@ -32,20 +32,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.batch import MessageBatch
+from agents.observation import Observation
 
 __all__ = ["Observation", "World"]
-
-
-class Observation(ABC):
-    """What one agent sees of the world in one round (``ctx.observation``).
-
-    A typed object whose fields a rule-based agent reads, and which renders
-    itself as text for an LLM agent.
-    """
-
-    @abstractmethod
-    def render(self) -> str:
-        """The observation as text, as the protocol shows it to a language model."""
 
 
 class World(ABC):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from orchestrator.errors import ConfigError
+from agents.errors import ConfigError
 from protocols.base import DirectRouter, MessageProtocol
 from protocols.debate.agents import DebateAnswer, LLMDebater, RuleDebater
 from protocols.debate.questions import Question, arithmetic, load_jsonl

@@ -23,6 +23,7 @@ from agents.llm import LLMAgent
 from agents.message import Message
 from agents.reply import Reply
 from protocols.debate.questions import extract
+from protocols.debate.world import DebateView
 
 __all__ = ["DebateAnswer", "LLMDebater", "RuleDebater"]
 
@@ -157,6 +158,6 @@ class LLMDebater(LLMAgent):
         reply = await super().act(inbox, ctx)
         if not isinstance(reply, DebateAnswer):
             return reply
-        view = ctx.observation
+        view = ctx.view(DebateView)
         answer = extract(reply.answer, view.question, faithful_letters=view.faithful_letters)
         return reply.to_messages(code=view.code(answer))

@@ -29,7 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-from orchestrator.errors import ConfigError
+from agents.errors import ConfigError
 
 __all__ = [
     "Question",

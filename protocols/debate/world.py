@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.batch import MessageBatch
-from orchestrator.errors import ProtocolError
+from agents.errors import ProtocolError
 from protocols.debate.questions import LETTERS, Question, answer_code
 from protocols.world import Observation, World
 

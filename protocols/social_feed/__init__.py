@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from agents.errors import ConfigError
 from agents.rng import counter_uniform
-from orchestrator.errors import ConfigError
 from protocols.base import DirectRouter, MessageProtocol
 from protocols.social_feed.agents import FeedAction, LLMUser, RuleUser
 from protocols.social_feed.ranking import hashed_vectors

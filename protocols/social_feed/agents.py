@@ -193,6 +193,6 @@ class LLMUser(LLMAgent):
     memory: int = Field(2, ge=0)
 
     async def act(self, inbox: list[Message], ctx: Context) -> ActResult:
-        if not getattr(ctx.observation, "active", True):
+        if ctx.observation is not None and not ctx.observation.acts():
             return None  # not active this round: no call
         return await super().act(inbox, ctx)

@@ -17,7 +17,7 @@ users active that round only.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +81,52 @@ class FeedView(Observation):
 
     def render_inbox(self, messages: Sequence[Any]) -> str:
         return ""
+
+    def acts(self) -> bool:
+        return self.active
+
+
+class _RoundActions:
+    """One round's actions as `FeedWorld.apply`'s phases share them: the batch, the kind codes,
+    how many posts and comments there were when the round began, the notices and counts so far."""
+
+    def __init__(
+        self, actions: MessageBatch, round: int, kinds: tuple[str, ...], posts: int, comments: int
+    ) -> None:
+        self.actions, self.round, self.kinds = actions, round, kinds
+        self.code = {k: kinds.index(k) for k in ACTIONS if k in kinds}
+        self.before, self.comments_before = posts, comments
+        self.notes = _Notices()
+        self.stats = dict.fromkeys(_ROUND_COUNTS, 0.0)
+
+    def by_kind(self, names: Sequence[str]) -> Iterator[tuple[str, NDArray[np.int64]]]:
+        """(kind, its rows) for each of `names` that this round has actions of."""
+        for k in names:
+            if k in self.code:
+                rows = np.flatnonzero(self.actions.kind == self.code[k])
+                if len(rows):
+                    yield k, rows
+
+    def refuse(self, rows: NDArray[np.int64], why: Any) -> None:
+        """A ``refused`` notice for each of `rows` (actions OASIS would not take); `why(row)` says why."""
+        if len(rows):
+            sender, value = self.actions.sender, self.actions.value
+            reasons = [why(i) for i in rows.tolist()]
+            self.notes.add(sender[rows], sender[rows], "refused", value[rows], reasons)
+            self.stats["refused"] += len(rows)
+
+
+_ROUND_COUNTS = (
+    "posts",
+    "reposts",
+    "quotes",
+    "comments",
+    "likes",
+    "dislikes",
+    "comment_votes",
+    "follows",
+    "refused",
+)
 
 
 class FeedWorld(World):
@@ -214,34 +260,30 @@ class FeedWorld(World):
     # -- what the round does ----------------------------------------------------------------------
 
     def apply(self, actions: MessageBatch, round: int, kinds: tuple[str, ...]) -> None:
-        code = {k: kinds.index(k) for k in ACTIONS if k in kinds}
+        """Round `round`'s actions, in phases, each in (sender, seq) order: creations, votes on
+        posts, comments and their votes, then follows; what OASIS refuses is a ``refused`` row."""
         self._kinds = kinds
-        before = self.count
-        notes = _Notices()
-        stats = dict.fromkeys(
-            (
-                "posts",
-                "reposts",
-                "quotes",
-                "comments",
-                "likes",
-                "dislikes",
-                "comment_votes",
-                "follows",
-                "refused",
-            ),
-            0.0,
-        )
-        comments_before = self.c_count
-        sender, value = actions.sender, actions.value
-        texts = actions.text
+        r = _RoundActions(actions, round, kinds, self.count, self.c_count)
+        self._create(r)
+        self._vote(r)
+        self._comment(r)
+        self._social(r)
+        self._notices = r.notes.batch(kinds)
+        self._round_stats = r.stats
 
-        def refuse(rows: NDArray[np.int64], why: Any) -> None:
-            if len(rows):
-                reasons = [why(i) for i in rows.tolist()]
-                notes.add(sender[rows], sender[rows], "refused", value[rows], reasons)
-                stats["refused"] += len(rows)
-
+    def _create(self, r: _RoundActions) -> None:
+        """Posts, reposts and quotes; what they aim at must exist when the round begins."""
+        round = r.round
+        actions = r.actions
+        sender = r.actions.sender
+        value = r.actions.value
+        texts = r.actions.text
+        code = r.code
+        before = r.before
+        notes = r.notes
+        stats = r.stats
+        refuse = r.refuse
+        kinds = r.kinds
         # Phase 1: creations, in (sender, seq) order; targets must exist when the round begins.
         rows = np.flatnonzero(np.isin(actions.kind, [code[k] for k in CREATE if k in code]))
         if len(rows):
@@ -297,14 +339,18 @@ class FeedWorld(World):
             stats["posts"] += float(is_post.sum())
             stats["reposts"] += float((kname == "repost").sum())
             stats["quotes"] += float((kname == "quote").sum())
+
+    def _vote(self, r: _RoundActions) -> None:
+        """Likes, unlikes and dislikes on posts that existed when the round began."""
+        sender = r.actions.sender
+        value = r.actions.value
+        before = r.before
+        notes = r.notes
+        stats = r.stats
+        refuse = r.refuse
         # Phase 2: votes on posts that existed when the round began (a vote on a repost lands on
         # what it reposted; on a quote, on the quote).
-        for k in VOTE:
-            if k not in code:
-                continue
-            rows = np.flatnonzero(actions.kind == code[k])
-            if not len(rows):
-                continue
+        for k, rows in r.by_kind(VOTE):
             target = value[rows].astype(np.int64)
             ok = (target >= 0) & (target < before)
             refuse(rows[~ok], lambda i: f"post {int(value[i])} does not exist")
@@ -332,10 +378,21 @@ class FeedWorld(World):
                 pull = np.zeros(self.n)
                 np.add.at(pull, u, self.post_stance[t] - self.stance[u])
                 self.stance = np.clip(self.stance + self.influence * pull, -1.0, 1.0)
+
+    def _comment(self, r: _RoundActions) -> None:
+        """Comments, then votes on comments that existed before the round."""
+        round = r.round
+        sender = r.actions.sender
+        value = r.actions.value
+        texts = r.actions.text
+        before = r.before
+        notes = r.notes
+        stats = r.stats
+        refuse = r.refuse
+        comments_before = r.comments_before
         # Comments (flat, on what a repost reposted or on the post or quote itself, as in OASIS),
         # then votes on comments that existed before.
-        if "comment" in code:
-            rows = np.flatnonzero(actions.kind == code["comment"])
+        for _, rows in r.by_kind(("comment",)):
             target = value[rows].astype(np.int64)
             ok = (target >= 0) & (target < before)
             refuse(rows[~ok], lambda i: f"post {int(value[i])} does not exist")
@@ -355,10 +412,7 @@ class FeedWorld(World):
                 payload = [f'{{"post": {p}}}' for p in root.tolist()]
                 notes.add(users, self.author[root], "commented", ids.astype(np.float64), None, payload)
                 stats["comments"] += float(m)
-        for k in ("like_comment", "dislike_comment"):
-            if k not in code:
-                continue
-            rows = np.flatnonzero(actions.kind == code[k])
+        for k, rows in r.by_kind(("like_comment", "dislike_comment")):
             target = value[rows].astype(np.int64)
             ok = (target >= 0) & (target < comments_before)
             refuse(rows[~ok], lambda i: f"comment {int(value[i])} does not exist")
@@ -379,13 +433,16 @@ class FeedWorld(World):
                 k.replace("_comment", "d_comment"),
                 target[fresh].astype(np.float64),
             )
+
+    def _social(self, r: _RoundActions) -> None:
+        """Follows, unfollows and mutes (recorded only, as in OASIS)."""
+        sender = r.actions.sender
+        value = r.actions.value
+        notes = r.notes
+        stats = r.stats
+        refuse = r.refuse
         # Phase 3: follows, unfollows, mutes (recorded only, as in OASIS).
-        for k in SOCIAL:
-            if k not in code:
-                continue
-            rows = np.flatnonzero(actions.kind == code[k])
-            if not len(rows):
-                continue
+        for k, rows in r.by_kind(SOCIAL):
             users, other = sender[rows], value[rows].astype(np.int64)
             ok = (other >= 0) & (other < self.n) & (other != users)
             refuse(rows[~ok], lambda i, k=k: f"user {int(value[i])} cannot be {k}ed")
@@ -407,8 +464,6 @@ class FeedWorld(World):
             self.follows = _add(self.follows, keys[fresh])
             stats["follows"] += float(fresh.sum())
             notes.add(users[fresh], other[fresh], "followed", other[fresh].astype(np.float64))
-        self._notices = notes.batch(kinds)
-        self._round_stats = stats
 
     def deliver(self, messages: MessageBatch, lo: int, hi: int, round: int) -> MessageBatch:
         """The round's notices (a post created, a like or follow received, an action refused)

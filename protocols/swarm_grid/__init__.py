@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from agents.agent import Agent
+from agents.errors import ConfigError
 from agents.population import Population
-from orchestrator.errors import ConfigError
 from protocols.base import DirectRouter, MessageProtocol, Router
 from protocols.stop import Custom, StopRule
 from protocols.swarm_grid.agents import (

@@ -162,7 +162,7 @@ class SyncHeuristic(Agent):
     """A shared convention instead of talk: turn your light on in round 0, then switch every round."""
 
     def act(self, inbox: list[Message], ctx: Context) -> SwarmMove:
-        view: GridView = ctx.observation
+        view = ctx.view(GridView)
         light_on = dict(view.fields).get("light_on", True)
         if ctx.round == 0:
             return SwarmMove(
@@ -195,7 +195,7 @@ class ForageHeuristic(Agent):
     last: tuple[int, int] = (-1, -1)
 
     def act(self, inbox: list[Message], ctx: Context) -> SwarmMove:
-        view: GridView = ctx.observation
+        view = ctx.view(GridView)
         if view.escaped:
             return SwarmMove(action="STAY")
         said = self._look(view, inbox)
@@ -265,7 +265,7 @@ class FlockHeuristic(Agent):
     """Moves toward the agents it sees, so the swarm gathers."""
 
     def act(self, inbox: list[Message], ctx: Context) -> SwarmMove:
-        view: GridView = ctx.observation
+        view = ctx.view(GridView)
         others = {c for row in view.cells for c in row if c.lstrip("$").isdigit()}
         return SwarmMove(action=_toward(view, others, ctx))  # type: ignore[arg-type]
 
@@ -274,7 +274,7 @@ class TransportHeuristic(Agent):
     """Heads for the box and pushes it; a lone agent cannot move it."""
 
     def act(self, inbox: list[Message], ctx: Context) -> SwarmMove:
-        view: GridView = ctx.observation
+        view = ctx.view(GridView)
         if view.escaped:
             return SwarmMove(action="STAY")
         return SwarmMove(action=_toward(view, {"B", "*"}, ctx), message=None)  # type: ignore[arg-type]

@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.errors import ConfigError
 from agents.rng import counter_uniform
-from orchestrator.errors import ConfigError
 from protocols.swarm_grid.layout_rng import LayoutRng
 
 LARGE = 4096

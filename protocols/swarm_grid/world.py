@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.batch import MessageBatch
-from orchestrator.errors import AgentError
+from agents.errors import AgentError
 from protocols.swarm_grid.layout_rng import LayoutRng
 from protocols.swarm_grid.physics import (
     DIRS,

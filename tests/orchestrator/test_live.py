@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 
 from orchestrator import LogError, QueryRefused
 from orchestrator.cli import app
-from orchestrator.live import live_file
-from orchestrator.log import query
+from orchestrator.log import live_file, query
 from protocols import Gossip
 
 RUN = """
@@ -146,12 +145,12 @@ def _raw_ask(log: Path, request: dict[str, object]) -> bytes:
     import json
     import socket
 
-    from orchestrator.live import _recv, _send
+    from orchestrator.log.wire import recv, send
 
     port = json.loads(live_file(log).read_text())["port"]
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        _send(sock, json.dumps(request).encode())
-        return _recv(sock)
+        send(sock, json.dumps(request).encode())
+        return recv(sock)
 
 
 def test_a_live_run_answers_only_holders_of_its_token(live_run) -> None:  # type: ignore[no-untyped-def]

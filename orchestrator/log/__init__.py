@@ -1,0 +1,62 @@
+"""The interaction log: one DuckDB file, written by one writer, read with SQL.
+
+Three parts: `schema` (tables, views, macros as SQL), `writer` (the one writer of a file),
+`query` (read-only queries; a live run's log through `wire`).
+
+Tables: ``runs``, ``agents``, ``messages``, ``states``, ``metrics``,
+``llm_calls``, ``events``; views: ``consensus_by_round``, ``run_summary``; table
+macros: ``agreement_by_round(run_id, field, tol)`` (share of agents within `tol`
+of the median, per logged round) and ``rounds_to_agreement(run_id, field, tol,
+share)``. A
+file can hold many runs, keyed by ``run_id``. Rows reach the writer as Arrow
+tables and are appended in bulk (never row by row).
+
+User queries go through `open_log`/`query`: a read-only connection with external
+access disabled and the configuration locked, so a query that tries to write,
+read files or change settings is refused (`QueryRefused`) and changes nothing.
+"""
+
+from orchestrator.log.query import (
+    interruptible,
+    open_log,
+    query,
+    query_error,
+    run_query,
+    scope_to_run,
+    text_table,
+)
+from orchestrator.log.schema import (
+    MACROS,
+    SCHEMA_VERSION,
+    TABLES,
+    VIEWS,
+    Column,
+    Table,
+    ensure_kinds,
+    schema_sql,
+)
+from orchestrator.log.writer import ACTIVE, CRASHED, LogWriter, check_log_path, live_file, mark_crashed
+
+__all__ = [
+    "ACTIVE",
+    "CRASHED",
+    "MACROS",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "VIEWS",
+    "Column",
+    "LogWriter",
+    "Table",
+    "check_log_path",
+    "ensure_kinds",
+    "interruptible",
+    "live_file",
+    "mark_crashed",
+    "open_log",
+    "query",
+    "query_error",
+    "run_query",
+    "schema_sql",
+    "scope_to_run",
+    "text_table",
+]

@@ -1,0 +1,220 @@
+"""The one writer of a log: appends Arrow tables in bulk, on a thread of its own; marks the runs
+of dead processes crashed when it opens a log."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from agents.message import KINDS
+from orchestrator.errors import ConfigError, LogError
+from orchestrator.log.schema import ensure_kinds, schema_sql
+
+__all__ = ["ACTIVE", "CRASHED", "LogWriter", "check_log_path", "connect", "live_file", "mark_crashed"]
+
+
+def check_log_path(path: str | os.PathLike[str]) -> Path:
+    """Resolve a log path, refusing a missing directory before anything runs."""
+    p = Path(path).expanduser()
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(
+            f"Log directory {str(parent)!r} does not exist (log path {str(p)!r}); "
+            f"create it (mkdir -p {parent}) or pick another log path."
+        )
+    if p.is_dir():
+        raise ConfigError(f"Log path {str(p)!r} is a directory; give a file name such as {p / 'run.duckdb'}.")
+    return p
+
+
+def _translate(exc: duckdb.Error, path: Path) -> LogError:
+    text = str(exc)
+    if "lock" in text.lower() and ("conflicting" in text.lower() or "could not set lock" in text.lower()):
+        pid = re.search(r"PID (\d+)", text)
+        holder = f"process {pid.group(1)}" if pid else "another process"
+        return LogError(
+            f"The log {str(path)!r} is locked by {holder} (a live moot run or another DuckDB "
+            "client); wait for it to finish, query through that run's handle, or use another log path."
+        )
+    if "no space left" in text.lower() or "disk is full" in text.lower():
+        return LogError(
+            f"The disk holding {str(path)!r} is full; rows already appended are kept. "
+            "Free space, or pass a log path on another disk."
+        )
+    if "file too large" in text.lower():  # a file-size limit (ulimit -f, a quota)
+        return LogError(
+            f"The log {str(path)!r} reached the largest file this process may write (ulimit -f or a "
+            "quota); rows already appended are kept. Raise the limit, or log less (--messages sample:0.1)."
+        )
+    if "not a valid duckdb" in text.lower() or "unable to open" in text.lower():
+        return LogError(f"{str(path)!r} is not a DuckDB log ({text.splitlines()[0]}); pass a .duckdb file.")
+    return LogError(f"DuckDB failed on {str(path)!r}: {text.splitlines()[0]}")
+
+
+def connect(path: Path, **kwargs: object) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to `path`, its errors translated (a lock names its holder)."""
+    try:
+        return duckdb.connect(str(path), **kwargs)  # type: ignore[arg-type]
+    except duckdb.Error as exc:
+        raise _translate(exc, path) from exc
+
+
+def live_file(log: Path) -> Path:
+    """Where a live run announces its query server (see `orchestrator.live`)."""
+    return log.with_name(log.name + ".live")
+
+
+ACTIVE: set[tuple[Path, str]] = set()
+"""(log, run_id) of the runs this process is playing now (`LogWriter.claim`)."""
+
+CRASHED = (
+    "crashed: its process ended without closing the run (killed, out of memory, or the disk "
+    "filled before the end was written); the log keeps every round logged so far"
+)
+
+
+def mark_crashed(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """Mark ``crashed`` every run left ``running`` by a process that is gone; clear its stale files.
+
+    Holding the writer's lock proves that no other process writes the file, so a
+    ``running`` run that this process is not playing has lost its process.
+    Its ``rounds`` and ``messages`` become what its logged rounds hold.
+
+    Returns:
+        The run ids marked.
+    """
+    ours = [run for log, run in ACTIVE if log == path]
+    rows = con.execute(
+        "SELECT run_id FROM runs WHERE status = 'running' AND NOT list_contains(?, run_id)", [ours]
+    ).fetchall()
+    lost = [str(r[0]) for r in rows]
+    for run_id in lost:
+        con.execute(
+            """UPDATE runs SET status = 'crashed', stop_reason = $1,
+                   rounds = (SELECT count(DISTINCT round) FROM metrics WHERE run_id = $2),
+                   messages = (SELECT coalesce(sum(value), 0)::BIGINT FROM metrics
+                               WHERE run_id = $2 AND name = 'messages')
+               WHERE run_id = $2""",
+            [CRASHED, run_id],
+        )
+        con.execute(
+            "INSERT INTO events (run_id, ts, round, kind, host, detail) "
+            "VALUES (?, now(), NULL, 'crashed', NULL, ?)",
+            [run_id, f"found by process {os.getpid()} opening the log"],
+        )
+    stale = live_file(path)
+    if not ours and stale.exists():  # announced by a process that no longer holds the log
+        stale.unlink(missing_ok=True)
+    return lost
+
+
+class LogWriter:
+    """The one writer of a log file. Appends Arrow tables; a background thread can do it.
+
+    Args:
+        path: The DuckDB file (created if missing; reused if it holds other runs).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = check_log_path(path)
+        self.con = connect(self.path)
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=3)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        try:
+            self.con.execute(schema_sql())
+            ensure_kinds(self.con, KINDS)
+            self.crashed = mark_crashed(self.con, self.path)
+            # The writer only appends Arrow it was handed: no files, no settings. This
+            # makes its cursors safe to answer users' read-only queries during a run.
+            self.con.execute("SET enable_external_access = false")
+            self.con.execute("SET lock_configuration = true")
+        except duckdb.Error as exc:
+            self.con.close()
+            raise _translate(exc, self.path) from exc
+
+    def append(self, table: str, rows: pa.Table) -> None:
+        """Append `rows` (columns named as in the table, any order) to `table`."""
+        if rows.num_rows == 0:
+            return
+        cols = ", ".join(f'"{c}"' for c in rows.column_names)
+        try:
+            self.con.register("_moot_rows", rows)
+            try:
+                self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _moot_rows")
+            finally:
+                self.con.unregister("_moot_rows")
+        except duckdb.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def execute(self, sql: str, params: list[object] | None = None) -> None:
+        """Run one statement on the writer's connection (moot's own statements only)."""
+        try:
+            self.con.execute(sql, params or [])
+        except duckdb.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def ensure_kinds(self, kinds: tuple[str, ...]) -> None:
+        """Make the message tables able to hold a run's kinds (see `ensure_kinds`)."""
+        try:
+            ensure_kinds(self.con, kinds)
+        except duckdb.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def claim(self, run_id: str) -> None:
+        """Note that this process plays `run_id` (so another writer here does not mark it crashed)."""
+        ACTIVE.add((self.path, run_id))
+
+    def release(self, run_id: str) -> None:
+        """The run has ended (finished, failed or interrupted): its row says so."""
+        ACTIVE.discard((self.path, run_id))
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on the writer's connection: how a live run answers queries."""
+        return self.con.cursor()
+
+    # -- background appends: overlap logging round r with computing round r+1 --
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run `job` (which appends) on the writer thread; raises an earlier job's error."""
+        self.raise_if_failed()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="moot-log-writer", daemon=True)
+            self._thread.start()
+        self._queue.put(job)
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    job()
+                except BaseException as exc:  # handed to the coordinator, not lost
+                    self._error = exc
+            self._queue.task_done()
+        self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait for every submitted job; raise the first error one of them hit."""
+        if self._thread is not None:
+            self._queue.join()
+        self.raise_if_failed()
+
+    def raise_if_failed(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def close(self) -> None:
+        """Finish pending appends (errors are dropped here; call `flush` first) and close."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self.con.close()
