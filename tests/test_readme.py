@@ -1,4 +1,4 @@
-"""The README's first five minutes run as written."""
+"""The README and the manuals it links to: their examples run as written, their links resolve."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,9 +29,9 @@ def test_readme_first_example_runs(tmp_path: Path) -> None:
     assert (tmp_path / "run.duckdb").exists()
 
 
-def run_section_example(tmp_path: Path, heading: str, extra: str = "") -> str:
-    """Run the first Python block under README heading `heading` (plus `extra`) in-process; its stdout."""
-    text = (ROOT / "README.md").read_text()
+def run_section_example(tmp_path: Path, manual: str, heading: str, extra: str = "") -> str:
+    """Run the first Python block under `heading` in the manual `manual` (plus `extra`); its stdout."""
+    text = (ROOT / manual).read_text()
     section = text[text.index(heading) :]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None
@@ -42,7 +44,7 @@ def run_section_example(tmp_path: Path, heading: str, extra: str = "") -> str:
 
 
 def test_readme_llm_agent_runs_offline(tmp_path: Path) -> None:
-    stdout = run_section_example(tmp_path, "## LLM agents")
+    stdout = run_section_example(tmp_path, "orchestrator/llm/README.md", "# LLM agents")
     import duckdb
 
     con = duckdb.connect(str(tmp_path / "llm.duckdb"), read_only=True)
@@ -55,7 +57,35 @@ def test_readme_llm_agent_runs_offline(tmp_path: Path) -> None:
 def test_readme_friedkin_johnsen_example_reaches_the_closed_form(tmp_path: Path) -> None:
     closed = "np.linalg.solve(np.eye(3) - np.diag(lam) @ w, (1 - lam) * x0)"
     stdout = run_section_example(
-        tmp_path, "## Opinion dynamics", f"\nprint('gap', abs(final - {closed}).max())\n"
+        tmp_path, "agents/README.md", "# Opinion dynamics", f"\nprint('gap', abs(final - {closed}).max())\n"
     )
     gap = re.search(r"gap ([0-9.e-]+)", stdout)
     assert gap is not None and float(gap.group(1)) < 1e-9, stdout
+
+
+MANUALS = [
+    "README.md",
+    "agents/README.md",
+    "protocols/README.md",
+    "protocols/swarm_grid/README.md",
+    "protocols/debate/README.md",
+    "protocols/social_feed/README.md",
+    "orchestrator/llm/README.md",
+    "benchmarks/README.md",
+    "deploy/README.md",
+]
+
+
+@pytest.mark.parametrize("manual", MANUALS)
+def test_every_link_of_a_manual_resolves(manual: str) -> None:
+    path = ROOT / manual
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", path.read_text())
+    local = [link for link in links if not link.startswith(("http://", "https://", "mailto:"))]
+    assert [link for link in local if not (path.parent / link).exists()] == []
+
+
+def test_the_readme_stays_a_short_page_that_links_every_protocols_manual() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 400
+    for name in ("swarm_grid", "debate", "social_feed"):
+        assert f"protocols/{name}/README.md" in text
