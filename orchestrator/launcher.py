@@ -286,6 +286,31 @@ def _watched(
     return primary, fields
 
 
+def _check_counts(
+    pop: Population, rounds: Any, hosts: int | None, state_every: int, address: str | None
+) -> None:
+    """The population, rounds, hosts and state cadence make sense, and the agents fit in memory."""
+    if len(pop) == 0:
+        raise ConfigError("The population is empty; add agents with Population.of(cls, n).")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError(f"rounds must be a whole number >= 1, got {rounds!r}.")
+    if hosts is not None and hosts < 1:
+        raise ConfigError(f"hosts must be >= 1, got {hosts}.")
+    if not (address or os.environ.get("MOOT_ADDRESS")):  # a cluster may hold more than this machine
+        _check_memory(pop)
+    if state_every < 0:
+        raise ConfigError(f"state_every must be >= 0 (0: first and last round only), got {state_every}.")
+
+
+def _llm_cache(llm: LLMConfig | None, log: Path, config: dict[str, object]) -> str | None:
+    """The response cache's path (None: no LLM agents, or no cache); adds the LLM settings to `config`."""
+    if llm is None:
+        return None
+    config["llm"] = llm.describe()
+    path = llm.cache_path(log)
+    return str(path) if path is not None else None
+
+
 SEED_LIMIT = 2**63
 """Seeds are logged as BIGINT and feed counter-based draws: whole numbers in [0, 2**63)."""
 
@@ -431,16 +456,7 @@ def launch(
     pop = _population(population)
     llm = _llm_config(llm, pop, overrides.get("llm"))
     proto = _protocol(protocol)
-    if len(pop) == 0:
-        raise ConfigError("The population is empty; add agents with Population.of(cls, n).")
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ConfigError(f"rounds must be a whole number >= 1, got {rounds!r}.")
-    if hosts is not None and hosts < 1:
-        raise ConfigError(f"hosts must be >= 1, got {hosts}.")
-    if not (address or os.environ.get("MOOT_ADDRESS")):  # a cluster may hold more than this machine
-        _check_memory(pop)
-    if state_every < 0:
-        raise ConfigError(f"state_every must be >= 0 (0: first and last round only), got {state_every}.")
+    _check_counts(pop, rounds, hosts, state_every, address)
     mlog = MessageLog.parse(messages)
     trace_exporter = trace_mode(trace)
     rule = stop_rule(stop) if stop is not None else None
@@ -464,7 +480,7 @@ def launch(
             f"population has {len(pop):,}",
             file=sys.stderr,
         )
-    config = {
+    config: dict[str, object] = {
         "protocol": proto.describe(),
         "population": pop.describe(),
         "rounds": rounds,
@@ -479,11 +495,7 @@ def launch(
         "classes": [c.__name__ for c in pop.classes],
         "trace": trace_exporter if isinstance(trace_exporter, str) else type(trace_exporter).__name__,
     }
-    cache = None
-    if llm is not None:
-        config["llm"] = llm.describe()
-        cache_path = llm.cache_path(path)
-        cache = str(cache_path) if cache_path is not None else None
+    cache = _llm_cache(llm, path, config)
     plan = RunPlan(
         population=pop,
         protocol=proto,
