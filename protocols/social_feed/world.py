@@ -94,6 +94,7 @@ class _RoundActions:
         self, actions: MessageBatch, round: int, kinds: tuple[str, ...], posts: int, comments: int
     ) -> None:
         self.actions, self.round, self.kinds = actions, round, kinds
+        self.sender, self.value, self.texts = actions.sender, actions.value, actions.text
         self.code = {k: kinds.index(k) for k in ACTIONS if k in kinds}
         self.before, self.comments_before = posts, comments
         self.notes = _Notices()
@@ -273,27 +274,16 @@ class FeedWorld(World):
 
     def _create(self, r: _RoundActions) -> None:
         """Posts, reposts and quotes; what they aim at must exist when the round begins."""
-        round = r.round
-        actions = r.actions
-        sender = r.actions.sender
-        value = r.actions.value
-        texts = r.actions.text
-        code = r.code
-        before = r.before
-        notes = r.notes
-        stats = r.stats
-        refuse = r.refuse
-        kinds = r.kinds
         # Phase 1: creations, in (sender, seq) order; targets must exist when the round begins.
-        rows = np.flatnonzero(np.isin(actions.kind, [code[k] for k in CREATE if k in code]))
+        rows = np.flatnonzero(np.isin(r.actions.kind, [r.code[k] for k in CREATE if k in r.code]))
         if len(rows):
-            kname = np.array(kinds, object)[actions.kind[rows]]
+            kname = np.array(r.kinds, object)[r.actions.kind[rows]]
             is_post = kname == "post"
-            clicked = np.where(is_post, -1, value[rows]).astype(np.int64)
-            exists = is_post | ((clicked >= 0) & (clicked < before))
-            refuse(rows[~exists], lambda i: f"post {int(value[i])} does not exist")
+            clicked = np.where(is_post, -1, r.value[rows]).astype(np.int64)
+            exists = is_post | ((clicked >= 0) & (clicked < r.before))
+            r.refuse(rows[~exists], lambda i: f"post {int(r.value[i])} does not exist")
             rows, kname, is_post, clicked = rows[exists], kname[exists], is_post[exists], clicked[exists]
-            users = sender[rows]
+            users = r.sender[rows]
             root = np.where(is_post, -1, self.root[np.maximum(clicked, 0)])
             target = np.where(is_post, -1, self.anchor[np.maximum(clicked, 0)])  # what is shared
             is_repost = kname == "repost"
@@ -301,7 +291,7 @@ class FeedWorld(World):
             dup = is_repost & ~(
                 _first(np.where(is_repost, keys, -1 - np.arange(len(keys)))) & ~_member(keys, self.reposted)
             )
-            refuse(rows[dup], lambda i: f"already reposted post {int(self.anchor[int(value[i])])}")
+            r.refuse(rows[dup], lambda i: f"already reposted post {int(self.anchor[int(r.value[i])])}")
             ok = ~dup
             rows, kname, is_post, clicked, users, root, target = (
                 rows[ok],
@@ -313,10 +303,10 @@ class FeedWorld(World):
                 target[ok],
             )
             m = len(rows)
-            ids = before + np.arange(m)
-            self._grow(before + m)
-            sl = slice(before, before + m)
-            self.author[sl], self.parent[sl], self.created[sl] = users, clicked, round
+            ids = r.before + np.arange(m)
+            self._grow(r.before + m)
+            sl = slice(r.before, r.before + m)
+            self.author[sl], self.parent[sl], self.created[sl] = users, clicked, r.round
             self.root[sl] = np.where(is_post, ids, root)
             self.anchor[sl] = np.where(kname == "repost", target, ids)
             self.kind[sl] = np.select([is_post, kname == "repost"], [0, 1], 2)
@@ -326,53 +316,47 @@ class FeedWorld(World):
             )
             np.add.at(self.shares, target[~is_post], 1)  # a share of what was reposted or quoted
             self.reposted = _add(self.reposted, keys[ok][kname == "repost"])
-            self.count = before + m
-            if texts is not None:
-                for i, t in zip(ids.tolist(), texts.take(rows).to_pylist()):
+            self.count = r.before + m
+            if r.texts is not None:
+                for i, t in zip(ids.tolist(), r.texts.take(rows).to_pylist()):
                     if t:
                         self.texts[i] = str(t)
             payload = [
                 f'{{"kind": "{k}", "parent": {p}, "root": {r}}}'
                 for k, p, r in zip(kname.tolist(), clicked.tolist(), self.root[sl].tolist())
             ]
-            notes.add(users, users, "posted", ids.astype(np.float64), None, payload)
-            stats["posts"] += float(is_post.sum())
-            stats["reposts"] += float((kname == "repost").sum())
-            stats["quotes"] += float((kname == "quote").sum())
+            r.notes.add(users, users, "posted", ids.astype(np.float64), None, payload)
+            r.stats["posts"] += float(is_post.sum())
+            r.stats["reposts"] += float((kname == "repost").sum())
+            r.stats["quotes"] += float((kname == "quote").sum())
 
     def _vote(self, r: _RoundActions) -> None:
         """Likes, unlikes and dislikes on posts that existed when the round began."""
-        sender = r.actions.sender
-        value = r.actions.value
-        before = r.before
-        notes = r.notes
-        stats = r.stats
-        refuse = r.refuse
         # Phase 2: votes on posts that existed when the round began (a vote on a repost lands on
         # what it reposted; on a quote, on the quote).
         for k, rows in r.by_kind(VOTE):
-            target = value[rows].astype(np.int64)
-            ok = (target >= 0) & (target < before)
-            refuse(rows[~ok], lambda i: f"post {int(value[i])} does not exist")
+            target = r.value[rows].astype(np.int64)
+            ok = (target >= 0) & (target < r.before)
+            r.refuse(rows[~ok], lambda i: f"post {int(r.value[i])} does not exist")
             rows = rows[ok]
-            users, target = sender[rows], self.anchor[target[ok]]
+            users, target = r.sender[rows], self.anchor[target[ok]]
             keys = _keys(users, target)
             store = "disliked" if k == "dislike" else "liked"
             have = getattr(self, store)
             if k == "unlike":
                 present = _member(keys, have) & _first(keys)  # a second unlike in the round finds none
-                refuse(rows[~present], lambda i: "not liked")
+                r.refuse(rows[~present], lambda i: "not liked")
                 np.subtract.at(self.likes, target[present], 1)
                 setattr(self, store, _remove(have, keys[present]))
                 continue
             fresh = _first(keys) & ~_member(keys, have)
             word = "disliked" if k == "dislike" else "liked"
-            refuse(rows[~fresh], lambda i, w=word: f"already {w} post {int(self.anchor[int(value[i])])}")
+            r.refuse(rows[~fresh], lambda i, w=word: f"already {w} post {int(self.anchor[int(r.value[i])])}")
             counts = self.dislikes if k == "dislike" else self.likes
             np.add.at(counts, target[fresh], 1)
             setattr(self, store, _add(have, keys[fresh]))
-            stats[word[:-1] + "s"] += float(fresh.sum())
-            notes.add(users[fresh], self.author[target[fresh]], k + "d", target[fresh].astype(np.float64))
+            r.stats[word[:-1] + "s"] += float(fresh.sum())
+            r.notes.add(users[fresh], self.author[target[fresh]], k + "d", target[fresh].astype(np.float64))
             if self.influence and k == "like":  # a like pulls the liker's stance toward the post's
                 u, t = users[fresh], target[fresh]
                 pull = np.zeros(self.n)
@@ -381,53 +365,44 @@ class FeedWorld(World):
 
     def _comment(self, r: _RoundActions) -> None:
         """Comments, then votes on comments that existed before the round."""
-        round = r.round
-        sender = r.actions.sender
-        value = r.actions.value
-        texts = r.actions.text
-        before = r.before
-        notes = r.notes
-        stats = r.stats
-        refuse = r.refuse
-        comments_before = r.comments_before
         # Comments (flat, on what a repost reposted or on the post or quote itself, as in OASIS),
         # then votes on comments that existed before.
         for _, rows in r.by_kind(("comment",)):
-            target = value[rows].astype(np.int64)
-            ok = (target >= 0) & (target < before)
-            refuse(rows[~ok], lambda i: f"post {int(value[i])} does not exist")
+            target = r.value[rows].astype(np.int64)
+            ok = (target >= 0) & (target < r.before)
+            r.refuse(rows[~ok], lambda i: f"post {int(r.value[i])} does not exist")
             rows = rows[ok]
             if len(rows):
-                users, root = sender[rows], self.anchor[target[ok]]
+                users, root = r.sender[rows], self.anchor[target[ok]]
                 m = len(rows)
                 self._grow_comments(self.c_count + m)
                 ids = self.c_count + np.arange(m)
                 sl = slice(self.c_count, self.c_count + m)
-                self.c_post[sl], self.c_author[sl], self.c_round[sl] = root, users, round
+                self.c_post[sl], self.c_author[sl], self.c_round[sl] = root, users, r.round
                 self.c_count += m
-                if texts is not None:
-                    for i, t in zip(ids.tolist(), texts.take(rows).to_pylist()):
+                if r.texts is not None:
+                    for i, t in zip(ids.tolist(), r.texts.take(rows).to_pylist()):
                         if t:
                             self.c_texts[i] = str(t)
                 payload = [f'{{"post": {p}}}' for p in root.tolist()]
-                notes.add(users, self.author[root], "commented", ids.astype(np.float64), None, payload)
-                stats["comments"] += float(m)
+                r.notes.add(users, self.author[root], "commented", ids.astype(np.float64), None, payload)
+                r.stats["comments"] += float(m)
         for k, rows in r.by_kind(("like_comment", "dislike_comment")):
-            target = value[rows].astype(np.int64)
-            ok = (target >= 0) & (target < comments_before)
-            refuse(rows[~ok], lambda i: f"comment {int(value[i])} does not exist")
+            target = r.value[rows].astype(np.int64)
+            ok = (target >= 0) & (target < r.comments_before)
+            r.refuse(rows[~ok], lambda i: f"comment {int(r.value[i])} does not exist")
             rows, target = rows[ok], target[ok]
             if not len(rows):
                 continue
-            users = sender[rows]
+            users = r.sender[rows]
             keys = _keys(users, target)
             store = "c_liked" if k == "like_comment" else "c_disliked"
             fresh = _first(keys) & ~_member(keys, getattr(self, store))
-            refuse(rows[~fresh], lambda i, k=k: f"already {k.split('_')[0]}d comment {int(value[i])}")
+            r.refuse(rows[~fresh], lambda i, k=k: f"already {k.split('_')[0]}d comment {int(r.value[i])}")
             np.add.at(self.c_likes if k == "like_comment" else self.c_dislikes, target[fresh], 1)
             setattr(self, store, _add(getattr(self, store), keys[fresh]))
-            stats["comment_votes"] += float(fresh.sum())
-            notes.add(
+            r.stats["comment_votes"] += float(fresh.sum())
+            r.notes.add(
                 users[fresh],
                 self.c_author[target[fresh]],
                 k.replace("_comment", "d_comment"),
@@ -436,34 +411,29 @@ class FeedWorld(World):
 
     def _social(self, r: _RoundActions) -> None:
         """Follows, unfollows and mutes (recorded only, as in OASIS)."""
-        sender = r.actions.sender
-        value = r.actions.value
-        notes = r.notes
-        stats = r.stats
-        refuse = r.refuse
         # Phase 3: follows, unfollows, mutes (recorded only, as in OASIS).
         for k, rows in r.by_kind(SOCIAL):
-            users, other = sender[rows], value[rows].astype(np.int64)
+            users, other = r.sender[rows], r.value[rows].astype(np.int64)
             ok = (other >= 0) & (other < self.n) & (other != users)
-            refuse(rows[~ok], lambda i, k=k: f"user {int(value[i])} cannot be {k}ed")
+            r.refuse(rows[~ok], lambda i, k=k: f"user {int(r.value[i])} cannot be {k}ed")
             rows, users, other = rows[ok], users[ok], other[ok]
             keys = _keys(users, other)
             if k == "mute":  # OASIS refuses a second mute of the same user, as a second follow
                 fresh = _first(keys) & ~_member(keys, self.muted)
-                refuse(rows[~fresh], lambda i: f"already muted user {int(value[i])}")
+                r.refuse(rows[~fresh], lambda i: f"already muted user {int(r.value[i])}")
                 self.muted = _add(self.muted, keys[fresh])
                 continue
             present = _member(keys, self.follows)
             if k == "unfollow":
                 present &= _first(keys)
-                refuse(rows[~present], lambda i: "not following")
+                r.refuse(rows[~present], lambda i: "not following")
                 self.follows = _remove(self.follows, keys[present])
                 continue
             fresh = _first(keys) & ~present
-            refuse(rows[~fresh], lambda i: f"already following user {int(value[i])}")
+            r.refuse(rows[~fresh], lambda i: f"already following user {int(r.value[i])}")
             self.follows = _add(self.follows, keys[fresh])
-            stats["follows"] += float(fresh.sum())
-            notes.add(users[fresh], other[fresh], "followed", other[fresh].astype(np.float64))
+            r.stats["follows"] += float(fresh.sum())
+            r.notes.add(users[fresh], other[fresh], "followed", other[fresh].astype(np.float64))
 
     def deliver(self, messages: MessageBatch, lo: int, hi: int, round: int) -> MessageBatch:
         """The round's notices (a post created, a like or follow received, an action refused)
