@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import duckdb
 
@@ -121,3 +121,14 @@ class ChattyForager(Agent):
         seen = any("F" in row for row in view.cells)
         action = ("UP", "DOWN", "LEFT", "RIGHT", "STAY")[ctx.integers(5)]
         return SwarmMove(action=action, message=f"food near {view.row},{view.col}" if seen else None)
+
+
+def moot_cli(*args: str) -> Any:
+    """`moot ARGS` through the CLI in this process (typer's runner); fails the test unless it succeeds."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from agents import OpinionAgent, Population
 from orchestrator import launch, query
 from orchestrator.cli import app
+from tests.orchestrator.helpers import moot_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 MOOT = str(Path(sys.executable).parent / "moot")
@@ -23,24 +24,20 @@ MOOT = str(Path(sys.executable).parent / "moot")
 
 def test_run_builtin_study_in_process(tmp_path: Path) -> None:
     log = tmp_path / "cli.duckdb"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--local",
-            "--agents",
-            "3000",
-            "--rounds",
-            "200",
-            "--seed",
-            "3",
-            "--state-every",
-            "0",
-            "--log",
-            str(log),
-        ],
+    result = moot_cli(
+        "run",
+        "--local",
+        "--agents",
+        "3000",
+        "--rounds",
+        "200",
+        "--seed",
+        "3",
+        "--state-every",
+        "0",
+        "--log",
+        str(log),
     )
-    assert result.exit_code == 0, result.output
     assert "stop reason" in result.output and "consensus" in result.output and str(log) in result.output
     con = duckdb.connect(str(log), read_only=True)
     spread, messages = con.execute("SELECT final_spread, messages FROM run_summary").fetchone()  # type: ignore[misc]
@@ -215,28 +212,24 @@ def test_cli_mistakes_name_the_value_and_the_fix(tmp_path: Path, args: list[str]
 
 def test_cli_stop_messages_and_params(tmp_path: Path) -> None:
     log = tmp_path / "c.duckdb"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--local",
-            "--agents",
-            "500",
-            "--rounds",
-            "40",
-            "--log",
-            str(log),
-            "--stop",
-            "variance<0.01",
-            "--messages",
-            "every:5",
-            "-p",
-            "arm=treatment",
-            "-o",
-            "graph=ring_lattice:k=4",
-        ],
+    moot_cli(
+        "run",
+        "--local",
+        "--agents",
+        "500",
+        "--rounds",
+        "40",
+        "--log",
+        str(log),
+        "--stop",
+        "variance<0.01",
+        "--messages",
+        "every:5",
+        "-p",
+        "arm=treatment",
+        "-o",
+        "graph=ring_lattice:k=4",
     )
-    assert result.exit_code == 0, result.output
     con = duckdb.connect(str(log), read_only=True)
     reason, params, mlog, graph, played = con.execute(
         "SELECT stop_reason, params, message_log, config->>'$.protocol.graph.generator', rounds FROM runs"
@@ -250,30 +243,26 @@ def test_cli_stop_messages_and_params(tmp_path: Path) -> None:
 
 def test_run_llm_agents_from_the_command_line_with_a_budget_and_no_cache(tmp_path: Path) -> None:
     log = tmp_path / "llm.duckdb"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--local",
-            "--agent",
-            "llm_opinion",
-            "--agents",
-            "60",
-            "--rounds",
-            "2",
-            "--log",
-            str(log),
-            "--in-flight",
-            "8",
-            "--budget",
-            "5",
-            "--llm-cache",
-            "",
-            "--rpm",
-            "100000",
-        ],
+    result = moot_cli(
+        "run",
+        "--local",
+        "--agent",
+        "llm_opinion",
+        "--agents",
+        "60",
+        "--rounds",
+        "2",
+        "--log",
+        str(log),
+        "--in-flight",
+        "8",
+        "--budget",
+        "5",
+        "--llm-cache",
+        "",
+        "--rpm",
+        "100000",
     )
-    assert result.exit_code == 0, result.output
     con = duckdb.connect(str(log), read_only=True)
     calls = con.execute("SELECT count(*), count(error_type), min(model) FROM llm_calls").fetchall()
     llm = con.execute("SELECT config->'llm' FROM runs").fetchall()[0][0]
@@ -343,28 +332,24 @@ def test_opinion_metrics_ship_in_every_log(tmp_path: Path) -> None:
     ).fetchone()
     assert got is not None and got[0] == expect and 3 <= got[1] <= got[0]
     con.close()
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--local",
-            "--agent",
-            "voter",
-            "-o",
-            "graph=complete",
-            "--agents",
-            "60",
-            "--log",
-            str(log),
-            "--rounds",
-            "2000",
-            "--stop",
-            "consensus:0.5",
-            "--state-every",
-            "0",
-        ],
+    result = moot_cli(
+        "run",
+        "--local",
+        "--agent",
+        "voter",
+        "-o",
+        "graph=complete",
+        "--agents",
+        "60",
+        "--log",
+        str(log),
+        "--rounds",
+        "2000",
+        "--stop",
+        "consensus:0.5",
+        "--state-every",
+        "0",
     )
-    assert result.exit_code == 0, result.output
     con = duckdb.connect(str(log), read_only=True)
     rid, rounds = con.execute(
         "SELECT run_id, rounds FROM runs WHERE protocol = 'gossip' ORDER BY started_at DESC"

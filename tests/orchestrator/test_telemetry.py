@@ -17,15 +17,14 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from typer.testing import CliRunner
 
 from agents import OpinionAgent, Population, Uniform
 from orchestrator import ConfigError, LLMConfig, launch, query
-from orchestrator.cli import app
 from orchestrator.llm.stub import StubServer
 from protocols import Gossip
 from protocols.gossip import LLMOpinionAgent
 from tests.conftest import ROOT
+from tests.orchestrator.helpers import moot_cli
 from tests.orchestrator.otlp_receiver import OTLPReceiver
 
 
@@ -186,24 +185,20 @@ def test_llm_calls_are_spans_under_their_host_step_timed_as_they_ran(
 
 def test_the_cli_writes_jsonl_beside_the_log_and_the_metrics_rows_carry_the_trace(tmp_path: Path) -> None:
     log = tmp_path / "cli.duckdb"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--local",
-            "--agents",
-            "500",
-            "--rounds",
-            "3",
-            "--stop",
-            "never",
-            "--log",
-            str(log),
-            "--trace",
-            "jsonl",
-        ],
+    moot_cli(
+        "run",
+        "--local",
+        "--agents",
+        "500",
+        "--rounds",
+        "3",
+        "--stop",
+        "never",
+        "--log",
+        str(log),
+        "--trace",
+        "jsonl",
     )
-    assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in (tmp_path / "cli.duckdb.traces.jsonl").read_text().splitlines()]
     rounds = {x["attributes"]["moot.round"]: x["context"] for x in lines if x["name"] == "moot.round"}
     assert sorted(rounds) == [0, 1, 2]

@@ -11,7 +11,7 @@ from agents import Agent, Message, Population
 from orchestrator import AgentError, launch, query
 from orchestrator.cli import app
 from protocols.swarm_grid import SwarmGrid, SwarmMove
-from tests.orchestrator.helpers import ChattyForager, messages_hash
+from tests.orchestrator.helpers import ChattyForager, messages_hash, moot_cli
 
 PROTO = SwarmGrid("foraging", size=(24, 24), view=5, max_round=12)
 
@@ -84,24 +84,20 @@ def test_messages_reach_only_agents_within_view(tmp_path: Path) -> None:
 
 def test_cli_prints_the_score_and_sql_answers_the_questions(tmp_path: Path) -> None:
     log = tmp_path / "cli.duckdb"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--protocol",
-            "swarm_grid",
-            "-o",
-            "task=pursuit",
-            "--agents",
-            "12",
-            "--rounds",
-            "100",
-            "--local",
-            "--log",
-            str(log),
-        ],
+    result = moot_cli(
+        "run",
+        "--protocol",
+        "swarm_grid",
+        "-o",
+        "task=pursuit",
+        "--agents",
+        "12",
+        "--rounds",
+        "100",
+        "--local",
+        "--log",
+        str(log),
     )
-    assert result.exit_code == 0, result.output
     score = (
         query(log, "SELECT value FROM metrics WHERE name = 'score' ORDER BY round DESC LIMIT 1")
         .column("value")[0]
