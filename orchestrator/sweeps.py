@@ -132,7 +132,18 @@ def _create(log: Path) -> None:
 
 def merge_part(log: Path, part: Path) -> None:
     """Copy every run of the log `part` (every row of every table, and the views their protocol
-    made) into `log`, a moot log, replacing rows of theirs from an earlier, unfinished attempt."""
+    made) into `log`, a moot log, replacing rows of theirs from an earlier, unfinished attempt.
+
+    Raises:
+        LogError: The merge failed (e.g. another process holds `log` open); `log` is unchanged.
+    """
+    try:
+        _merge(log, part)
+    except duckdb.Error as exc:
+        raise LogError(f"Could not merge {str(part)!r} into {str(log)!r}: {exc}; the part is kept.") from exc
+
+
+def _merge(log: Path, part: Path) -> None:
     con = duckdb.connect(str(log))
     try:
         con.execute(f"ATTACH '{part}' AS part (READ_ONLY)")
@@ -165,8 +176,6 @@ def merge_part(log: Path, part: Path) -> None:
         ).fetchall():
             if name not in mine:  # a protocol's own view, first seen in this part
                 con.execute(sql)
-    except duckdb.Error as exc:
-        raise LogError(f"Could not merge {str(part)!r} into {str(log)!r}: {exc}; the part is kept.") from exc
     finally:
         con.close()
 
@@ -251,8 +260,11 @@ def sweep(
         if out.returncode == 0 or _has_runs(part):  # a failed point's rows land too, marked failed
             if out.returncode != 0:
                 LogWriter(part).close()  # a point whose process died: its run becomes `crashed`
-            with lock:  # one writer of the sweep's log at a time
-                merge_part(path, part)
+            try:
+                with lock:  # one writer of the sweep's log at a time
+                    merge_part(path, part)
+            except LogError as exc:  # e.g. someone holds the log open: this point fails, the others go on
+                return run_id, out.returncode or 1, f"{exc} Run the sweep again to redo this point."
             part.unlink()
         return run_id, out.returncode, said
 

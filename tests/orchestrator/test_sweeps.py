@@ -3,6 +3,8 @@ one SQL query across them, and an interrupted sweep finished without redoing any
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,58 @@ def test_a_point_that_fails_mid_run_lands_in_the_log_marked_failed(tmp_path: Pat
     logged = query(log, "SELECT count(DISTINCT round) AS n FROM metrics WHERE run_id = 'm.crash_round=3'")
     assert logged.to_pylist() == [{"n": 4}]
     assert not (tmp_path / "m.duckdb.parts").exists()  # nothing left behind
+
+
+def test_a_point_whose_merge_fails_is_reported_its_part_kept_and_a_rerun_redoes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds the sweep's log open (a user's DuckDB shell) while a point finishes."""
+    log, go = tmp_path / "x.duckdb", tmp_path / "go"
+    monkeypatch.setenv("MOOT_TEST_GO", str(go))
+    holder = (
+        "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()"
+    )
+    lockers: list[subprocess.Popen[str]] = []
+
+    def hold_the_log_once_the_first_point_lands(done: int, total: int, run_id: str) -> None:
+        if run_id == "x.wait=0":  # merged; x.wait=1 waits in round 0 until `go` exists
+            locker = subprocess.Popen(
+                [sys.executable, "-c", holder, str(log)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            lockers.append(locker)
+            assert locker.stdout is not None and locker.stdout.readline() == "held\n"
+            go.touch()
+
+    try:
+        result = sweep(
+            SCRIPT,
+            {"wait": [0, 1]},
+            log=log,
+            concurrency=2,
+            local=True,
+            progress=hold_the_log_once_the_first_point_lands,
+        )
+    finally:
+        for locker in lockers:
+            locker.communicate("")  # let it go
+    assert result.ran == ["x.wait=0"] and list(result.failed) == ["x.wait=1"]
+    part = tmp_path / "x.duckdb.parts" / "x.wait=1.duckdb"
+    said = result.failed["x.wait=1"]
+    assert said.startswith(f"Could not merge {str(part)!r} into {str(log)!r}: ")
+    assert said.endswith("; the part is kept. Run the sweep again to redo this point.")
+    assert part.exists()
+    assert [r["run_id"] for r in runs(log)] == ["x.wait=0"]  # nothing half-merged
+
+    again = sweep(SCRIPT, {"wait": [0, 1]}, log=log, concurrency=2, local=True)
+    assert (again.skipped, again.ran, again.failed) == (["x.wait=0"], ["x.wait=1"], {})
+    assert [(r["run_id"], r["status"], r["messages"]) for r in runs(log)] == [
+        ("x.wait=0", "finished", 2400),
+        ("x.wait=1", "finished", 2400),
+    ]
+    assert not part.parent.exists()
 
 
 @pytest.mark.parametrize(
