@@ -29,7 +29,10 @@ from orchestrator.log.query import interruptible, run_query, scope_to_run
 from orchestrator.log.wire import LIVE_TIMEOUT, recv, send
 from orchestrator.log.writer import live_file
 
-__all__ = ["LiveServer", "answer", "check_read_only"]
+__all__ = ["LIVE_MAX_RESULT", "LiveServer", "answer", "check_read_only"]
+
+LIVE_MAX_RESULT = 256 * 2**20
+"""The largest result (bytes, as Arrow) a live run answers: the run's own process holds it."""
 
 
 def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
@@ -61,7 +64,7 @@ def answer(
     check_read_only(cur, sql)
     if run_id is not None:
         scope_to_run(cur, run_id)
-    return run_query(cur, sql, text=text)
+    return run_query(cur, sql, text=text, max_bytes=LIVE_MAX_RESULT)
 
 
 class LiveServer:

@@ -160,7 +160,7 @@ _NUMERIC = (
 )
 
 
-def text_table(rel: duckdb.DuckDBPyRelation) -> pa.Table:
+def text_table(rel: duckdb.DuckDBPyRelation, max_bytes: int | None = None) -> pa.Table:
     """`rel` as Arrow with numbers and booleans kept, nested values as JSON text, the rest as text.
 
     DuckDB prints its own types, so every type it has (out-of-range dates,
@@ -179,9 +179,31 @@ def text_table(rel: duckdb.DuckDBPyRelation) -> pa.Table:
             nested.append(name)
         else:
             cols.append(f"{q}::VARCHAR AS {q}")
-    table = (rel.project(", ".join(cols)) if cols else rel).to_arrow_table()
+    table = fetch(rel.project(", ".join(cols)) if cols else rel, max_bytes)
     fields = [f.with_metadata({"moot_json": "1"}) if f.name in nested else f for f in table.schema]
     return table.cast(pa.schema(fields))
+
+
+def fetch(rel: duckdb.DuckDBPyRelation, max_bytes: int | None = None) -> pa.Table:
+    """`rel`'s rows as Arrow; with `max_bytes`, streamed and refused once they pass it.
+
+    Raises:
+        LogError: The result passed `max_bytes`.
+    """
+    if max_bytes is None:
+        return rel.to_arrow_table()
+    reader = rel.to_arrow_reader()
+    batches, size = [], 0
+    for batch in reader:
+        size += batch.nbytes
+        if size > max_bytes:
+            raise LogError(
+                f"Query stopped: its result passed {max_bytes / 2**20:g} MiB, the most a live run's log "
+                "answers (the run's own process holds it). Aggregate, add a LIMIT, or query the log "
+                "once the run has ended."
+            )
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=reader.schema)
 
 
 def query_error(exc: duckdb.Error) -> LogError:
@@ -200,12 +222,21 @@ def query_error(exc: duckdb.Error) -> LogError:
     )  # whole text: DuckDB's hints (did you mean ...) follow the first line
 
 
-def run_query(con: duckdb.DuckDBPyConnection, sql: str, *, text: bool = False) -> pa.Table:
-    """Run `sql` on a locked-down connection, translating refusals and keeping DuckDB's hints."""
+def run_query(
+    con: duckdb.DuckDBPyConnection, sql: str, *, text: bool = False, max_bytes: int | None = None
+) -> pa.Table:
+    """Run `sql` on a locked-down connection, translating refusals and keeping DuckDB's hints.
+
+    Args:
+        con: The connection.
+        sql: The query.
+        text: Non-numeric columns as text (see `text_table`).
+        max_bytes: Refuse a result larger than this (a `LogError`).
+    """
     try:
         rel = con.sql(sql)
         if rel is None:
             return pa.table({})
-        return text_table(rel) if text else rel.to_arrow_table()
+        return text_table(rel, max_bytes) if text else fetch(rel, max_bytes)
     except duckdb.Error as exc:
         raise query_error(exc) from exc

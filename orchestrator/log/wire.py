@@ -66,4 +66,4 @@ def ask(
     if status == b"R":
         raise QueryRefused(body.decode())
     first = body.decode()
-    raise LogError(first if first.startswith("Query failed") else f"Query failed: {first}")
+    raise LogError(first if first.startswith(("Query failed", "Query stopped")) else f"Query failed: {first}")

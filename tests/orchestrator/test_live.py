@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -174,11 +175,28 @@ RUNAWAY = "SELECT count(*) AS n FROM range(100000000000) a, range(1000) b"
 def test_a_runaway_live_query_is_stopped_and_the_run_goes_on(live_run) -> None:  # type: ignore[no-untyped-def]
     log, proc = live_run
     started = time.monotonic()
-    with pytest.raises(LogError, match=r"Query stopped after 1 s \(its time limit\)"):
+    with pytest.raises(LogError, match=r"^Query stopped after 1 s \(its time limit\)"):
         query(log, RUNAWAY, timeout=1.0)
     assert time.monotonic() - started < 20
     assert proc.poll() is None
     assert query(log, "SELECT count(*) AS n FROM runs").column("n")[0].as_py() == 1
+
+
+def test_a_live_query_with_a_huge_result_is_refused_and_the_run_goes_on(live_run) -> None:  # type: ignore[no-untyped-def]
+    log, proc = live_run
+    huge = "SELECT range AS a, range AS b FROM range(20000000)"  # 320 MB as Arrow; the cap is 256 MiB
+    with pytest.raises(LogError) as info:
+        query(log, huge)
+    assert str(info.value) == (
+        "Query stopped: its result passed 256 MiB, the most a live run's log answers (the run's own "
+        "process holds it). Aggregate, add a LIMIT, or query the log once the run has ended."
+    )
+    assert proc.poll() is None
+    assert query(log, huge + " LIMIT 3").column("b").to_pylist() == [0, 1, 2]
+    # The same result from a closed log is not capped (the reader's own process holds it).
+    closed = log.with_name("closed.duckdb")
+    duckdb.connect(str(closed)).close()  # an empty DuckDB file
+    assert query(closed, huge).num_rows == 20_000_000
 
 
 def test_moot_sql_on_a_closed_log_honours_timeout_and_ctrl_c(tmp_path: Path) -> None:
