@@ -8,7 +8,7 @@ import os
 import runpy
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.errors import ConfigError, MootError, RunInterrupted
+
+if TYPE_CHECKING:
+    from agents import Population
+    from protocols.base import MessageProtocol
 
 app = typer.Typer(
     help="moot: societies of agents on Ray, every message logged to DuckDB.", no_args_is_help=True
@@ -248,64 +252,42 @@ def run(
     if params:
         os.environ["MOOT_PARAMS"] = json.dumps(params)
     stop_spec = " | ".join(stop) if stop else None
-    llm = {
-        k: v
-        for k, v in {
-            "model": model,
-            "api_base": api_base,
-            "rpm": rpm,
-            "tpm": tpm,
-            "max_in_flight": in_flight,
-            "budget": budget,
-            "cache": llm_cache,
-            "timeout": llm_timeout,
-            "max_error_rate": max_llm_error_rate,
-            "prices": _prices(price or []) or None,
-        }.items()
-        if v is not None
-    }
+    llm = _given(
+        model=model,
+        api_base=api_base,
+        rpm=rpm,
+        tpm=tpm,
+        max_in_flight=in_flight,
+        budget=budget,
+        cache=llm_cache,
+        timeout=llm_timeout,
+        max_error_rate=max_llm_error_rate,
+        prices=_prices(price or []) or None,
+    )
     if script is not None:
         _check_script_flags(ctx, script)
-        overrides = {
-            k: v
-            for k, v in {
-                "log": None if log is None else str(log),
-                "seed": seed,
-                "rounds": rounds,
-                "hosts": hosts,
-                "state_every": state_every,
-                "messages": messages,
-                "stop": stop_spec,
-                "trace": trace,
-                "run_id": run_id,
-                "llm": llm or None,
-                "message_cap": message_cap,
-                "on_flood": on_flood,
-            }.items()
-            if v is not None
-        }
+        overrides = _given(
+            log=None if log is None else str(log),
+            seed=seed,
+            rounds=rounds,
+            hosts=hosts,
+            state_every=state_every,
+            messages=messages,
+            stop=stop_spec,
+            trace=trace,
+            run_id=run_id,
+            llm=llm or None,
+            message_cap=message_cap,
+            on_flood=on_flood,
+        )
         _run_script(script, address, local, overrides)
         return
-    from agents.population import parse_column
-    from agents.registry import get_agent
     from orchestrator.launcher import launch
 
     name = protocol or "gossip"
     n = 10_000 if agents is None else agents
     try:
-        if n < 1:
-            raise ConfigError(f"--agents must be at least 1, got {n}; e.g. --agents 1000.")
-        kwargs = dict(_parse_option(o) for o in option or [])
-        agent_cls = get_agent(agent) if agent else None
-        if agent_cls is not None:
-            for key, value in agent_cls.protocol_options.get(name, {}).items():
-                kwargs.setdefault(key, value)
-        if name == "gossip":
-            kwargs.setdefault("mode", "push-pull")
-            kwargs.setdefault("fanout", 2)
-        proto = make_protocol(name, kwargs)
-        columns = {k: parse_column(str(v)) for k, v in (_parse_option(a, "-a") for a in state or [])}
-        population = proto.default_population(n, agent_cls, **columns)
+        proto, population = _builtin_study(name, n, agent, option or [], state or [])
         classes = ", ".join(c.__name__ for c in population.classes)
         console.print(
             f"[bold]moot[/] {n:,} agents ({classes}) · {proto!r} · seed {seed or 0} · "
@@ -354,6 +336,33 @@ _STANDARD = {
     "llm_tokens",
     "llm_cost",
 }
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The options the user gave (those not None)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _builtin_study(
+    name: str, n: int, agent: str | None, options: list[str], state: list[str]
+) -> tuple[MessageProtocol, Population]:
+    """The built-in opinion study: protocol `name` with `options`, `n` agents of class `agent`."""
+    from agents.population import parse_column
+    from agents.registry import get_agent
+
+    if n < 1:
+        raise ConfigError(f"--agents must be at least 1, got {n}; e.g. --agents 1000.")
+    kwargs = dict(_parse_option(o) for o in options)
+    agent_cls = get_agent(agent) if agent else None
+    if agent_cls is not None:
+        for key, value in agent_cls.protocol_options.get(name, {}).items():
+            kwargs.setdefault(key, value)
+    if name == "gossip":
+        kwargs.setdefault("mode", "push-pull")
+        kwargs.setdefault("fanout", 2)
+    proto = make_protocol(name, kwargs)
+    columns = {k: parse_column(str(v)) for k, v in (_parse_option(a, "-a") for a in state)}
+    return proto, proto.default_population(n, agent_cls, **columns)
 
 
 def _prices(specs: list[str]) -> dict[str, tuple[float, float]]:

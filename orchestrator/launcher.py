@@ -473,13 +473,7 @@ def launch(
     except BaseException:
         writer.close()
         raise
-    n_hosts = max(1, min(hosts or rt.default_hosts(), -(-len(pop) // CHUNK)))  # a host per chunk at most
-    if hosts is not None and n_hosts < hosts:
-        print(
-            f"moot: {n_hosts} host(s), not {hosts}: a host holds at least {CHUNK} agents and this "
-            f"population has {len(pop):,}",
-            file=sys.stderr,
-        )
+    n_hosts = _host_count(hosts, rt.default_hosts(), len(pop))
     config: dict[str, object] = {
         "protocol": proto.describe(),
         "population": pop.describe(),
@@ -530,6 +524,18 @@ def launch(
     )
     thread.start()
     return handle
+
+
+def _host_count(asked: int | None, default: int, agents: int) -> int:
+    """Hosts for a run: as asked (or the runtime's default), but a host per chunk of agents at most."""
+    n = max(1, min(asked or default, -(-agents // CHUNK)))
+    if asked is not None and n < asked:
+        print(
+            f"moot: {n} host(s), not {asked}: a host holds at least {CHUNK} agents and this "
+            f"population has {agents:,}",
+            file=sys.stderr,
+        )
+    return n
 
 
 _launches = 0
