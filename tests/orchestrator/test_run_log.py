@@ -36,7 +36,7 @@ def plan(run_id: str) -> RunPlan:
 
 
 def rows(log: Path, sql: str) -> list[dict[str, Any]]:
-    return query(log, sql).to_pylist()
+    return list(query(log, sql).to_pylist())
 
 
 def test_a_finished_run_has_its_row_its_events_and_its_reason(tmp_path: Path) -> None:
