@@ -28,6 +28,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _table_console(wide: bool = False) -> Console:
+    """Where a table goes: the terminal, or (piped, or --wide) a console that never cuts a cell."""
+    return console if sys.stdout.isatty() and not wide else Console(width=100_000)
+
+
 def _fail(exc: MootError) -> None:
     err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
@@ -593,9 +598,7 @@ def sql(
         table = Table(*result.column_names)
         for row in result.slice(0, limit).to_pylist():
             table.add_row(*(escape(_cell(v)) for v in row.values()))  # text, never Rich markup
-        # Piped, or --wide: as wide as the cells need, never cut to a terminal's width.
-        out = console if sys.stdout.isatty() and not wide else Console(width=100_000)
-        out.print(table)
+        _table_console(wide).print(table)
         if result.num_rows > limit:
             console.print(f"({result.num_rows:,} rows, {limit} shown; --limit or --format csv for more)")
 
@@ -662,7 +665,7 @@ def protocols(
     table = Table("option (-o)", "type", "default", title=f"{name}: moot run --protocol {name} -o KEY=VALUE")
     for option, kind, default in options:
         table.add_row(option, escape(kind), escape(default))
-    (console if sys.stdout.isatty() else Console(width=100_000)).print(table)
+    _table_console().print(table)
 
 
 def protocol_options(name: str) -> list[tuple[str, str, str]]:

@@ -806,8 +806,8 @@ class Host:
             codes.extend(np.full(len(ids), c, np.int32) for c, ids, _ in texts)
             m = sum(len(ids) for _, ids, _ in texts)
             value = pa.concat_arrays([value, pa.nulls(m, pa.float64())])
-            text = [None] * n + [t for _, _, col in texts for t in col]
-            columns_out["text"] = pa.array(text, pa.string())
+            text = pa.array([t for _, _, col in texts for t in col], pa.string())
+            columns_out["text"] = pa.concat_arrays([pa.nulls(n, pa.string()), text])
             n += m
         return pa.table(
             {

@@ -473,7 +473,7 @@ def launch(
     except BaseException:
         writer.close()
         raise
-    n_hosts = _host_count(hosts, rt.default_hosts(), len(pop))
+    n_hosts = _host_count(hosts, rt, len(pop))
     config: dict[str, object] = {
         "protocol": proto.describe(),
         "population": pop.describe(),
@@ -526,9 +526,9 @@ def launch(
     return handle
 
 
-def _host_count(asked: int | None, default: int, agents: int) -> int:
+def _host_count(asked: int | None, rt: Runtime, agents: int) -> int:
     """Hosts for a run: as asked (or the runtime's default), but a host per chunk of agents at most."""
-    n = max(1, min(asked or default, -(-agents // CHUNK)))
+    n = max(1, min(asked or rt.default_hosts(), -(-agents // CHUNK)))
     if asked is not None and n < asked:
         print(
             f"moot: {n} host(s), not {asked}: a host holds at least {CHUNK} agents and this "
@@ -636,9 +636,10 @@ def _llm_config(llm: LLMConfig | None, pop: Population, cli: Mapping[str, Any] |
             shown = ", ".join(f"{k}={v!r}" for k, v in changed.items() if k != "prices")
             print(f"moot: the command line sets the LLM's {shown} for this run", file=sys.stderr)
         config = config.with_overrides(**cli)
-    config.check_credentials(_models(pop))
+    models = _models(pop)
+    config.check_credentials(models)
     if config.budget is not None:
-        _warn_unpriced(config, _models(pop))
+        _warn_unpriced(config, models)
     return config
 
 

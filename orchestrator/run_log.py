@@ -22,7 +22,7 @@ import pyarrow as pa
 from agents.batch import MessageBatch
 from orchestrator.errors import ConfigError, MootError
 from orchestrator.host import HostStats
-from orchestrator.log import LogWriter
+from orchestrator.log import LogWriter, logged_counts
 from orchestrator.message_log import aggregates_table, const_column, messages_table
 from orchestrator.runtime import Runtime
 
@@ -117,10 +117,13 @@ class RunLog:
     def finish(self, rounds: int, messages: int, seconds: float, reason: str) -> None:
         """The run ended as it should: status ``finished``, with why it stopped."""
         self.event("stopped", reason, round=rounds - 1)
+        self._close("finished", rounds, messages, seconds, reason)
+
+    def _close(self, status: str, rounds: int, messages: int, seconds: float, reason: str) -> None:
         self.writer.execute(
-            "UPDATE runs SET finished_at = ?, rounds = ?, messages = ?, seconds = ?, status = 'finished', "
+            "UPDATE runs SET finished_at = ?, rounds = ?, messages = ?, seconds = ?, status = ?, "
             "stop_reason = ? WHERE run_id = ?",
-            [_now(), rounds, messages, seconds, reason, self.run_id],
+            [_now(), rounds, messages, seconds, status, reason, self.run_id],
         )
 
     def end(self, runtime: Runtime, exc: BaseException, played: int, total: int, seconds: float) -> int:
@@ -139,12 +142,8 @@ class RunLog:
             writer.flush()
         rounds, messages = played, total
         with contextlib.suppress(Exception):
-            got = writer.con.execute(
-                "SELECT count(DISTINCT round), coalesce(sum(value) FILTER (name = 'messages'), 0) "
-                "FROM metrics WHERE run_id = ?",
-                [run_id],
-            ).fetchall()[0]
-            rounds, messages = min(played, int(got[0])), min(total, int(got[1]))
+            got = logged_counts(writer.con, run_id)
+            rounds, messages = min(played, got[0]), min(total, got[1])
         if interrupted and rounds == played > 0:  # (the agents' state is that of the last round logged)
             with contextlib.suppress(Exception):
                 logged = writer.con.execute(
@@ -156,15 +155,8 @@ class RunLog:
         detail = f"interrupted ({str(exc) or 'Ctrl-C'})" if interrupted else f"{type(exc).__name__}: {exc}"
         status = "interrupted" if interrupted else "failed"
         with contextlib.suppress(MootError):
-            writer.execute(
-                "INSERT INTO events (run_id, ts, round, kind, host, detail) VALUES (?, ?, ?, ?, NULL, ?)",
-                [run_id, _now(), played, "interrupted" if interrupted else "error", detail],
-            )
-            writer.execute(
-                "UPDATE runs SET finished_at = ?, rounds = ?, messages = ?, seconds = ?, status = ?, "
-                "stop_reason = ? WHERE run_id = ?",
-                [_now(), rounds, messages, seconds, status, detail[:500], run_id],
-            )
+            self.event("interrupted" if interrupted else "error", detail, round=played)
+            self._close(status, rounds, messages, seconds, detail[:500])
         return rounds
 
     def release(self) -> None:

@@ -29,6 +29,7 @@ import duckdb
 
 from orchestrator.errors import ConfigError, LogError
 from orchestrator.log import TABLES, LogWriter, check_log_path, ensure_kinds, schema_sql
+from orchestrator.log.writer import connect
 
 __all__ = ["SweepResult", "parse_values", "point_id", "sweep"]
 
@@ -139,12 +140,15 @@ def merge_part(log: Path, part: Path) -> None:
     """
     try:
         _merge(log, part)
-    except duckdb.Error as exc:
-        raise LogError(f"Could not merge {str(part)!r} into {str(log)!r}: {exc}; the part is kept.") from exc
+    except (duckdb.Error, LogError) as exc:  # a lock names its holder (`connect`)
+        reason = str(exc).rstrip(".")
+        raise LogError(
+            f"Could not merge {str(part)!r} into {str(log)!r}: {reason}; the part is kept."
+        ) from exc
 
 
 def _merge(log: Path, part: Path) -> None:
-    con = duckdb.connect(str(log))
+    con = connect(log)
     try:
         con.execute(f"ATTACH '{part}' AS part (READ_ONLY)")
         ids = [r[0] for r in con.execute("SELECT run_id FROM part.main.runs").fetchall()]

@@ -35,7 +35,15 @@ from orchestrator.log.schema import (
     ensure_kinds,
     schema_sql,
 )
-from orchestrator.log.writer import ACTIVE, CRASHED, LogWriter, check_log_path, live_file, mark_crashed
+from orchestrator.log.writer import (
+    ACTIVE,
+    CRASHED,
+    LogWriter,
+    check_log_path,
+    live_file,
+    logged_counts,
+    mark_crashed,
+)
 
 __all__ = [
     "ACTIVE",
@@ -51,6 +59,7 @@ __all__ = [
     "ensure_kinds",
     "interruptible",
     "live_file",
+    "logged_counts",
     "mark_crashed",
     "open_log",
     "query",

@@ -17,7 +17,16 @@ from agents.message import KINDS
 from orchestrator.errors import ConfigError, LogError
 from orchestrator.log.schema import ensure_kinds, schema_sql
 
-__all__ = ["ACTIVE", "CRASHED", "LogWriter", "check_log_path", "connect", "live_file", "mark_crashed"]
+__all__ = [
+    "ACTIVE",
+    "CRASHED",
+    "LogWriter",
+    "check_log_path",
+    "connect",
+    "live_file",
+    "logged_counts",
+    "mark_crashed",
+]
 
 
 def check_log_path(path: str | os.PathLike[str]) -> Path:
@@ -96,13 +105,10 @@ def mark_crashed(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     ).fetchall()
     lost = [str(r[0]) for r in rows]
     for run_id in lost:
+        rounds, messages = logged_counts(con, run_id)
         con.execute(
-            """UPDATE runs SET status = 'crashed', stop_reason = $1,
-                   rounds = (SELECT count(DISTINCT round) FROM metrics WHERE run_id = $2),
-                   messages = (SELECT coalesce(sum(value), 0)::BIGINT FROM metrics
-                               WHERE run_id = $2 AND name = 'messages')
-               WHERE run_id = $2""",
-            [CRASHED, run_id],
+            "UPDATE runs SET status = 'crashed', stop_reason = ?, rounds = ?, messages = ? WHERE run_id = ?",
+            [CRASHED, rounds, messages, run_id],
         )
         con.execute(
             "INSERT INTO events (run_id, ts, round, kind, host, detail) "
@@ -113,6 +119,16 @@ def mark_crashed(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     if not ours and stale.exists():  # announced by a process that no longer holds the log
         stale.unlink(missing_ok=True)
     return lost
+
+
+def logged_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[int, int]:
+    """(rounds, messages) that reached the log for `run_id`: what its ``metrics`` rows hold."""
+    rounds, messages = con.execute(
+        "SELECT count(DISTINCT round), coalesce(sum(value) FILTER (name = 'messages'), 0) "
+        "FROM metrics WHERE run_id = ?",
+        [run_id],
+    ).fetchall()[0]
+    return int(rounds), int(messages)
 
 
 class LogWriter:
