@@ -257,9 +257,8 @@ class Population:
                 ):
                     raise ConfigError(
                         f"{g.cls.__name__}.{name} is {_shown_type(info.annotation, col)}; a class with "
-                        "act_batch holds "
-                        "numbers and text (fields annotated str) only. Make the field one of them, or "
-                        "drop act_batch."
+                        "act_batch holds numbers and text (fields annotated str) only. Make the field "
+                        "one of them, or drop act_batch."
                     )
                 state[name] = _column(col, seed, ids, salt, a - start, b - start)
             check_columns(g.cls, state, ids)

@@ -111,9 +111,8 @@ class _RoundActions:
     def refuse(self, rows: NDArray[np.int64], why: Any) -> None:
         """A ``refused`` notice for each of `rows` (actions OASIS would not take); `why(row)` says why."""
         if len(rows):
-            sender, value = self.actions.sender, self.actions.value
             reasons = [why(i) for i in rows.tolist()]
-            self.notes.add(sender[rows], sender[rows], "refused", value[rows], reasons)
+            self.notes.add(self.sender[rows], self.sender[rows], "refused", self.value[rows], reasons)
             self.stats["refused"] += len(rows)
 
 

@@ -198,11 +198,11 @@ class ForageHeuristic(Agent):
         view = ctx.view(GridView)
         if view.escaped:
             return SwarmMove(action="STAY")
-        said = self._look(view, inbox)
+        said, walls = self._look(view, inbox)
         here = (view.row, view.col)
         carrying = bool(dict(view.fields).get("carrying_food", False))
         goal = self.nest if carrying else self.food
-        step = _path_step(here, goal, set(self.walls)) if goal != (-1, -1) else None
+        step = _path_step(here, goal, walls) if goal != (-1, -1) else None
         if step is None or (here == self.last and ctx.uniform() < 0.5):  # blocked: try elsewhere
             if here == self.last:
                 self.heading = ctx.integers(4)
@@ -210,8 +210,9 @@ class ForageHeuristic(Agent):
         self.last = here
         return SwarmMove(action=step, message=said)  # type: ignore[arg-type]
 
-    def _look(self, view: GridView, inbox: list[Message]) -> str | None:
-        """Remember what the view shows and what others said; what to tell them, if news."""
+    def _look(self, view: GridView, inbox: list[Message]) -> tuple[str | None, set[int]]:
+        """Remember what the view shows and what others said; returns what to tell them (if
+        news) and the walls known now."""
         half = len(view.cells) // 2
         news = []
         walls = set(self.walls)
@@ -233,7 +234,7 @@ class ForageHeuristic(Agent):
                 elif kind == "N" and self.nest == (-1, -1):
                     self.nest = (int(r), int(c))
         self.walls = sorted(walls)
-        return "; ".join(news) or None
+        return "; ".join(news) or None, walls
 
 
 def _path_step(start: tuple[int, int], goal: tuple[int, int], walls: set[int]) -> str | None:
