@@ -684,6 +684,45 @@ def protocol_options(name: str) -> list[tuple[str, str, str]]:
     return out
 
 
+@app.command()
+def compact(
+    log: Annotated[Path, typer.Argument(help="A moot DuckDB log.")],
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Only this run (default: every ended run).")
+    ] = None,
+) -> None:
+    """Move the rows the hosts wrote as segments (LOG.parts/) into the log file itself, so that the
+    file alone holds them (to copy it without its folder, or ATTACH it from another database)."""
+    from orchestrator.log import LogWriter
+
+    try:
+        if not log.is_file():
+            raise ConfigError(
+                f"No log at {str(log)!r}; pass the path given to launch(log=...) or `moot run --log`."
+            )
+        writer = LogWriter(log)
+        try:
+            ended = [
+                str(r[0])
+                for r in writer.con.execute(
+                    "SELECT DISTINCT run_id FROM segments WHERE run_id IN "
+                    "(SELECT run_id FROM runs WHERE status <> 'running') ORDER BY 1"
+                ).fetchall()
+            ]
+            if run_id is not None and run_id not in ended:
+                raise ConfigError(
+                    f"Run {run_id!r} has no segments to compact in {str(log)!r} (compacted already, "
+                    f"still running, or not in this log); runs with segments: {', '.join(ended) or 'none'}."
+                )
+            for rid in [run_id] if run_id else ended:
+                rows = writer.compact(rid)
+                typer.echo(f"{rid}: {rows:,} rows moved into {log}")
+        finally:
+            writer.close()
+    except MootError as exc:
+        _fail(exc)
+
+
 @app.command(name="agents")
 def agents_command() -> None:
     """List the registered agent classes (entry-point group moot.agents), for --agent."""

@@ -28,6 +28,7 @@ from orchestrator.host import ChunkStats, HostSpec, HostStats, shard_bounds
 from orchestrator.llm import LLMConfig, LLMSetup, ServiceHandle
 from orchestrator.llm.config import forwarded_env
 from orchestrator.log import LogWriter
+from orchestrator.log.segments import SegmentSink
 from orchestrator.message_log import MessageLog
 from orchestrator.run_log import RunLog
 from orchestrator.runtime import Runtime
@@ -202,6 +203,8 @@ def run_rounds(
         clock.lap("final_state")
         writer.flush()
         clock.lap("flush")
+        if log.gather(runtime):  # segments from nodes that do not share the log's disk
+            clock.lap("gather")
     except BaseException as exc:
         hooks.run_ended(run.rounds, error=f"{type(exc).__name__}: {exc}")
         logged = log.end(runtime, exc, run.rounds, run.messages, clock.elapsed())
@@ -325,6 +328,8 @@ def _set_up(
         trace=type(hooks) is not RunHooks,  # hosts make spans only for a traced run
         message_cap=plan.message_cap,
         on_flood=plan.on_flood,
+        sink=SegmentSink(str(log.writer.parts), plan.run_id),
+        messages=plan.messages,
     )
     placement = runtime.start(spec)
     clock.lap("hosts")
@@ -360,7 +365,7 @@ def _play_round(
     run.actions += int(metrics.get("actions", 0))
     run.rounds, run.final = r + 1, metrics
     hooks.round_ended(played.stats, metrics)
-    log.round(r, played.fetch, metrics, hooks.ids(), lambda job: hooks.logging(r, job))
+    log.round(r, played, metrics, hooks.ids(), lambda job: hooks.logging(r, job))
     seen.update(total_messages=float(run.messages), total_actions=float(run.actions))  # rules on totals
     return metrics, seen, calls
 

@@ -30,6 +30,8 @@ from agents.message import KINDS, Message
 from agents.population import Block, Population, is_text_field
 from agents.reply import Reply
 from orchestrator.errors import AgentError, MootError, ProtocolError
+from orchestrator.log.segments import Segment, SegmentSink
+from orchestrator.message_log import MessageLog, actions_only, const_column, messages_table
 from protocols.base import Router
 from protocols.world import World
 
@@ -97,6 +99,7 @@ class HostStats:
         events: Events for the ``events`` table: (round, kind, detail).
         spans: Trace spans the host finished this round (empty when not tracing).
         peak_in_flight: Most LLM calls this host had in flight at once (traced runs only).
+        segments: The segment files this host wrote this round (its message rows).
     """
 
     sent: int
@@ -106,6 +109,7 @@ class HostStats:
     events: tuple[tuple[int, str, str], ...] = field(default_factory=tuple)
     spans: tuple[SpanRecord, ...] = ()
     peak_in_flight: int | None = None
+    segments: tuple[Segment, ...] = ()
 
 
 T = TypeVar("T")
@@ -145,13 +149,17 @@ class RoundResult:
     Attributes:
         stats: Each host's statistics, in host order.
         fetch: Fetches every message delivered this round and every action taken, in parts
-            (called later, on the log writer's thread).
+            (called later, on the log writer's thread; only when messages are aggregated:
+            otherwise no message crosses to the driver).
         world: The world's metrics after the round (empty without a world).
+        written: Waits for the segments the hosts wrote this round and returns them (called
+            on the log writer's thread).
     """
 
     stats: list[HostStats]
     fetch: Callable[[], list[MessageBatch]]
     world: dict[str, float]
+    written: Callable[[], list[Segment]]
 
 
 def _as_messages(result: Any, agent: Agent, round: int) -> list[Message]:
@@ -286,6 +294,9 @@ class HostSpec:
         message_cap: Most messages one agent may send in one round (None: no cap).
         on_flood: What an agent over `message_cap` gets: ``"error"`` (the run fails, naming
             it) or ``"truncate"`` (its first `message_cap` messages are kept, with an event).
+        sink: Where the host writes its rows (agents, messages, states); None: nowhere.
+        messages: Which messages get a row (`MessageLog`); the hosts write them unless it
+            aggregates (then the driver counts them).
     """
 
     population: Population
@@ -304,6 +315,8 @@ class HostSpec:
     trace: bool = False
     message_cap: int | None = None
     on_flood: str = "error"
+    sink: SegmentSink | None = None
+    messages: MessageLog = field(default_factory=MessageLog.all)
 
     @property
     def hosts(self) -> int:
@@ -435,6 +448,9 @@ class Host:
         self.replies = spec.replies
         self.message_cap = spec.message_cap
         self.on_flood = spec.on_flood
+        self.sink = spec.sink
+        self.message_log = spec.messages
+        self.node = "local"  # the Ray runtime sets its node id
         self._events: list[tuple[int, str, str]] = []  # this round's events, for `HostStats`
         self.llm: Gateway | None = None
         self.tracer: HostTracer | None = None
@@ -507,7 +523,8 @@ class Host:
                 f"{type(self.router).__name__}.route raised {exc!r} in round {round}."
             ) from exc
         change = self._max_change(before) if self.track_change else float("nan")
-        stats = HostStats(len(delivered), tuple(ChunkStats.of(*w) for w in watched), change)
+        written = self._write_messages(round, delivered, actions_only([to_world], self.action_codes)[0])
+        stats = HostStats(len(delivered), tuple(ChunkStats.of(*w) for w in watched), change, segments=written)
         events, self._events = self._events, []
         if self.llm is not None:
             calls, llm_events, times = self.llm.drain()
@@ -524,18 +541,20 @@ class Host:
             return (*self._split(delivered), stats)
         return (*self._split(delivered), to_world, stats)
 
-    def apply(self, round: int, *to_world: MessageBatch) -> tuple[MessageBatch, dict[str, float]]:
+    def apply(
+        self, round: int, *to_world: MessageBatch
+    ) -> tuple[MessageBatch, dict[str, float], tuple[Segment, ...]]:
         """Apply round `round`'s actions (every host's, in host order) to this host's world replica.
 
         Then deliver the round's broadcasts to this host's agents that hear them
-        (they read them next round).
+        (they read them next round), and write their rows.
 
         Returns:
             (messages the world delivered here, metrics: ``heard`` (how many of them), and on
-            host 0 the world's metrics and ``actions``).
+            host 0 the world's metrics and ``actions``; the segments written).
         """
         if self.world is None:
-            return MessageBatch.empty(), {}
+            return MessageBatch.empty(), {}, ()
         batch = MessageBatch.concat(to_world)
         is_action = np.isin(batch.kind, self.action_codes)
         try:
@@ -549,7 +568,20 @@ class Host:
         if self.index == 0:
             metrics["actions"] = float(is_action.sum())
         metrics["heard"] = float(len(self._heard))
-        return self._heard, metrics
+        return self._heard, metrics, self._write_messages(round, self._heard, tag="world")
+
+    def _write_messages(self, round: int, *batches: MessageBatch, tag: str = "") -> tuple[Segment, ...]:
+        """This host's rows of `messages` for the round, as one segment (as the message log says)."""
+        mlog, sink = self.message_log, self.sink
+        if sink is None or not mlog.writes_rows(round):
+            return ()
+        parts = [mlog.select(b, round, self.seed) for b in batches if len(b)]
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return ()
+        rows = pa.concat_tables([messages_table(p, round, self.protocol, self.kinds) for p in parts])
+        written = sink.write("messages", round, self.index, rows, tag)
+        return (written,) if written is not None else ()
 
     def _inbox(self, batch: MessageBatch, round: int) -> Inbox:
         local = batch.receiver - self.lo
@@ -774,6 +806,12 @@ class Host:
         names = [n for n in block.cls.state_fields() if is_text_field(block.cls, n) and n not in quiet]
         return {n: [getattr(a, n) for a in block.agents] for n in names}
 
+    def write_states(self, round: int) -> Segment | None:
+        """Write every agent's state after `round` as a segment of ``states``."""
+        if self.sink is None:
+            return None
+        return self.sink.write("states", round, self.index, self.states(round))
+
     def states(self, round: int) -> pa.Table:
         """Every numeric and text state field of every agent, long format: round, agent, field,
         value (numbers) or text (text fields)."""
@@ -822,6 +860,28 @@ class Host:
             }
         )
 
-    def placement(self) -> tuple[int, list[tuple[str, int, int]]]:
-        """(index, [(class name, first id, last id + 1) per block]) for the `agents` table."""
-        return self.index, [(b.cls.__name__, int(b.ids[0]), int(b.ids[-1]) + 1) for b in self.blocks]
+    def read_segments(self, files: list[str]) -> list[bytes]:
+        """The bytes of segments this host wrote, for a driver that cannot see its node's disk."""
+        return self.sink.read(files) if self.sink is not None else []
+
+    def write_agents(self) -> Segment | None:
+        """Write this host's rows of ``agents``: every agent's id, class, host and node."""
+        if self.sink is None:
+            return None
+        if not self.blocks:
+            return None
+        ids = np.concatenate([b.ids for b in self.blocks])
+        n = len(ids)
+        codes = np.concatenate([np.full(len(b.ids), i, np.int32) for i, b in enumerate(self.blocks)])
+        classes = pa.DictionaryArray.from_arrays(
+            pa.array(codes), pa.array([b.cls.__name__ for b in self.blocks], pa.string())
+        )
+        rows = pa.table(
+            {
+                "agent": pa.array(ids.astype(np.int64, copy=False)),
+                "class": classes,
+                "host": pa.array(np.full(n, self.index, np.int32)),
+                "node": const_column(self.node, n),
+            }
+        )
+        return self.sink.write("agents", -1, self.index, rows)

@@ -29,7 +29,7 @@ from agents.message import KINDS
 from agents.rng import counter_uniform
 from orchestrator.errors import ConfigError
 
-__all__ = ["MessageLog", "aggregates_table", "const_column", "messages_table"]
+__all__ = ["MessageLog", "actions_only", "aggregates_table", "const_column", "messages_table"]
 
 Mode = Literal["all", "sample", "every", "aggregate", "none"]
 _LOG_STREAM = 20
@@ -105,6 +105,10 @@ class MessageLog:
         """Whether any row for `round` is written."""
         return self.mode != "none" and round % self.period == 0
 
+    def writes_rows(self, round: int) -> bool:
+        """Whether `round`'s messages get rows (all, sample, every), written by the hosts."""
+        return self.mode in ("all", "sample", "every") and self.logs_round(round)
+
     def select(self, batch: MessageBatch, round: int, seed: int) -> MessageBatch:
         """The messages of `batch` that get a row (sample mode keeps a seeded fraction)."""
         if self.mode != "sample" or self.rate >= 1.0:
@@ -128,9 +132,10 @@ def const_column(value: str, n: int) -> pa.DictionaryArray:
 
 
 def messages_table(
-    batch: MessageBatch, round: int, run_id: str, protocol: str, kinds: tuple[str, ...] = KINDS
+    batch: MessageBatch, round: int, protocol: str, kinds: tuple[str, ...] = KINDS
 ) -> pa.Table:
-    """A round's delivered messages (and actions, receiver NULL) shaped like the ``messages`` table."""
+    """A round's delivered messages (and actions, receiver NULL) shaped like a ``messages`` segment
+    (every column but run_id, which is the segment's folder)."""
     n = len(batch)
 
     def strings(a: pa.Array | None) -> pa.Array:
@@ -141,7 +146,6 @@ def messages_table(
 
     return pa.table(
         {
-            "run_id": const_column(run_id, n),
             "round": pa.array(np.full(n, round, np.int32)),
             "sender": pa.array(batch.sender),
             "seq": pa.array(batch.seq),
@@ -156,6 +160,11 @@ def messages_table(
             "payload": strings(batch.payload),
         }
     )
+
+
+def actions_only(batches: list[MessageBatch], action_codes: NDArray[np.uint8]) -> list[MessageBatch]:
+    """The actions among what hosts sent to the world (broadcasts are logged as delivered)."""
+    return [b.take(np.flatnonzero(np.isin(b.kind, action_codes))) for b in batches]
 
 
 def _distinct(ids: NDArray[np.int64]) -> int:

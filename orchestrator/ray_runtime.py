@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -25,7 +24,9 @@ from orchestrator.errors import ClusterError, MootError
 from orchestrator.host import Host, HostSpec, HostStats, RoundResult, StepParts
 from orchestrator.llm import LLMService, ServiceHandle, ServiceLink
 from orchestrator.llm.service import Admission, Request, Settlement
-from orchestrator.runtime import HostPlacement, Runtime, actions_only, world_metrics
+from orchestrator.log.segments import Segment
+from orchestrator.message_log import actions_only
+from orchestrator.runtime import HostPlacement, Runtime, world_metrics
 
 __all__ = ["RayRuntime", "ensure_ray"]
 
@@ -39,7 +40,8 @@ class _HostActor(Host):
 
     def setup(self, index: int, spec: HostSpec) -> str:
         Host.__init__(self, index, spec)
-        return str(ray.get_runtime_context().get_node_id())
+        self.node = str(ray.get_runtime_context().get_node_id())
+        return self.node
 
 
 class _RayLink:
@@ -268,13 +270,15 @@ class RayRuntime(Runtime):
         world: dict[str, float] = {}
         world_refs: list[Any] = []
         heard_refs: list[Any] = []
+        segment_refs: list[Any] = []
         if self._world:
             # Every host applies every host's actions to its replica; Ray hands over the
             # refs, and each host runs apply(r) after its own step(r) and before step(r+1).
             world_refs = [r.to_world for r in refs]
-            applied = [a.apply.options(num_returns=2).remote(round, *world_refs) for a in self.actors]
+            applied = [a.apply.options(num_returns=3).remote(round, *world_refs) for a in self.actors]
             heard_refs = [a[0] for a in applied]
             metric_refs = [a[1] for a in applied]
+            segment_refs = [a[2] for a in applied]
         stats: list[HostStats] = _get([r.stats for r in refs])
         if self._world:
             world = world_metrics(_get(metric_refs))
@@ -286,14 +290,24 @@ class RayRuntime(Runtime):
                 parts += actions_only(_get(world_refs), codes) + _get(heard_refs)
             return parts
 
-        return RoundResult(stats, fetch, world)
+        def written() -> list[Segment]:
+            return [seg for s in stats for seg in s.segments] + [
+                seg for segs in _get(segment_refs) for seg in segs
+            ]
 
-    def states(self, round: int) -> Callable[[], list[pa.Table]]:
-        refs = [a.states.remote(round) for a in self.actors]
+        return RoundResult(stats, fetch, world, written)
+
+    def states(self, round: int) -> Callable[[], list[Segment | None]]:
+        refs = [a.write_states.remote(round) for a in self.actors]
         return lambda: _get(refs)
 
-    def blocks(self) -> list[tuple[int, list[tuple[str, int, int]]]]:
-        return _get([a.placement.remote() for a in self.actors])
+    def write_agents(self) -> list[Segment | None]:
+        return _get([a.write_agents.remote() for a in self.actors])
+
+    def read_segments(self, wanted: dict[int, list[str]]) -> dict[int, list[bytes]]:
+        hosts = list(wanted)
+        got = _get([self.actors[h].read_segments.remote(wanted[h]) for h in hosts])
+        return dict(zip(hosts, got))
 
     def shutdown(self) -> None:
         for a in self.actors:

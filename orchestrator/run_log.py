@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -20,16 +21,22 @@ import numpy as np
 import pyarrow as pa
 
 from agents.batch import MessageBatch
-from orchestrator.errors import ConfigError, MootError
-from orchestrator.host import HostStats
+from orchestrator.errors import ConfigError, LogError, MootError
+from orchestrator.host import HostStats, RoundResult
 from orchestrator.log import LogWriter, logged_counts
-from orchestrator.message_log import aggregates_table, const_column, messages_table
+from orchestrator.log.segments import Segment, missing, prune, store
+from orchestrator.message_log import aggregates_table, const_column
 from orchestrator.runtime import Runtime
 
 if TYPE_CHECKING:
     from orchestrator.coordinator import RunPlan
 
-__all__ = ["RunLog", "check_new_run_id"]
+__all__ = ["COMPACT_ROWS", "RunLog", "check_new_run_id"]
+
+COMPACT_ROWS = 1_000_000
+"""A run that wrote at most this many segment rows is compacted into the file when it ends
+(about a quarter of a second here); bigger runs keep their segments, which is what lets
+every host write its own rows (`orchestrator.log.segments`; `moot compact` moves them later)."""
 
 
 def _now() -> datetime:
@@ -118,6 +125,22 @@ class RunLog:
         """The run ended as it should: status ``finished``, with why it stopped."""
         self.event("stopped", reason, round=rounds - 1)
         self._close("finished", rounds, messages, seconds, reason)
+        self.compact_if_small()
+
+    def compact_if_small(self) -> None:
+        """A run of few rows goes into the file itself (`LogWriter.compact`): a small study
+        leaves one self-contained file rather than a folder of small segments."""
+        written = self.writer.con.execute(
+            "SELECT coalesce(sum(rows), 0) FROM segments WHERE run_id = ?", [self.run_id]
+        ).fetchall()[0][0]
+        if 0 < written <= COMPACT_ROWS:
+            try:
+                self.writer.compact(self.run_id)
+            except MootError as exc:  # the rows stay in their segments, which the views read
+                print(
+                    f"moot: note: run {self.run_id} stays in segments ({exc}); `moot compact` later.",
+                    file=sys.stderr,
+                )
 
     def _close(self, status: str, rounds: int, messages: int, seconds: float, reason: str) -> None:
         self.writer.execute(
@@ -152,11 +175,16 @@ class RunLog:
                 if not logged:  # unless `state_every` logged that round already
                     self.states(runtime, played - 1)
                     writer.flush()
+        with contextlib.suppress(OSError, MootError):  # a round is whole in the log, or not at all
+            prune(writer.parts, run_id, rounds - 1)
+            writer.execute("DELETE FROM segments WHERE run_id = ? AND round > ?", [run_id, rounds - 1])
         detail = f"interrupted ({str(exc) or 'Ctrl-C'})" if interrupted else f"{type(exc).__name__}: {exc}"
         status = "interrupted" if interrupted else "failed"
         with contextlib.suppress(MootError):
             self.event("interrupted" if interrupted else "error", detail, round=played)
             self._close(status, rounds, messages, seconds, detail[:500])
+            if not isinstance(exc, LogError):  # (not onto a disk that just filled)
+                self.compact_if_small()
         return rounds
 
     def release(self) -> None:
@@ -166,69 +194,76 @@ class RunLog:
     # -- rows the hosts made --------------------------------------------------------------------
 
     def agents(self, runtime: Runtime, placement: list[tuple[int, str]], bounds: np.ndarray) -> None:
-        """Every agent's class, host and node; a ``host_started`` event per host."""
-        nodes = dict(placement)
-        for host, blocks in runtime.blocks():
-            for cls, a, b in blocks:
-                n = b - a
-                self.writer.append(
-                    "agents",
-                    pa.table(
-                        {
-                            "run_id": const_column(self.run_id, n),
-                            "agent": pa.array(np.arange(a, b, dtype=np.int64)),
-                            "class": const_column(cls, n),
-                            "host": pa.array(np.full(n, host, np.int32)),
-                            "node": const_column(nodes.get(host, ""), n),
-                        }
-                    ),
-                )
+        """Every agent's class, host and node (written by the hosts); a ``host_started`` event per host."""
+        self.segments([s for s in runtime.write_agents() if s is not None])
         for h, node in placement:
             self.event("host_started", f"agents {bounds[h]}..{bounds[h + 1] - 1} on node {node}", host=h)
 
     def states(self, runtime: Runtime, round: int) -> None:
-        """Every agent's state after `round` (-1: before the first), on the writer thread."""
-        fetch = runtime.states(round)
-        run_id, writer = self.run_id, self.writer
+        """Every agent's state after `round` (-1: before the first): the hosts write it; the
+        manifest rows follow on the writer thread."""
+        written = runtime.states(round)
+        self.writer.submit(lambda: self.segments([s for s in written() if s is not None]))
 
-        def job() -> None:
-            for t in fetch():
-                writer.append("states", t.append_column("run_id", const_column(run_id, t.num_rows)))
+    def gather(self, runtime: Runtime) -> int:
+        """Copy beside the log the segments that hosts wrote on a node whose disk the driver does
+        not share (``MOOT_NODE_PARTS``), in bulk, once the rounds are over; returns how many."""
+        listed = self.writer.con.execute(
+            "SELECT host, file, bytes, crc32 FROM segments WHERE run_id = ?", [self.run_id]
+        ).fetchall()
+        wanted = missing(self.writer.parts, [(int(h), str(f), int(b), int(c)) for h, f, b, c in listed])
+        if not wanted:
+            return 0
+        got = runtime.read_segments({h: [f for f, _, _ in files] for h, files in wanted.items()})
+        for h, files in wanted.items():
+            for (file, size, crc), data in zip(files, got[h]):
+                store(self.writer.parts, file, data, size, crc)
+        return sum(len(files) for files in wanted.values())
 
-        writer.submit(job)
+    def segments(self, written: list[Segment]) -> None:
+        """The manifest rows (``segments``) of the segment files the hosts wrote."""
+        if not written:
+            return
+        n = len(written)
+        self.writer.append(
+            "segments",
+            pa.table(
+                {
+                    "run_id": const_column(self.run_id, n),
+                    "table_name": pa.array([s.table for s in written], pa.string()),
+                    "round": pa.array([s.round for s in written], pa.int32()),
+                    "host": pa.array([s.host for s in written], pa.int32()),
+                    "file": pa.array([s.file for s in written], pa.string()),
+                    "rows": pa.array([s.rows for s in written], pa.int64()),
+                    "bytes": pa.array([s.bytes for s in written], pa.int64()),
+                    "crc32": pa.array([s.crc32 for s in written], pa.int64()),
+                }
+            ),
+        )
 
     def round(
         self,
         r: int,
-        fetch: Callable[[], list[MessageBatch]],
+        played: RoundResult,
         metrics: Mapping[str, float],
         ids: tuple[str | None, str | None],
         wrap: Callable[[Callable[[], None]], Callable[[], None]] | None = None,
     ) -> None:
-        """Round `r`'s messages (as the plan's message log says) and metrics, on the writer thread.
+        """Round `r`'s metrics, the manifest of the rows the hosts wrote, and with aggregated
+        messages their counts, on the writer thread.
 
         Args:
             ids: The round's (trace id, span id) for its metric rows (None: untraced).
             wrap: Wraps the writer-thread job (a trace span around it).
         """
-        plan, writer, kinds = self.plan, self.writer, self.kinds
-        run_id, mlog, protocol = self.run_id, plan.messages, plan.protocol.name
+        writer, kinds, run_id, mlog = self.writer, self.kinds, self.run_id, self.plan.messages
         trace_id, span_id = ids
 
         def write() -> None:
-            if mlog.logs_round(r):
-                parts = [p for p in fetch() if len(p)]
-                if mlog.mode == "aggregate":
-                    writer.append(
-                        "message_aggregates", aggregates_table(MessageBatch.concat(parts), r, run_id, kinds)
-                    )
-                elif parts:
-                    # One Arrow chunk per host part, one insert: no copy into one big batch first.
-                    tables = [
-                        messages_table(mlog.select(p, r, plan.seed), r, run_id, protocol, kinds)
-                        for p in parts
-                    ]
-                    writer.append("messages", pa.concat_tables(tables))
+            self.segments(played.written())
+            if mlog.mode == "aggregate" and mlog.logs_round(r):  # the only rows that cross to here
+                batch = MessageBatch.concat([p for p in played.fetch() if len(p)])
+                writer.append("message_aggregates", aggregates_table(batch, r, run_id, kinds))
             columns = {
                 "run_id": [run_id] * len(metrics),
                 "round": pa.array([r] * len(metrics), pa.int32()),

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-from numpy.typing import NDArray
 
 from agents.batch import MessageBatch
 from orchestrator.host import Host, HostSpec, RoundResult, StepParts
 from orchestrator.llm import LLMService, LocalService, ServiceHandle
+from orchestrator.log.segments import Segment
+from orchestrator.message_log import actions_only
 
-__all__ = ["HostPlacement", "InProcessRuntime", "Runtime", "actions_only", "world_metrics"]
+__all__ = ["HostPlacement", "InProcessRuntime", "Runtime", "world_metrics"]
 
 HostPlacement = tuple[int, str]
 """(host index, node id) for each host."""
@@ -44,12 +44,17 @@ class Runtime(ABC):
         """
 
     @abstractmethod
-    def states(self, round: int) -> Callable[[], list[pa.Table]]:
-        """A function fetching every host's state snapshot (called on the writer thread)."""
+    def states(self, round: int) -> Callable[[], list[Segment | None]]:
+        """Has every host write its agents' state as a segment; the returned function waits
+        for them and returns what they wrote (called on the writer thread)."""
 
     @abstractmethod
-    def blocks(self) -> list[tuple[int, list[tuple[str, int, int]]]]:
-        """(host, [(class, first id, end id)]) per host, for the `agents` table."""
+    def write_agents(self) -> list[Segment | None]:
+        """Has every host write its rows of ``agents``; returns the segments."""
+
+    @abstractmethod
+    def read_segments(self, wanted: dict[int, list[str]]) -> dict[int, list[bytes]]:
+        """Per host, the bytes of the segments asked for (one call per host, all at once)."""
 
     def default_hosts(self) -> int:
         """How many hosts to use when the caller does not say."""
@@ -62,11 +67,6 @@ class Runtime(ABC):
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Release the hosts."""
-
-
-def actions_only(batches: list[MessageBatch], action_codes: NDArray[np.uint8]) -> list[MessageBatch]:
-    """The actions among what hosts sent to the world (broadcasts are logged as delivered)."""
-    return [b.take(np.flatnonzero(np.isin(b.kind, action_codes))) for b in batches]
 
 
 def world_metrics(per_host: list[dict[str, float]]) -> dict[str, float]:
@@ -104,19 +104,24 @@ class InProcessRuntime(Runtime):
         self._last = [tuple(r.outboxes) for r in results]
         parts = [b for r in results for b in r.outboxes]
         world: dict[str, float] = {}
+        written = [seg for r in results for seg in r.stats.segments]
         if self._world:
             to_world: list[MessageBatch] = [r.to_world for r in results if r.to_world is not None]
             applied = [host.apply(round, *to_world) for host in self.hosts]
             world = world_metrics([a[1] for a in applied])
             parts += actions_only(to_world, self._codes) + [a[0] for a in applied]
-        return RoundResult([r.stats for r in results], lambda: parts, world)
+            written += [seg for a in applied for seg in a[2]]
+        return RoundResult([r.stats for r in results], lambda: parts, world, lambda: written)
 
-    def states(self, round: int) -> Callable[[], list[pa.Table]]:
-        tables = [h.states(round) for h in self.hosts]
-        return lambda: tables
+    def states(self, round: int) -> Callable[[], list[Segment | None]]:
+        written = [h.write_states(round) for h in self.hosts]
+        return lambda: written
 
-    def blocks(self) -> list[tuple[int, list[tuple[str, int, int]]]]:
-        return [h.placement() for h in self.hosts]
+    def write_agents(self) -> list[Segment | None]:
+        return [h.write_agents() for h in self.hosts]
+
+    def read_segments(self, wanted: dict[int, list[str]]) -> dict[int, list[bytes]]:
+        return {h: self.hosts[h].read_segments(files) for h, files in wanted.items()}
 
     def shutdown(self) -> None:
         for h in self.hosts:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -28,7 +29,8 @@ from typing import Any
 import duckdb
 
 from orchestrator.errors import ConfigError, LogError
-from orchestrator.log import TABLES, LogWriter, check_log_path, ensure_kinds, schema_sql
+from orchestrator.log import TABLES, LogWriter, check_log_path, ensure_kinds
+from orchestrator.log.segments import move_run, parts_dir
 from orchestrator.log.writer import connect
 
 __all__ = ["SweepResult", "parse_values", "point_id", "sweep"]
@@ -120,15 +122,9 @@ def _has_runs(part: Path) -> bool:
 
 
 def _create(log: Path) -> None:
-    """Give the sweep's log moot's schema (once per sweep; merges then only copy rows)."""
-    try:
-        con = duckdb.connect(str(log))
-        try:
-            con.execute(schema_sql())
-        finally:
-            con.close()
-    except duckdb.Error as exc:
-        raise LogError(f"Could not open the sweep's log {str(log)!r}: {exc}.") from exc
+    """Give the sweep's log moot's schema and segment folder (once per sweep; merges then only
+    copy rows and move segments)."""
+    LogWriter(log).close()
 
 
 def merge_part(log: Path, part: Path) -> None:
@@ -147,13 +143,21 @@ def merge_part(log: Path, part: Path) -> None:
         ) from exc
 
 
+def _drop_log(log: Path) -> None:
+    """Delete a log file and its segment folder."""
+    log.unlink(missing_ok=True)
+    shutil.rmtree(parts_dir(log), ignore_errors=True)
+
+
 def _merge(log: Path, part: Path) -> None:
+    """Move a point's runs from its own log into the sweep's: small tables row by row in one
+    transaction, the hosts' segment files by renaming them into the sweep log's folder."""
     con = connect(log)
     try:
         con.execute(f"ATTACH '{part}' AS part (READ_ONLY)")
         ids = [r[0] for r in con.execute("SELECT run_id FROM part.main.runs").fetchall()]
         part_kinds: list[str] = []
-        for table in ("messages", "message_aggregates"):
+        for table in ("_messages", "message_aggregates"):
             part_kinds += [
                 r[0]
                 for r in con.execute(f"SELECT DISTINCT kind::VARCHAR FROM part.main.{table}").fetchall()
@@ -162,12 +166,15 @@ def _merge(log: Path, part: Path) -> None:
         ensure_kinds(con, tuple(dict.fromkeys(part_kinds)))
         con.execute("BEGIN")
         for t in TABLES:
-            con.execute(f"DELETE FROM main.{t.name} WHERE run_id IN (SELECT unnest(?))", [ids])
+            stored = f"_{t.name}" if t.segmented else t.name
+            con.execute(f"DELETE FROM main.{stored} WHERE run_id IN (SELECT unnest(?))", [ids])
             con.execute(
-                f"INSERT INTO main.{t.name} BY NAME SELECT * FROM part.main.{t.name} "
+                f"INSERT INTO main.{stored} BY NAME SELECT * FROM part.main.{stored} "
                 "WHERE run_id IN (SELECT unnest(?))",
                 [ids],
             )
+        for run_id in ids:  # the files move once the rows that name them are in
+            move_run(parts_dir(part.resolve()), parts_dir(log.resolve()), run_id)
         con.execute("COMMIT")
         mine = {
             r[0]
@@ -234,7 +241,7 @@ def sweep(
     env = dict(os.environ)
     if not local:
         env["MOOT_ADDRESS"] = _cluster_address(address)
-    parts = path.with_name(path.name + ".parts")
+    parts = path.with_name(path.name + ".points")  # each point's own log, until merged
     parts.mkdir(exist_ok=True)
     report = _reporter(progress, len(ids))
     report(len(result.skipped), "")
@@ -242,7 +249,7 @@ def sweep(
 
     def one(run_id: str, point: Mapping[str, Any]) -> tuple[str, int, str]:
         part = parts / f"{run_id}.duckdb"
-        part.unlink(missing_ok=True)  # an unfinished attempt's part: redo it
+        _drop_log(part)  # an unfinished attempt's part: redo it
         cmd = [
             sys.executable,
             "-m",
@@ -269,7 +276,7 @@ def sweep(
                     merge_part(path, part)
             except LogError as exc:  # e.g. someone holds the log open: this point fails, the others go on
                 return run_id, out.returncode or 1, f"{exc} Run the sweep again to redo this point."
-            part.unlink()
+            _drop_log(part)
         return run_id, out.returncode, said
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:

@@ -16,17 +16,15 @@ import pyarrow as pa
 from orchestrator.errors import ConfigError, LogError, QueryRefused
 from orchestrator.log.schema import TABLES, quote
 from orchestrator.log.wire import ask
-from orchestrator.log.writer import connect
+from orchestrator.log.writer import connect, lock_down
 
 __all__ = ["interruptible", "open_log", "query", "query_error", "run_query", "scope_to_run", "text_table"]
 
 _LOCKED_DOWN = {
-    "enable_external_access": False,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
-    "lock_configuration": True,
-}
+}  # then `lock_down`: no files but the log's segments, and no settings
 
 
 def open_log(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
@@ -41,7 +39,13 @@ def open_log(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
         raise ConfigError(
             f"No log at {str(p)!r}; pass the path given to launch(log=...) or `moot run --log`."
         )
-    return connect(p, read_only=True, config=dict(_LOCKED_DOWN))
+    con = connect(p, read_only=True, config=dict(_LOCKED_DOWN))
+    try:
+        lock_down(con, p)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def scope_to_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:

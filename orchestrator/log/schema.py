@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import duckdb
 
 from agents.message import KINDS
+from orchestrator.log.segments import view_sql
 
 __all__ = [
     "MACROS",
@@ -25,7 +26,7 @@ SCHEMA_VERSION = 2
 
 
 _KIND_TYPE = "ENUM(" + ", ".join(f"'{k}'" for k in KINDS) + ")"
-_KIND_TABLES = ("messages", "message_aggregates")
+_KIND_TABLES = ("_messages", "message_aggregates")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,9 @@ class Table:
     name: str
     doc: str
     columns: tuple[Column, ...]
+    segmented: bool = False
+    """Written by the hosts as Parquet segments (`orchestrator.log.segments`): to users a view
+    over the rows compacted into the file (table ``_<name>``) and the segments."""
 
 
 def _cols(*spec: tuple[str, str, str]) -> tuple[Column, ...]:
@@ -107,7 +111,7 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "agents",
-        "One row per agent.",
+        "One row per agent (written by its host).",
         _cols(
             _RUN_ID,
             ("agent", "BIGINT", "Global agent id (0..n_agents-1)."),
@@ -115,6 +119,7 @@ TABLES: tuple[Table, ...] = (
             ("host", "INTEGER", "Index of the host that ran it."),
             ("node", "VARCHAR", "Ray node id of that host ('local' in-process)."),
         ),
+        segmented=True,
     ),
     Table(
         "messages",
@@ -140,12 +145,13 @@ TABLES: tuple[Table, ...] = (
                 "kind",
                 _KIND_TYPE,
                 "What the message is: a core kind (opinion, argument, vote, post, move, reply, signal) "
-                "or one its protocol declares (the ENUM grows when a run brings new kinds).",
+                "or one its protocol declares.",
             ),
             ("value", "DOUBLE", "Its number (an opinion, a vote), or NULL."),
             ("text", "VARCHAR", "Its text, or NULL."),
             ("payload", "JSON", "Its JSON payload, or NULL."),
         ),
+        segmented=True,
     ),
     Table(
         "message_aggregates",
@@ -174,6 +180,22 @@ TABLES: tuple[Table, ...] = (
             ("field", "VARCHAR", "State field name."),
             ("value", "DOUBLE", "Its value (booleans as 0/1); NULL for a text field."),
             ("text", "VARCHAR", "The value of a text field (a party, a group); NULL for a number."),
+        ),
+        segmented=True,
+    ),
+    Table(
+        "segments",
+        "The manifest of the segment files the hosts wrote (agents, messages and states rows): one "
+        "row per file, under the log's .parts folder.",
+        _cols(
+            _RUN_ID,
+            ("table_name", "VARCHAR", "The table whose rows it holds: agents, messages or states."),
+            ("round", "INTEGER", "The round of its rows (-1: before the first)."),
+            ("host", "INTEGER", "The host that wrote it."),
+            ("file", "VARCHAR", "Its path under the .parts folder beside the log."),
+            ("rows", "BIGINT", "Rows in it."),
+            ("bytes", "BIGINT", "Its size in bytes."),
+            ("crc32", "BIGINT", "CRC-32 of its bytes (zlib.crc32), to check a copy."),
         ),
     ),
     Table(
@@ -360,17 +382,32 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def schema_sql() -> str:
-    """The DDL of a log: tables (with columns added to older logs), comments, views, macros."""
+def schema_sql(base_tables: frozenset[str] = frozenset()) -> str:
+    """The DDL of a log: tables (with columns added to older logs), comments, views, macros.
+
+    Args:
+        base_tables: The log's base tables now; a segmented table that is still one (a log
+            written before segments) is renamed ``_<name>`` and keeps its rows there.
+    """
     out: list[str] = []
     for t in TABLES:
+        stored = f"_{t.name}" if t.segmented else t.name
+        if t.segmented and t.name in base_tables and stored not in base_tables:
+            out.append(f"ALTER TABLE {t.name} RENAME TO {stored};")
         cols = ", ".join(
             f"{c.name} {c.type}{' PRIMARY KEY' if (t.name, c.name) == ('runs', 'run_id') else ''}"
             for c in t.columns
         )
-        out.append(f"CREATE TABLE IF NOT EXISTS {t.name} ({cols});")
-        out.extend(f"ALTER TABLE {t.name} ADD COLUMN IF NOT EXISTS {c.name} {c.type};" for c in t.columns)
-        out.append(f"COMMENT ON TABLE {t.name} IS {quote(t.doc)};")
+        out.append(f"CREATE TABLE IF NOT EXISTS {stored} ({cols});")
+        out.extend(f"ALTER TABLE {stored} ADD COLUMN IF NOT EXISTS {c.name} {c.type};" for c in t.columns)
+        what = "VIEW" if t.segmented else "TABLE"
+        if t.segmented:
+            columns = [(c.name, c.type) for c in t.columns]
+            out.append(f"CREATE OR REPLACE VIEW {t.name} AS {view_sql(t.name, columns)};")
+            out.append(
+                f"COMMENT ON TABLE {stored} IS {quote('Rows of ' + t.name + ' compacted into the file.')};"
+            )
+        out.append(f"COMMENT ON {what} {t.name} IS {quote(t.doc)};")
         out.extend(f"COMMENT ON COLUMN {t.name}.{c.name} IS {quote(c.doc)};" for c in t.columns)
     for name, (doc, sql) in VIEWS.items():
         out.append(f"CREATE OR REPLACE VIEW {name} AS {sql};")

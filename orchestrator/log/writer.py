@@ -3,6 +3,7 @@ of dead processes crashed when it opens a log."""
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import re
@@ -15,7 +16,8 @@ import pyarrow as pa
 
 from agents.message import KINDS
 from orchestrator.errors import ConfigError, LogError
-from orchestrator.log.schema import ensure_kinds, schema_sql
+from orchestrator.log.schema import TABLES, ensure_kinds, quote, schema_sql
+from orchestrator.log.segments import compact_run, disk_error, parts_dir, prune, recover, write_schema_files
 
 __all__ = [
     "ACTIVE",
@@ -23,7 +25,9 @@ __all__ = [
     "LogWriter",
     "check_log_path",
     "connect",
+    "base_tables",
     "live_file",
+    "lock_down",
     "logged_counts",
     "mark_crashed",
 ]
@@ -53,26 +57,48 @@ def _translate(exc: duckdb.Error, path: Path) -> LogError:
             "client); wait for it to finish, query through that run's handle, or use another log path."
         )
     if "no space left" in text.lower() or "disk is full" in text.lower():
-        return LogError(
-            f"The disk holding {str(path)!r} is full; rows already appended are kept. "
-            "Free space, or pass a log path on another disk."
-        )
-    if "file too large" in text.lower():  # a file-size limit (ulimit -f, a quota)
-        return LogError(
-            f"The log {str(path)!r} reached the largest file this process may write (ulimit -f or a "
-            "quota); rows already appended are kept. Raise the limit, or log less (--messages sample:0.1)."
-        )
+        return disk_error(path, errno.ENOSPC, text)
+    if "file too large" in text.lower():
+        return disk_error(path, errno.EFBIG, text)
     if "not a valid duckdb" in text.lower() or "unable to open" in text.lower():
         return LogError(f"{str(path)!r} is not a DuckDB log ({text.splitlines()[0]}); pass a .duckdb file.")
     return LogError(f"DuckDB failed on {str(path)!r}: {text.splitlines()[0]}")
 
 
+STORAGE = "v1.0.0"
+"""The oldest DuckDB that can read a log moot creates: any client from 1.0 on opens it."""
+
+
 def connect(path: Path, **kwargs: object) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection to `path`, its errors translated (a lock names its holder)."""
+    """A DuckDB connection to `path`, its errors translated (a lock names its holder).
+
+    A new file is written in a storage format that DuckDB 1.0 and later read (DuckDB 2
+    otherwise writes one that only 2.x reads, and the duckdb CLI a user has may be older).
+    """
+    if not kwargs.get("read_only"):
+        config = dict(kwargs.pop("config", None) or {})  # type: ignore[call-overload]
+        config.setdefault("storage_compatibility_version", STORAGE)
+        kwargs["config"] = config
     try:
         return duckdb.connect(str(path), **kwargs)  # type: ignore[arg-type]
     except duckdb.Error as exc:
         raise _translate(exc, path) from exc
+
+
+def base_tables(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """The names of the base tables in the connection's own database."""
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+    ).fetchall()
+    return frozenset(str(r[0]) for r in rows)
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """No files but the log's own segments, no settings: safe for a user's query."""
+    parts = str(parts_dir(path.resolve()))
+    con.execute(f"SET allowed_directories = [{quote(parts + '/')}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def live_file(log: Path) -> Path:
@@ -106,6 +132,8 @@ def mark_crashed(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     lost = [str(r[0]) for r in rows]
     for run_id in lost:
         rounds, messages = logged_counts(con, run_id)
+        prune(parts_dir(path.resolve()), run_id, rounds - 1)
+        con.execute("DELETE FROM segments WHERE run_id = ? AND round > ?", [run_id, rounds - 1])
         con.execute(
             "UPDATE runs SET status = 'crashed', stop_reason = ?, rounds = ?, messages = ? WHERE run_id = ?",
             [CRASHED, rounds, messages, run_id],
@@ -144,14 +172,23 @@ class LogWriter:
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=3)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self.parts = parts_dir(self.path.resolve())
         try:
-            self.con.execute(schema_sql())
+            write_schema_files(self.parts)
+        except OSError as exc:
+            self.con.close()
+            raise LogError(
+                f"Cannot write the segment folder {str(self.parts)!r} beside the log ({exc.strerror}); "
+                "the hosts write their rows there. Pass a log path in a writable directory."
+            ) from exc
+        try:
+            self.con.execute(schema_sql(base_tables(self.con)))
             ensure_kinds(self.con, KINDS)
+            recover(self.con, self.parts)
             self.crashed = mark_crashed(self.con, self.path)
-            # The writer only appends Arrow it was handed: no files, no settings. This
-            # makes its cursors safe to answer users' read-only queries during a run.
-            self.con.execute("SET enable_external_access = false")
-            self.con.execute("SET lock_configuration = true")
+            # The writer only appends Arrow it was handed: no files but the segments, no
+            # settings. This makes its cursors safe to answer users' read-only queries.
+            lock_down(self.con, self.path)
         except duckdb.Error as exc:
             self.con.close()
             raise _translate(exc, self.path) from exc
@@ -181,6 +218,19 @@ class LogWriter:
         """Make the message tables able to hold a run's kinds (see `ensure_kinds`)."""
         try:
             ensure_kinds(self.con, kinds)
+        except duckdb.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def compact(self, run_id: str) -> int:
+        """Move a run's segment rows into the file's own tables (see `compact_run`): the file
+        then holds the run whole, to be copied alone or ATTACHed. Returns the rows moved."""
+        try:
+            kinds = self.con.execute(
+                "SELECT DISTINCT kind FROM messages WHERE run_id = ? AND kind IS NOT NULL", [run_id]
+            ).fetchall()
+            ensure_kinds(self.con, tuple(str(k[0]) for k in kinds))
+            columns = {t.name: [c.name for c in t.columns] for t in TABLES if t.segmented}
+            return compact_run(self.con, self.parts, run_id, columns)
         except duckdb.Error as exc:
             raise _translate(exc, self.path) from exc
 

@@ -145,6 +145,7 @@ def test_full_disk_is_a_clear_error_and_keeps_earlier_rounds(tiny_disk: Path, tm
     )
     copy = tmp_path / "copy.duckdb"
     shutil.copy(log, copy)
+    shutil.copytree(tiny_disk / "full.duckdb.parts", tmp_path / "copy.duckdb.parts")  # the run directory
     if log.with_suffix(".duckdb.wal").exists():
         shutil.copy(log.with_suffix(".duckdb.wal"), tmp_path / "copy.duckdb.wal")
     con = duckdb.connect(str(copy))

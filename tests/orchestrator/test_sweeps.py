@@ -53,7 +53,7 @@ def test_the_cli_runs_the_grid_into_one_log_and_a_rerun_finishes_only_what_is_mi
         "WHERE m.name = 'messages' GROUP BY 1 ORDER BY 1",
     ).to_pylist()
     assert compared == [{"fanout": "1", "per_round": 400.0}, {"fanout": "2", "per_round": 800.0}]
-    assert not (tmp_path / "sweep.duckdb.parts").exists()  # merged parts are removed
+    assert not (tmp_path / "sweep.duckdb.points").exists()  # merged parts are removed
 
     # The grid grows (as if the first sweep had been interrupted half-way): only new points run.
     before = {r["run_id"]: r["started_at"] for r in rows}
@@ -121,7 +121,7 @@ def test_a_point_that_fails_mid_run_lands_in_the_log_marked_failed(tmp_path: Pat
     ]
     logged = query(log, "SELECT count(DISTINCT round) AS n FROM metrics WHERE run_id = 'm.crash_round=3'")
     assert logged.to_pylist() == [{"n": 4}]
-    assert not (tmp_path / "m.duckdb.parts").exists()  # nothing left behind
+    assert not (tmp_path / "m.duckdb.points").exists()  # nothing left behind
 
 
 def test_a_point_whose_merge_fails_is_reported_its_part_kept_and_a_rerun_redoes_it(
@@ -160,7 +160,7 @@ def test_a_point_whose_merge_fails_is_reported_its_part_kept_and_a_rerun_redoes_
         for locker in lockers:
             locker.communicate("")  # let it go
     assert result.ran == ["x.wait=0"] and list(result.failed) == ["x.wait=1"]
-    part = tmp_path / "x.duckdb.parts" / "x.wait=1.duckdb"
+    part = tmp_path / "x.duckdb.points" / "x.wait=1.duckdb"
     said = result.failed["x.wait=1"]
     assert said.startswith(f"Could not merge {str(part)!r} into {str(log)!r}: ")
     assert said.endswith("; the part is kept. Run the sweep again to redo this point.")

@@ -1,0 +1,198 @@
+"""Scale out: what logging every message costs now that each host writes its own rows.
+
+1,000,000 OpinionAgents, push-pull gossip (fanout 2) on a small world, 2 hosts on a local
+Ray instance, every case a whole `moot run` process. Measured in one run of this script:
+
+- the round time with every message logged against ``--messages none`` (the run's own
+  ``metrics.seconds``, rounds 1..7);
+- the whole-process marginal rate (messages between 2 and 8 rounds over the extra wall time)
+  with every message logged, against the rate at which one process appends the same rows
+  (the same Arrow columns, one round at a time) into a persistent DuckDB table;
+- the same with the run's segments compacted into the file afterwards (`moot compact`), the
+  cost a user pays only when they want the file to stand alone.
+
+    python benchmarks/scale_out.py [agents]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from results_io import today, write
+
+AGENTS = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 1_000_000
+HOSTS = 2
+MOOT = str(Path(sys.executable).with_name("moot"))
+
+
+def moot_run(log: Path, rounds: int, messages: str, trace: str = "none") -> dict[str, float]:
+    """One whole `moot run` process; its wall time, messages and per-round seconds."""
+    cmd = [
+        MOOT,
+        "run",
+        "--protocol",
+        "gossip",
+        "--agents",
+        str(AGENTS),
+        "--rounds",
+        str(rounds),
+        "--trace",
+        trace,
+    ]
+    cmd += ["--hosts", str(HOSTS), "--messages", messages, "--seed", "1", "--log", str(log)]
+    cmd += ["-o", "fanout=2", "-o", "mode=push-pull", "-o", "tolerance=0", "--state-every", "0"]
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    )
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-3000:])
+    import duckdb
+
+    con = duckdb.connect(str(log), read_only=True)
+    seconds = [
+        r[0]
+        for r in con.execute(
+            "SELECT value FROM metrics WHERE name = 'seconds' AND round >= 1 ORDER BY round"
+        ).fetchall()
+    ]
+    (messages_n,) = con.execute("SELECT sum(value) FROM metrics WHERE name = 'messages'").fetchall()[0]
+    (rows,) = con.execute("SELECT count(*) FROM messages").fetchall()[0]
+    con.close()
+    return {
+        "wall_s": wall,
+        "messages": float(messages_n),
+        "rows": float(rows),
+        "round_s": statistics.mean(seconds),
+    }
+
+
+def outside_share(log: Path) -> float:
+    """Median over rounds 1.. of the share of a round (the driver's moot.round span) outside the
+    slowest host's moot.host.step span, from the run's own jsonl trace."""
+    from datetime import datetime
+
+    def t(s: str) -> float:
+        return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+    rounds: dict[int, float] = {}
+    steps: dict[int, float] = {}
+    for line in log.with_name(log.name + ".traces.jsonl").read_text().splitlines():
+        span = json.loads(line)
+        r = span["attributes"].get("moot.round")
+        if r is None or r < 1:
+            continue
+        length = t(span["end_time"]) - t(span["start_time"])
+        if span["name"] == "moot.round":
+            rounds[r] = length
+        elif span["name"] == "moot.host.step":
+            steps[r] = max(steps.get(r, 0.0), length)
+    return statistics.median(1 - steps[r] / rounds[r] for r in rounds)
+
+
+def compact(log: Path) -> float:
+    t0 = time.perf_counter()
+    out = subprocess.run([MOOT, "compact", str(log)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-3000:])
+    return time.perf_counter() - t0
+
+
+def append_rate(rows_per_round: int, rounds: int) -> float:
+    """Rows/s of one process appending `rounds` rounds of message rows into a persistent table."""
+    import numpy as np
+
+    from agents.batch import MessageBatch
+    from orchestrator.log import LogWriter
+    from orchestrator.message_log import const_column, messages_table
+
+    log = Path(tempfile.mkdtemp()) / "append.duckdb"
+    writer = LogWriter(log)
+    rng = np.random.default_rng(0)
+    n = rows_per_round
+    sender = np.sort(rng.integers(0, AGENTS, n)).astype(np.int64)
+    batch = MessageBatch(
+        sender, np.zeros(n, np.int32), np.zeros(n, np.uint8), rng.random(n), rng.integers(0, AGENTS, n)
+    )
+    tables = [messages_table(batch, r, "gossip") for r in range(rounds)]
+    tables = [t.append_column("run_id", const_column("bench", n)) for t in tables]
+    t0 = time.perf_counter()
+    for t in tables:
+        writer.append("_messages", t)
+    writer.execute("CHECKPOINT")
+    seconds = time.perf_counter() - t0
+    writer.close()
+    shutil.rmtree(log.parent, ignore_errors=True)
+    return n * rounds / seconds
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp())
+    cases = {}
+    for messages in ("none", "all"):
+        for rounds in (2, 8):
+            cases[(messages, rounds)] = moot_run(tmp / f"{messages}{rounds}.duckdb", rounds, messages)
+            print(messages, rounds, cases[(messages, rounds)], flush=True)
+    traced = moot_run(tmp / "traced.duckdb", 8, "none", trace="jsonl")
+    share = outside_share(tmp / "traced.duckdb")
+    compact_s = compact(tmp / "all8.duckdb")
+    a2, a8 = cases[("all", 2)], cases[("all", 8)]
+    marginal = (a8["messages"] - a2["messages"]) / (a8["wall_s"] - a2["wall_s"])
+    n2, n8 = cases[("none", 2)], cases[("none", 8)]
+    marginal_none = (n8["messages"] - n2["messages"]) / (n8["wall_s"] - n2["wall_s"])
+    per_round = int(a8["messages"] / 8)
+    baseline = append_rate(per_round, 6)
+    ratio_round = a8["round_s"] / n8["round_s"]
+    data = {
+        "date": today(),
+        "machine": f"{os.cpu_count()} cores (this repository's CI-sized machine)",
+        "agents": AGENTS,
+        "hosts": HOSTS,
+        "cases": {f"{m}:{r}": v for (m, r), v in cases.items()},
+        "round_time_all_over_none": ratio_round,
+        "marginal_rate_all": marginal,
+        "marginal_rate_none": marginal_none,
+        "one_process_append_rate": baseline,
+        "marginal_all_over_append": marginal / baseline,
+        "compact_s_8_rounds": compact_s,
+        "outside_host_steps_share": share,
+        "round_time_traced_over_untraced": traced["round_s"] / n8["round_s"],
+    }
+    rows = [
+        ["share of a round outside the host steps (--messages none, jsonl trace)", f"{share:.1%}", "<= 5%"],
+        ["round time traced (jsonl) / untraced", f"{traced['round_s'] / n8['round_s']:.2f}x", "<= 1.05x"],
+        ["round time, every message logged / none (rounds 1-7)", f"{ratio_round:.2f}x", "<= 1.3x"],
+        ["whole-process marginal rate, every message logged", f"{marginal / 1e6:.2f}M msg/s", ""],
+        ["whole-process marginal rate, --messages none", f"{marginal_none / 1e6:.2f}M msg/s", ""],
+        ["one process appending the same rows into DuckDB", f"{baseline / 1e6:.2f}M rows/s", "baseline"],
+        ["marginal rate (logged) / append rate", f"{marginal / baseline:.2f}x", ">= 2x"],
+        [
+            "`moot compact` of the 8-round run",
+            f"{compact_s:.1f} s ({a8['rows'] / compact_s / 1e6:.2f}M rows/s)",
+            "",
+        ],
+    ]
+    text = write(
+        "scale_out",
+        data,
+        f"Scale out: {AGENTS:,} agents, {HOSTS} hosts, {os.cpu_count()} cores ({today()})",
+        ["measure", "reached", "target"],
+        rows,
+    )
+    print(text)
+    print(json.dumps(data, indent=2))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

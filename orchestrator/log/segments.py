@@ -1,0 +1,392 @@
+"""Rows written where they are made: each host writes its own ``agents``, ``messages`` and
+``states`` rows as Parquet segments beside the log, and the log's views read them.
+
+Layout, beside ``run.duckdb``::
+
+    run.duckdb.parts/
+      messages/run_id=<run>/r00000003-h00001.parquet   (round 3, host 1)
+      messages/run_id=<run>/r00000003-h00001-world.parquet   (what the world delivered there)
+      states/run_id=<run>/r-0000001-h00000.parquet      (round -1: the initial state)
+      agents/run_id=<run>/r-0000001-h00000.parquet
+      <table>/run_id=_/empty.parquet                     (the schema, so a view always binds)
+
+A segment is written whole to ``<name>.parquet.tmp`` and then renamed: a host killed while
+writing leaves a ``.tmp`` file that no view reads (the ``*.parquet`` glob skips it), and the
+driver deletes it when it closes the run. Each segment's table, round, host, rows, bytes and
+CRC-32 go to the ``segments`` table (the manifest).
+
+The views find the directory from the database they are opened in: DuckDB's default
+``temp_directory`` is the database's own path plus ``.tmp``, so
+``regexp_replace(current_setting('temp_directory'), '\\.tmp$', '') || '.parts'`` is the
+parts directory of whatever file the client opened, from any working directory, after
+the file and its ``.parts`` folder have been moved together. Why this and not DuckLake or a
+compaction into the file: see DESIGN notes in orchestrator/log/README.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import shutil
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from orchestrator.errors import LogError
+
+__all__ = [
+    "SEGMENTED",
+    "Segment",
+    "SegmentSink",
+    "compact_run",
+    "drop_run",
+    "move_run",
+    "parts_dir",
+    "prune",
+    "recover",
+    "segment_files",
+    "view_sql",
+    "write_schema_files",
+]
+
+SEGMENTED = ("agents", "messages", "states")
+"""Tables whose rows the hosts write as segments (the rest are small and written by the driver)."""
+
+PARTS_SQL = r"regexp_replace(current_setting('temp_directory'), '\.tmp$', '') || '.parts'"
+"""The parts directory of the database a client opened, as a SQL expression."""
+
+NODE_PARTS = "MOOT_NODE_PARTS"
+"""Set on a node without the log's storage: its hosts write there, and the driver gathers."""
+
+_NAME = re.compile(r"^r(-?\d+)-h(\d+)(?:-(\w+))?\.parquet$")
+
+# Column order and Arrow type of each segment file (run_id comes from the directory name).
+_SCHEMAS: dict[str, pa.Schema] = {
+    "agents": pa.schema(
+        [("agent", pa.int64()), ("class", pa.string()), ("host", pa.int32()), ("node", pa.string())]
+    ),
+    "messages": pa.schema(
+        [
+            ("round", pa.int32()),
+            ("sender", pa.int64()),
+            ("seq", pa.int32()),
+            ("receiver", pa.int64()),
+            ("topic", pa.string()),
+            ("protocol", pa.string()),
+            ("kind", pa.string()),
+            ("value", pa.float64()),
+            ("text", pa.string()),
+            ("payload", pa.string()),
+        ]
+    ),
+    "states": pa.schema(
+        [
+            ("round", pa.int32()),
+            ("agent", pa.int64()),
+            ("field", pa.string()),
+            ("value", pa.float64()),
+            ("text", pa.string()),
+        ]
+    ),
+}
+
+
+def run_folder(run_id: str) -> str:
+    """A run's folder under each table: ``run_id=<id>``, URL-encoded as DuckDB's hive reader
+    decodes it (a sweep's run id holds ``=``)."""
+    return "run_id=" + quote(run_id, safe="")
+
+
+def parts_dir(log: Path) -> Path:
+    """Where the segments of the log `log` live: ``<log>.parts`` beside it."""
+    return log.with_name(log.name + ".parts")
+
+
+def _glob(table: str) -> str:
+    return f"{PARTS_SQL} || '/{table}/*/*.parquet'"
+
+
+def view_sql(table: str, columns: Iterable[tuple[str, str]]) -> str:
+    """The view that is `table` to users: rows compacted into the file, then every segment.
+
+    Args:
+        columns: (name, SQL type) of the view's columns, run_id first.
+    """
+    names = [n for n, _ in columns]
+    typed = {n: t for n, t in columns}
+    stored = ", ".join(f'"{n}"::{_plain(typed[n])} AS "{n}"' for n in names)
+    segment = ", ".join(f'"{n}"::{_plain(typed[n])} AS "{n}"' for n in names)
+    return (
+        f"SELECT {stored} FROM _{table} UNION ALL SELECT {segment} FROM read_parquet({_glob(table)}, "
+        "hive_partitioning = true, hive_types = {'run_id': VARCHAR}, hive_types_autocast = false)"
+    )
+
+
+def _plain(sql_type: str) -> str:
+    """The view's type of a column: an ENUM (the kinds, stored compactly) reads as VARCHAR."""
+    return "VARCHAR" if sql_type.startswith("ENUM") else sql_type
+
+
+def write_schema_files(parts: Path) -> None:
+    """An empty segment per table, so that the views bind before any run wrote one."""
+    for table, schema in _SCHEMAS.items():
+        folder = parts / table / "run_id=_"
+        target = folder / "empty.parquet"
+        if target.exists() and pq.read_schema(target).equals(schema):
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic(target, _encode(schema.empty_table()))
+
+
+def _encode(rows: pa.Table) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    pq.write_table(rows, sink, compression="snappy")
+    return sink.getvalue()
+
+
+def _atomic(target: Path, data: pa.Buffer) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(memoryview(data))
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        log = target.parents[2]
+        raise disk_error(log.with_name(log.name.removesuffix(".parts")), exc.errno, exc.strerror) from exc
+
+
+def disk_error(log: Path, errno_: int | None, text: str | None) -> LogError:
+    """The error for a log (its file or its segments) that cannot be written: full, too big, other."""
+    if errno_ == errno.ENOSPC:
+        return LogError(
+            f"The disk holding {str(log)!r} is full; rows already appended are kept. "
+            "Free space, or pass a log path on another disk."
+        )
+    if errno_ == errno.EFBIG:  # a file-size limit (ulimit -f, a quota)
+        return LogError(
+            f"The log {str(log)!r} reached the largest file this process may write (ulimit -f or a "
+            "quota); rows already appended are kept. Raise the limit, or log less (--messages sample:0.1)."
+        )
+    return LogError(f"Cannot write the log {str(log)!r}: {text}; rows already appended are kept.")
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One segment file, as the manifest (``segments``) records it."""
+
+    table: str
+    round: int
+    host: int
+    file: str
+    """Path under the parts directory."""
+    rows: int
+    bytes: int
+    crc32: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSink:
+    """Where a host writes its segments (shipped to every host in its `HostSpec`).
+
+    Args:
+        parts: The parts directory (absolute, as the driver sees it).
+        run_id: The run.
+    """
+
+    parts: str
+    run_id: str
+
+    def root(self) -> Path:
+        """Where this process writes: the log's folder, or ``MOOT_NODE_PARTS`` when set on a
+        node that does not share the log's storage (the driver then gathers the segments)."""
+        local = os.environ.get(NODE_PARTS)
+        return Path(local) / Path(self.parts).name if local else Path(self.parts)
+
+    def read(self, files: list[str]) -> list[bytes]:
+        """The bytes of segments this process wrote (`gather`)."""
+        return [(self.root() / f).read_bytes() for f in files]
+
+    def write(self, table: str, round: int, host: int, rows: pa.Table, tag: str = "") -> Segment | None:
+        """Write `rows` of `table` as one segment, atomically; None when there are none."""
+        if rows.num_rows == 0:
+            return None
+        schema = _SCHEMAS[table]
+        n = rows.num_rows
+        columns = [
+            _column(rows.column(f.name), f.type) if f.name in rows.column_names else pa.nulls(n, f.type)
+            for f in schema
+        ]
+        data = _encode(pa.Table.from_arrays(columns, names=schema.names))
+        name = f"r{round:08d}-h{host:05d}{'-' + tag if tag else ''}.parquet"
+        rel = f"{table}/{run_folder(self.run_id)}/{name}"
+        target = self.root() / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _atomic(target, data)
+        return Segment(table, round, host, rel, n, data.size, zlib.crc32(memoryview(data)))
+
+
+def _column(col: pa.ChunkedArray, typ: pa.DataType) -> pa.ChunkedArray:
+    """A column as the segment schema types it; strings may stay dictionary-encoded (Parquet
+    stores both alike, and decoding a million kinds would cost a copy)."""
+    if col.type == typ or (pa.types.is_dictionary(col.type) and col.type.value_type == typ):
+        return col
+    return col.cast(typ)
+
+
+def missing(parts: Path, listed: list[tuple[int, str, int, int]]) -> dict[int, list[tuple[str, int, int]]]:
+    """Per host, the listed segments (host, file, bytes, crc32) the driver cannot see."""
+    out: dict[int, list[tuple[str, int, int]]] = {}
+    for host, file, size, crc in listed:
+        p = parts / file
+        if not p.exists() or p.stat().st_size != size:
+            out.setdefault(host, []).append((file, size, crc))
+    return out
+
+
+def store(parts: Path, file: str, data: bytes, size: int, crc: int) -> None:
+    """Write a gathered segment beside the log, checked against its manifest row."""
+    if len(data) != size or zlib.crc32(data) != crc:
+        raise LogError(
+            f"Segment {file} came back with {len(data)} bytes and CRC-32 {zlib.crc32(data)}, not the "
+            f"{size} bytes and {crc} its host recorded; its node's disk may be failing. Rerun the study."
+        )
+    target = parts / file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _atomic(target, pa.py_buffer(data))
+
+
+def segment_files(parts: Path, run_id: str, table: str | None = None) -> list[tuple[Path, int]]:
+    """The run's finished segment files, with the round each holds."""
+    out = []
+    for t in (table,) if table else SEGMENTED:
+        folder = parts / t / run_folder(run_id)
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.iterdir()):
+            m = _NAME.match(f.name)
+            if m:
+                out.append((f, int(m.group(1))))
+    return out
+
+
+def prune(parts: Path, run_id: str, last_round: int) -> int:
+    """Delete the run's segments of rounds after `last_round` and any unfinished (``.tmp``) one.
+
+    A run that failed or crashed keeps whole rounds only: a round is in the log when its
+    metrics are, and a host that wrote its part of a later round before another failed
+    leaves nothing behind. Returns the files deleted.
+    """
+    gone = 0
+    for f, round in segment_files(parts, run_id):
+        if round > last_round:
+            f.unlink(missing_ok=True)
+            gone += 1
+    for table in SEGMENTED:
+        folder = parts / table / run_folder(run_id)
+        for tmp in folder.glob("*.tmp") if folder.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+            gone += 1
+    return gone
+
+
+def move_run(src: Path, dst: Path, run_id: str) -> None:
+    """Move one run's segments from one parts directory to another (a sweep's merge)."""
+    for table in SEGMENTED:
+        folder = src / table / run_folder(run_id)
+        if folder.is_dir():
+            target = dst / table / run_folder(run_id)
+            if target.exists():
+                shutil.rmtree(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(folder), str(target))
+
+
+def drop_run(parts: Path, run_id: str) -> None:
+    """Delete every segment of a run."""
+    for table in SEGMENTED:
+        shutil.rmtree(parts / table / run_folder(run_id), ignore_errors=True)
+
+
+_COMPACTING = "_compacting"
+
+
+def compact_run(
+    con: duckdb.DuckDBPyConnection, parts: Path, run_id: str, columns: dict[str, list[str]]
+) -> int:
+    """Move one run's segment rows into the file's own tables (``_agents``, ``_messages``,
+    ``_states``) and delete its segments; returns the rows moved.
+
+    Crash-safe: the run's folders are first renamed under ``_compacting`` (no view reads them
+    there), the rows are inserted and the run's manifest rows deleted in one transaction, and
+    only then are the files deleted. `recover` finishes or undoes a compaction that a crash cut.
+
+    Args:
+        con: The log's writer connection (allowed to read `parts`).
+        columns: Per segmented table, its columns (run_id first).
+    """
+    staged = parts / _COMPACTING
+    moved = 0
+    for table in SEGMENTED:
+        src = parts / table / run_folder(run_id)
+        if src.is_dir():
+            (staged / table).mkdir(parents=True, exist_ok=True)
+            os.replace(src, staged / table / run_folder(run_id))
+    con.execute("BEGIN")
+    try:
+        for table in SEGMENTED:
+            folder = staged / table / run_folder(run_id)
+            files = sorted(str(f) for f in folder.glob("*.parquet")) if folder.is_dir() else []
+            if not files:
+                continue
+            cols = columns[table]
+            listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+            select = ", ".join(["?"] + [f'"{c}"' for c in cols[1:]])
+            moved += int(
+                con.execute(
+                    f"INSERT INTO _{table} ({', '.join(cols)}) SELECT {select} FROM read_parquet({listed})",
+                    [run_id],
+                ).fetchall()[0][0]
+            )
+        con.execute("DELETE FROM segments WHERE run_id = ?", [run_id])
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # gone already when a full disk aborted it
+            con.execute("ROLLBACK")
+        _unstage(parts, run_id)
+        raise
+    for table in SEGMENTED:
+        shutil.rmtree(staged / table / run_folder(run_id), ignore_errors=True)
+    return moved
+
+
+def _unstage(parts: Path, run_id: str) -> None:
+    for table in SEGMENTED:
+        folder = parts / _COMPACTING / table / run_folder(run_id)
+        if folder.is_dir():
+            os.replace(folder, parts / table / run_folder(run_id))
+
+
+def recover(con: duckdb.DuckDBPyConnection, parts: Path) -> None:
+    """Finish a compaction a crash cut: its rows are in the file when its manifest rows are
+    gone (then the staged files go), else the staged files go back where the views read them."""
+    staged = parts / _COMPACTING
+    if not staged.is_dir():
+        return
+    runs = {unquote(f.name.split("=", 1)[1]) for t in staged.iterdir() if t.is_dir() for f in t.iterdir()}
+    for run_id in runs:
+        listed = con.execute("SELECT count(*) FROM segments WHERE run_id = ?", [run_id]).fetchall()[0][0]
+        if listed:
+            _unstage(parts, run_id)
+        else:
+            for table in SEGMENTED:
+                shutil.rmtree(staged / table / run_folder(run_id), ignore_errors=True)
+    shutil.rmtree(staged, ignore_errors=True)

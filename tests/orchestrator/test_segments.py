@@ -1,0 +1,237 @@
+"""Rows written where they are made: each host's segments, the views over them, a plain duckdb
+CLI from anywhere, a moved run directory, a host killed mid-write, and `moot compact`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+import orchestrator.run_log
+from agents import OpinionAgent, Population, Uniform
+from orchestrator import launch
+from orchestrator.cli import app
+from orchestrator.log import open_log
+from orchestrator.log.segments import parts_dir
+from protocols import Gossip, SmallWorld
+
+DUCKDB_CLI = Path(sys.executable).with_name("duckdb")
+
+QUERIES = (
+    "SELECT count(*) FROM messages; "
+    "SELECT count(*) FROM states; "
+    "SELECT count(*) FROM agents; "
+    "SELECT count(*) FROM consensus_by_round; "
+    "SELECT count(*) FROM agreement_by_round((SELECT any_value(run_id) FROM runs), 'opinion', 0.1);"
+)
+
+
+@pytest.fixture
+def keep_segments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs keep their segments (small runs are otherwise compacted into the file at the end)."""
+    monkeypatch.setattr(orchestrator.run_log, "COMPACT_ROWS", 0)
+
+
+def _gossip(log: Path, **kw: object):  # type: ignore[no-untyped-def]
+    return launch(
+        Population.of(OpinionAgent, 600, opinion=Uniform()),
+        Gossip(SmallWorld(k=4, p=0.2), fanout=2),
+        rounds=4,
+        seed=5,
+        log=log,
+        stop="never",
+        state_every=2,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def _cli_counts(log: Path, cwd: Path) -> list[int]:
+    out = subprocess.run(
+        [str(DUCKDB_CLI), "-json", str(log), "-c", QUERIES], cwd=cwd, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(chunk) for chunk in out.stdout.replace("]\n[", "]\x00[").split("\x00")]
+    return [next(iter(r[0].values())) for r in rows]
+
+
+def test_a_plain_duckdb_cli_reads_the_segments_from_anywhere_and_after_a_move(
+    tmp_path: Path, keep_segments: None
+) -> None:
+    log = tmp_path / "study" / "run.duckdb"
+    log.parent.mkdir()
+    run = _gossip(log, runtime="local", hosts=2)
+    files = sorted(p.name for p in (parts_dir(log) / "messages" / f"run_id={run.run_id}").iterdir())
+    assert files == [f"r{r:08d}-h{h:05d}.parquet" for r in range(4) for h in range(2)]
+    sent = int(run.sql("SELECT sum(value) FROM metrics WHERE name = 'messages'").column(0)[0].as_py())
+    # 600 agents' state fields after rounds -1, 1, 3; one agents row each; 4 rounds of metrics
+    expected = [sent, 600 * len(OpinionAgent.state_fields()) * 3, 600, 4, 3]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert _cli_counts(log, elsewhere) == expected
+    moved = tmp_path / "moved"
+    shutil.move(str(log.parent), str(moved))
+    assert _cli_counts(moved / "run.duckdb", elsewhere) == expected
+    assert _cli_counts(moved / "run.duckdb", moved) == expected
+
+
+def test_the_manifest_names_every_segment_with_its_rows_and_checksum(
+    tmp_path: Path, keep_segments: None
+) -> None:
+    import zlib
+
+    log = tmp_path / "run.duckdb"
+    run = _gossip(log, runtime="local", hosts=3)
+    con = open_log(log)
+    manifest = con.execute(
+        "SELECT table_name, round, host, file, rows, bytes, crc32 FROM segments"
+    ).fetchall()
+    per_table = dict(con.execute("SELECT table_name, sum(rows) FROM segments GROUP BY 1").fetchall())
+    counted = {
+        t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("agents", "messages", "states")
+    }
+    con.close()
+    assert per_table == counted
+    assert {(t, h) for t, r, h, *_ in manifest if t == "agents"} == {("agents", h) for h in range(3)}
+    for _table, _round, _host, file, _rows, size, crc in manifest:
+        data = (parts_dir(log) / file).read_bytes()
+        assert (len(data), zlib.crc32(data)) == (size, crc)
+    assert run.run_id in manifest[0][3]
+
+
+_WRITER = """
+import sys, numpy as np, pyarrow as pa
+from orchestrator.log.segments import SegmentSink
+from orchestrator.message_log import messages_table
+from agents.batch import MessageBatch
+sink = SegmentSink(sys.argv[1], "r1")
+def batch(n):
+    i = np.arange(n, dtype=np.int64)
+    return MessageBatch(i, np.zeros(n, np.int32), np.zeros(n, np.uint8), np.ones(n), (i + 1) % n)
+sink.write("messages", 0, 0, messages_table(batch(1000), 0, "gossip"))
+print("round 0 written", flush=True)
+while True:  # round 1, large, again and again: killed while writing one
+    sink.write("messages", 1, 0, messages_table(batch(3_000_000), 1, "gossip"))
+"""
+
+
+def test_a_writer_killed_mid_segment_leaves_nothing_half_visible(tmp_path: Path) -> None:
+    log = tmp_path / "run.duckdb"
+    from orchestrator.log import LogWriter
+
+    LogWriter(log).close()
+    folder = parts_dir(log) / "messages" / "run_id=r1"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(parts_dir(log))],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+    )
+    assert child.stdout is not None and child.stdout.readline().startswith("round 0")
+    deadline = time.monotonic() + 60
+    while not list(folder.glob("*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    torn = list(folder.glob("*.tmp"))
+    finished = [p for p in folder.glob("*.parquet")]
+    con = open_log(log)
+    rows = con.execute("SELECT round, count(*) FROM messages GROUP BY round ORDER BY round").fetchall()
+    con.close()
+    assert torn, "the writer was not caught mid-segment"
+    # round 0 and any round-1 segment finished before the kill, each whole; the torn one unseen
+    assert rows[0] == (0, 1000)
+    assert len(finished) == 1 + (len(rows) == 2)
+    assert rows[1:] in ([], [(1, 3_000_000)])
+
+
+def test_compact_moves_the_rows_into_the_file_which_then_stands_alone(
+    tmp_path: Path, keep_segments: None
+) -> None:
+    log = tmp_path / "run.duckdb"
+    run = _gossip(log, runtime="local", hosts=2)
+    before = _cli_counts(log, tmp_path)
+    result = CliRunner().invoke(app, ["compact", str(log)])
+    assert result.exit_code == 0, result.output
+    assert f"{run.run_id}: {before[0] + before[1] + before[2]:,} rows moved" in result.output
+    assert not (parts_dir(log) / "messages" / f"run_id={run.run_id}").exists()
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(log, alone / "copy.duckdb")  # the file without its folder
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{alone / 'copy.duckdb'}' AS c (READ_ONLY)")
+    assert con.execute("SELECT count(*) FROM c._messages").fetchall()[0][0] == before[0]
+    con.close()
+    assert _cli_counts(log, alone) == before
+    again = CliRunner().invoke(app, ["compact", str(log), "--run", run.run_id])
+    assert again.exit_code == 2 and "has no segments to compact" in again.output
+
+
+def test_small_runs_go_into_the_file_when_they_end(tmp_path: Path) -> None:
+    log = tmp_path / "run.duckdb"
+    run = _gossip(log, runtime="local", hosts=2)
+    assert not (parts_dir(log) / "messages" / f"run_id={run.run_id}").exists()
+    con = open_log(log)
+    assert con.execute("SELECT count(*) FROM segments").fetchall()[0][0] == 0
+    assert (
+        con.execute("SELECT count(*) FROM _messages").fetchall()[0][0]
+        == con.execute("SELECT count(*) FROM messages").fetchall()[0][0]
+        > 0
+    )
+    con.close()
+
+
+@pytest.mark.ray
+def test_hosts_on_both_nodes_write_their_own_rows(
+    ray_cluster: object, tmp_path: Path, keep_segments: None
+) -> None:
+    import ray
+
+    nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
+    log = tmp_path / "spread.duckdb"
+    run = _gossip(log, runtime="ray", hosts=4)
+    local = _gossip(tmp_path / "local.duckdb", runtime="local", hosts=1)
+    con = open_log(log)
+    hosts = dict(con.execute("SELECT DISTINCT host, node FROM agents").fetchall())
+    written = con.execute(
+        "SELECT host, count(*), sum(rows) FROM segments WHERE table_name = 'messages' GROUP BY host ORDER BY host"
+    ).fetchall()
+    total = con.execute("SELECT count(*) FROM messages").fetchall()[0][0]
+    con.close()
+    assert sorted(set(hosts.values())) == nodes  # hosts on the head and on the worker node
+    assert [h for h, files, _ in written] == [0, 1, 2, 3] and all(files == 4 for _, files, _ in written)
+    assert sum(rows for *_, rows in written) == total
+    from tests.orchestrator.helpers import messages_hash
+
+    assert messages_hash(log, run.run_id) == messages_hash(tmp_path / "local.duckdb", local.run_id)
+
+
+@pytest.mark.ray
+def test_segments_on_a_node_without_the_log_storage_are_gathered_at_the_end(
+    ray_cluster: object, tmp_path: Path, keep_segments: None
+) -> None:
+    """Hosts told (MOOT_NODE_PARTS) that their node does not share the log's disk write there;
+    the driver copies their segments beside the log, checked, once the rounds are over."""
+    node_disk = tmp_path / "node-local"
+    log = tmp_path / "log" / "run.duckdb"
+    log.parent.mkdir()
+    env = {"env_vars": {"MOOT_NODE_PARTS": str(node_disk)}}
+    run = _gossip(log, runtime="ray", hosts=2, host_options={"num_cpus": 0, "runtime_env": env})
+    local = _gossip(tmp_path / "local.duckdb", runtime="local", hosts=1)
+    on_node = sorted(
+        p.name for p in (node_disk / "run.duckdb.parts" / "messages" / f"run_id={run.run_id}").iterdir()
+    )
+    beside = sorted(p.name for p in (parts_dir(log) / "messages" / f"run_id={run.run_id}").iterdir())
+    assert on_node == beside == [f"r{r:08d}-h{h:05d}.parquet" for r in range(4) for h in range(2)]
+    assert run.result.timings["gather"] > 0
+    from tests.orchestrator.helpers import messages_hash
+
+    assert messages_hash(log, run.run_id) == messages_hash(tmp_path / "local.duckdb", local.run_id)
