@@ -9,6 +9,7 @@ overlaps computing round r+1), tells the run's `RunHooks` (tracing), and asks
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import sys
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 
 from agents.population import Population
 from orchestrator.errors import LLMError, RunInterrupted
-from orchestrator.host import ChunkStats, HostSpec, HostStats, shard_bounds
+from orchestrator.host import FieldStats, HostSpec, HostStats, pair_up, shard_bounds
 from orchestrator.llm import LLMConfig, LLMSetup, ServiceHandle
 from orchestrator.llm.config import forwarded_env
 from orchestrator.log import LogWriter
@@ -44,37 +45,39 @@ ProgressFn = Callable[[int, RoundMetrics], None]
 _STATS = ("mean", "variance", "min", "max", "spread")
 
 
-def _combine_field(stats: list[ChunkStats]) -> dict[str, float]:
-    """One field's statistics from per-chunk ones, combined in chunk order (pairwise, Chan et al.).
-
-    Chunks have a fixed layout, so the result is bit-for-bit the same whatever
-    the number of hosts.
-    """
-    count = np.concatenate([s.count for s in stats]).astype(np.float64)
-    if len(count) == 0:
-        return {}
-    mean = np.concatenate([s.mean for s in stats])
-    m2 = np.concatenate([s.m2 for s in stats])
-    lo = float(np.min(np.concatenate([s.min for s in stats])))
-    hi = float(np.max(np.concatenate([s.max for s in stats])))
-    while len(count) > 1:
-        if len(count) % 2:
-            count, mean, m2 = np.r_[count, 0.0], np.r_[mean, 0.0], np.r_[m2, 0.0]
-        na, nb = count[0::2], count[1::2]
-        n = na + nb
-        delta = mean[1::2] - mean[0::2]
-        safe = np.maximum(n, 1.0)
-        mean = mean[0::2] + delta * nb / safe
-        m2 = m2[0::2] + m2[1::2] + delta * delta * na * nb / safe
-        count = n
-    return {
-        "count": float(count[0]),
-        "mean": float(mean[0]),
-        "variance": float(m2[0] / count[0]),
-        "min": lo,
-        "max": hi,
-        "spread": hi - lo,
+def _combine_field(stats: list[FieldStats]) -> dict[str, float]:
+    """One field's statistics from every host's subtrees (`FieldStats`): the root of the fixed
+    tree, computed from those nodes only (a few per host), bit-for-bit whatever the hosts."""
+    nodes = {
+        (int(lv), int(i)): (float(c), float(m), float(q))
+        for s in stats
+        for lv, i, c, m, q in zip(s.level, s.index, s.count, s.mean, s.m2)
     }
+    if not nodes:
+        return {}
+    spans = sorted((i << lv, (i + 1) << lv) for lv, i in nodes)
+    starts = [a for a, _ in spans]
+    end = spans[-1][1]
+    top = max(0, (end - 1).bit_length())
+
+    def has_data(lv: int, i: int) -> bool:
+        a, b = i << lv, (i + 1) << lv
+        k = bisect.bisect_right(starts, a) - 1  # the last node starting at or before a
+        return (k >= 0 and spans[k][1] > a) or (k + 1 < len(spans) and spans[k + 1][0] < b)
+
+    def node(lv: int, i: int) -> tuple[float, float, float]:
+        if (lv, i) in nodes:
+            return nodes[(lv, i)]
+        if lv == 0 or not has_data(lv, i):
+            return 0.0, 0.0, 0.0
+        (na, ma, qa), (nb, mb, qb) = node(lv - 1, 2 * i), node(lv - 1, 2 * i + 1)
+        n, mean, m2 = pair_up(np.array([na, nb]), np.array([ma, mb]), np.array([qa, qb]))
+        return float(n[0]), float(mean[0]), float(m2[0])
+
+    count, mean, m2 = node(top, 0)
+    lo = min(s.min for s in stats if len(s.level))
+    hi = max(s.max for s in stats if len(s.level))
+    return {"count": count, "mean": mean, "variance": m2 / count, "min": lo, "max": hi, "spread": hi - lo}
 
 
 def combine_stats(

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import copy
 import inspect
+import math
 import threading
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from orchestrator.llm.gateway import Gateway, LLMSetup
     from orchestrator.telemetry import HostTracer, SpanRecord
 
-__all__ = ["CHUNK", "ChunkStats", "Host", "HostSpec", "HostStats", "RoundResult", "StepParts", "shard_bounds"]
+__all__ = ["CHUNK", "FieldStats", "Host", "HostSpec", "HostStats", "RoundResult", "StepParts", "shard_bounds"]
 
 CHUNK = 64
 """Agents per statistics chunk. Shards start on chunk boundaries, so per-chunk
@@ -53,36 +54,77 @@ def shard_bounds(n: int, hosts: int) -> NDArray[np.int64]:
     return np.minimum(per * CHUNK, n)
 
 
+def pair_up(
+    count: NDArray[np.float64], mean: NDArray[np.float64], m2: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """One level up the statistics tree: nodes (0, 1), (2, 3), ... combined (Chan et al.)."""
+    na, nb = count[0::2], count[1::2]
+    n = na + nb
+    delta = mean[1::2] - mean[0::2]
+    safe = np.maximum(n, 1.0)
+    return n, mean[0::2] + delta * nb / safe, m2[0::2] + m2[1::2] + delta * delta * na * nb / safe
+
+
 @dataclass(frozen=True, slots=True)
-class ChunkStats:
-    """Per-chunk statistics of one numeric field after a round (combined by the coordinator).
+class FieldStats:
+    """One numeric field's statistics from one host, for the coordinator to combine.
+
+    The statistics of a field form a fixed binary tree over chunks of `CHUNK` agents
+    (leaf i: agents ``64i .. 64i+63``; a chunk without the field is a zero leaf). A host sends
+    only the largest subtrees that lie wholly in its range: O(log n) nodes, so the driver's
+    work and what it receives grow with the hosts, not the agents, and the combined result is
+    bit-for-bit the same whatever the sharding.
 
     Attributes:
-        count, mean, m2, min, max: One entry per chunk of `CHUNK` agents.
+        level, index: Each node's height (0: a chunk) and position in its level.
+        count, mean, m2: Each node's count, mean and sum of squared deviations.
+        min, max: Over the host's agents (NaN when none has the field).
     """
 
-    count: NDArray[np.int64]
+    level: NDArray[np.int64]
+    index: NDArray[np.int64]
+    count: NDArray[np.float64]
     mean: NDArray[np.float64]
     m2: NDArray[np.float64]
-    min: NDArray[np.float64]
-    max: NDArray[np.float64]
+    min: float
+    max: float
 
     @staticmethod
-    def of(values: NDArray[np.float64], ids: NDArray[np.int64]) -> ChunkStats:
+    def of(values: NDArray[np.float64], ids: NDArray[np.int64], lo: int, hi: int) -> FieldStats:
+        """The subtrees over the chunks of agents ``[lo, hi)`` (`lo` on a chunk boundary), given
+        the field's `values` for the agents `ids` (ascending) that have it."""
         if len(values) == 0:
             e = np.empty(0)
-            return ChunkStats(np.empty(0, np.int64), e, e, e, e)
+            return FieldStats(np.empty(0, np.int64), np.empty(0, np.int64), e, e, e, math.nan, math.nan)
+        a, b = lo // CHUNK, -(-hi // CHUNK)
         chunk = ids // CHUNK
         starts = np.flatnonzero(np.r_[True, chunk[1:] != chunk[:-1]])
-        count = np.diff(np.r_[starts, len(values)])
-        mean = np.add.reduceat(values, starts) / count
-        m2 = np.add.reduceat((values - np.repeat(mean, count)) ** 2, starts)
-        return ChunkStats(
-            count,
-            mean,
-            m2,
-            np.minimum.reduceat(values, starts),
-            np.maximum.reduceat(values, starts),
+        n = np.diff(np.r_[starts, len(values)])
+        mu = np.add.reduceat(values, starts) / n
+        count, mean, m2 = np.zeros(b - a), np.zeros(b - a), np.zeros(b - a)
+        at = chunk[starts] - a
+        count[at], mean[at] = n, mu
+        m2[at] = np.add.reduceat((values - np.repeat(mu, n)) ** 2, starts)
+        nodes: list[tuple[int, int, float, float, float]] = []
+        level = 0
+        while a < b:
+            if a % 2:  # a right child whose sibling lies left of this host
+                nodes.append((level, a, count[0], mean[0], m2[0]))
+                count, mean, m2, a = count[1:], mean[1:], m2[1:], a + 1
+            if b % 2 and a < b:  # a left child whose sibling lies right of it
+                nodes.append((level, b - 1, count[-1], mean[-1], m2[-1]))
+                count, mean, m2, b = count[:-1], mean[:-1], m2[:-1], b - 1
+            count, mean, m2 = pair_up(count, mean, m2)
+            a, b, level = a // 2, b // 2, level + 1
+        cols = list(zip(*nodes))
+        return FieldStats(
+            np.array(cols[0], np.int64),
+            np.array(cols[1], np.int64),
+            np.array(cols[2]),
+            np.array(cols[3]),
+            np.array(cols[4]),
+            float(values.min()),
+            float(values.max()),
         )
 
 
@@ -92,7 +134,7 @@ class HostStats:
 
     Attributes:
         sent: Messages this host delivered this round.
-        fields: Per watched field (in `HostSpec.fields` order), its chunk statistics.
+        fields: Per watched field (in `HostSpec.fields` order), its `FieldStats`.
         max_change: Largest absolute change of any numeric state value this round
             (NaN when not tracked).
         llm_calls: This round's `llm_calls` rows from this host (None without LLM calls).
@@ -103,7 +145,7 @@ class HostStats:
     """
 
     sent: int
-    fields: tuple[ChunkStats, ...]
+    fields: tuple[FieldStats, ...]
     max_change: float = float("nan")
     llm_calls: pa.Table | None = None
     events: tuple[tuple[int, str, str], ...] = field(default_factory=tuple)
@@ -466,6 +508,10 @@ class Host:
         # Each host works on its own replica of the world (in-process hosts share the spec).
         self.world: World | None = copy.deepcopy(spec.router.world)
         self._heard = MessageBatch.empty()  # what the world delivered here after the last round
+        # This host's messages to itself stay here, never serialised through Ray (unless the
+        # driver fetches every batch to count them, as the aggregate message log does).
+        self._keep_own = spec.messages.mode != "aggregate"
+        self._own = MessageBatch.empty()
         self.blocks: list[Block] = spec.population.blocks(self.lo, self.hi, spec.seed)
 
     def step(
@@ -497,6 +543,8 @@ class Host:
         return (*out[:-1], replace(stats, spans=self.tracer.drain()))
 
     def _step(self, round: int, inboxes: Sequence[MessageBatch], span: Any = None) -> tuple[Any, ...]:
+        if self._keep_own:
+            inboxes = [*inboxes[: self.index], self._own, *inboxes[self.index + 1 :]]
         received = MessageBatch.concat(inboxes)
         if len(self._heard):
             received = _merge(received, self._heard)
@@ -524,7 +572,8 @@ class Host:
             ) from exc
         change = self._max_change(before) if self.track_change else float("nan")
         written = self._write_messages(round, delivered, actions_only([to_world], self.action_codes)[0])
-        stats = HostStats(len(delivered), tuple(ChunkStats.of(*w) for w in watched), change, segments=written)
+        fields = tuple(FieldStats.of(*w, self.lo, self.hi) for w in watched)
+        stats = HostStats(len(delivered), fields, change, segments=written)
         events, self._events = self._events, []
         if self.llm is not None:
             calls, llm_events, times = self.llm.drain()
@@ -537,9 +586,12 @@ class Host:
             stats = replace(stats, events=tuple(events))
         if span is not None:
             span.set_attribute("moot.messages", len(delivered))
+        outboxes = self._split(delivered)
+        if self._keep_own:
+            self._own, outboxes[self.index] = outboxes[self.index], MessageBatch.empty()
         if self.world is None:
-            return (*self._split(delivered), stats)
-        return (*self._split(delivered), to_world, stats)
+            return (*outboxes, stats)
+        return (*outboxes, to_world, stats)
 
     def apply(
         self, round: int, *to_world: MessageBatch

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from orchestrator.coordinator import combine_stats
-from orchestrator.host import ChunkStats, HostStats, shard_bounds
+from orchestrator.host import FieldStats, HostStats, shard_bounds
 
 N = 1_001  # not a multiple of the chunk: the last chunk is short
 
@@ -15,8 +15,9 @@ def host_stats(hosts: int, opinion: np.ndarray, energy: np.ndarray, changes: lis
     bounds = shard_bounds(N, hosts)
     out = []
     for h in range(hosts):
-        ids = np.arange(bounds[h], bounds[h + 1], dtype=np.int64)
-        fields = (ChunkStats.of(opinion[ids], ids), ChunkStats.of(energy[ids], ids))
+        lo, hi = int(bounds[h]), int(bounds[h + 1])
+        ids = np.arange(lo, hi, dtype=np.int64)
+        fields = (FieldStats.of(opinion[ids], ids, lo, hi), FieldStats.of(energy[ids], ids, lo, hi))
         out.append(HostStats(sent=10 * (h + 1), fields=fields, max_change=changes[h % len(changes)]))
     return out
 
@@ -63,3 +64,38 @@ def test_the_metrics_are_numpys_and_name_the_fields() -> None:
 def test_a_run_with_no_watched_field_counts_no_agents() -> None:
     logged, seen = combine_stats([HostStats(sent=4, fields=()), HostStats(sent=5, fields=())], (), None)
     assert logged == {"messages": 9.0, "agents": 0.0} and seen == logged
+
+
+def _tree_stats(values: np.ndarray, ids: np.ndarray, n: int, hosts: int) -> list[HostStats]:
+    bounds = shard_bounds(n, hosts)
+    out = []
+    for h in range(hosts):
+        lo, hi = int(bounds[h]), int(bounds[h + 1])
+        mine = (ids >= lo) & (ids < hi)
+        out.append(HostStats(sent=0, fields=(FieldStats.of(values[mine], ids[mine], lo, hi),)))
+    return out
+
+
+@pytest.mark.parametrize("hosts", [2, 5, 16])
+def test_a_field_held_by_some_agents_only_combines_the_same_on_any_hosts(hosts: int) -> None:
+    n = 5_000
+    rng = np.random.default_rng(7)
+    ids = np.sort(rng.choice(n, 1_300, replace=False))  # whole chunks and gaps without the field
+    ids = ids[(ids // 64) % 3 != 1]
+    values = rng.normal(1.0, 3.0, len(ids))
+    one = combine_stats(_tree_stats(values, ids, n, 1), ("x",), "x")[0]
+    many = combine_stats(_tree_stats(values, ids, n, hosts), ("x",), "x")[0]
+    assert many == one
+    assert one["agents"] == len(ids) and one["mean"] == pytest.approx(values.mean(), rel=1e-12)
+    assert one["variance"] == pytest.approx(values.var(), rel=1e-12)
+
+
+def test_a_host_sends_a_few_tree_nodes_not_one_per_chunk() -> None:
+    n, hosts = 1_000_000, 3
+    values = np.random.default_rng(8).random(n)
+    stats = _tree_stats(values, np.arange(n, dtype=np.int64), n, hosts)
+    chunks = -(-n // 64)
+    for s in stats:
+        assert len(s.fields[0].level) <= 2 * chunks.bit_length()  # O(log n), against 5,208 chunks a host
+    logged = combine_stats(stats, ("x",), "x")[0]
+    assert logged["mean"] == pytest.approx(values.mean(), rel=1e-12)
