@@ -141,11 +141,12 @@ def main() -> None:
     cases = {}
     for messages in ("none", "all"):
         for rounds in (2, 8):
-            cases[(messages, rounds)] = moot_run(tmp / f"{messages}{rounds}.duckdb", rounds, messages)
+            tries = [moot_run(tmp / f"{messages}{rounds}-{i}.duckdb", rounds, messages) for i in range(3)]
+            cases[(messages, rounds)] = min(tries, key=lambda c: c["wall_s"])  # the least disturbed
             print(messages, rounds, cases[(messages, rounds)], flush=True)
     traced = moot_run(tmp / "traced.duckdb", 8, "none", trace="jsonl")
     share = outside_share(tmp / "traced.duckdb")
-    compact_s = compact(tmp / "all8.duckdb")
+    compact_s = compact(tmp / "all8-0.duckdb")
     a2, a8 = cases[("all", 2)], cases[("all", 8)]
     marginal = (a8["messages"] - a2["messages"]) / (a8["wall_s"] - a2["wall_s"])
     n2, n8 = cases[("none", 2)], cases[("none", 8)]

@@ -227,7 +227,14 @@ class GossipRouter(Router):
                 pos = start[ok] + j  # < 2 deg: one wrap at most, cheaper than %
                 pos -= deg[ok] * (pos >= deg[ok])
                 mark[base[ok] + pos] = True
-        if self.mode in ("pull", "push-pull"):
+        if self.mode in ("pull", "push-pull") and last - first < topo.n:
+            # Few edges here (one host of many): test each of them against its receiver's
+            # pull, rather than draw every agent's pull on every host. Same draws, same marks.
+            recv = topo.targets[first:last]
+            indeg = topo.in_degree[recv]
+            start = counter_integers(seed, round, recv, np.maximum(indeg, 1), 0, stream=_PULL_STREAM)
+            mark |= _within(topo.in_position[first:last] - start, indeg, f)
+        elif self.mode in ("pull", "push-pull"):
             in_offsets, in_edges = topo.in_csr
             indeg = topo.in_degree
             everyone = np.arange(topo.n, dtype=np.int64)

@@ -146,9 +146,24 @@ def write_schema_files(parts: Path) -> None:
         _atomic(target, _encode(schema.empty_table()))
 
 
+_STATISTICS = ("round", "sender", "agent")
+"""Columns with min/max statistics, which let a query skip row groups (by round, by agent)."""
+
+
 def _encode(rows: pa.Table) -> pa.Buffer:
+    """Parquet bytes, written for speed: dictionaries for strings only (pyarrow's default tries
+    one for every column, then gives up on ids and values) and statistics only where queries
+    filter. Measured on 1.7M message rows here: 17M rows/s against 9.5M with the defaults, for
+    the same size (orchestrator/log/README.md)."""
+    strings = [f.name for f in rows.schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)]
     sink = pa.BufferOutputStream()
-    pq.write_table(rows, sink, compression="snappy")
+    pq.write_table(
+        rows,
+        sink,
+        compression="snappy",
+        use_dictionary=strings,
+        write_statistics=[c for c in _STATISTICS if c in rows.column_names],
+    )
     return sink.getvalue()
 
 

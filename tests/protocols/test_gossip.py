@@ -162,3 +162,21 @@ def test_self_loops_and_isolated_nodes_are_said_or_refused(
         )
     launch(pop, Gossip(nx.cycle_graph(200), fanout=2), rounds=1, log=tmp_path / "c.duckdb", runtime="local")
     assert "note" not in capsys.readouterr().err  # a plain graph is not remarked on
+
+
+def test_push_pull_on_many_hosts_routes_as_on_one(tmp_path: Path) -> None:
+    """With more hosts than the graph's degree, each host tests only its own edges against the
+    receivers' pulls instead of drawing every agent's pull: the same messages."""
+    from agents import OpinionAgent, Population, Uniform
+    from orchestrator import launch
+    from tests.orchestrator.helpers import messages_hash
+
+    pop = Population.of(OpinionAgent, 2048, opinion=Uniform())
+    hashes = {}
+    for hosts in (1, 8):
+        log = tmp_path / f"h{hosts}.duckdb"
+        run = launch(
+            pop, Gossip(fanout=2, mode="push-pull"), rounds=4, seed=3, log=log, runtime="local", hosts=hosts
+        )
+        hashes[hosts] = messages_hash(log, run.run_id)
+    assert hashes[1] == hashes[8] and hashes[1][0] > 2048 * 4
