@@ -100,6 +100,35 @@ def outside_share(log: Path) -> float:
     return statistics.median(1 - steps[r] / rounds[r] for r in rounds)
 
 
+_ROUND0 = """
+import json, sys, tempfile, time
+from pathlib import Path
+from orchestrator.ray_runtime import ensure_ray
+ensure_ray()
+from agents import OpinionAgent, Population, Uniform
+from orchestrator import launch
+from protocols import Gossip
+seen = []
+t0 = time.perf_counter()
+pop = Population.of(OpinionAgent, int(sys.argv[1]), opinion=Uniform())
+log = Path(tempfile.mkdtemp()) / "r.duckdb"
+run = launch(pop, Gossip(fanout=2, mode="push-pull"), rounds=1, seed=1, hosts=2, messages="none", log=log,
+             progress=lambda r, m: seen.append((time.perf_counter() - t0, m["seconds"])))
+took = {"setup_s": run.result.setup_seconds, "to_round0_s": seen[0][0] - seen[0][1]}
+print("RESULT " + json.dumps({**took, "timings": run.result.timings}))
+"""
+
+
+def time_to_round0(agents: int) -> dict[str, float]:
+    """Seconds from `launch` (Ray already started) to the start of round 0, in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", _ROUND0, str(agents)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-3000:])
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    result: dict[str, float] = json.loads(line[len("RESULT ") :])
+    return result
+
+
 def compact(log: Path) -> float:
     t0 = time.perf_counter()
     out = subprocess.run([MOOT, "compact", str(log)], capture_output=True, text=True)
@@ -144,6 +173,8 @@ def main() -> None:
             tries = [moot_run(tmp / f"{messages}{rounds}-{i}.duckdb", rounds, messages) for i in range(3)]
             cases[(messages, rounds)] = min(tries, key=lambda c: c["wall_s"])  # the least disturbed
             print(messages, rounds, cases[(messages, rounds)], flush=True)
+    round0 = time_to_round0(10_000_000)
+    print("10M to round 0", round0, flush=True)
     traced = moot_run(tmp / "traced.duckdb", 8, "none", trace="jsonl")
     share = outside_share(tmp / "traced.duckdb")
     compact_s = compact(tmp / "all8-0.duckdb")
@@ -167,6 +198,7 @@ def main() -> None:
         "marginal_all_over_append": marginal / baseline,
         "compact_s_8_rounds": compact_s,
         "outside_host_steps_share": share,
+        "ten_million_to_round0": round0,
         "round_time_traced_over_untraced": traced["round_s"] / n8["round_s"],
     }
     rows = [

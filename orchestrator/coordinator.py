@@ -294,7 +294,7 @@ def _set_up(
     runtime.prepare(plan.hosts)  # host processes start while the graph is built
     clock.lap("start")
     bounds = shard_bounds(n, plan.hosts)
-    router = plan.protocol.build(n, plan.seed)
+    router = plan.protocol.build_in_hosts(n, plan.seed) or plan.protocol.build(n, plan.seed)
     clock.lap("build")
     service, llm_setup = None, None
     if plan.llm is not None:
@@ -304,16 +304,6 @@ def _set_up(
         )
         extra = (cfg.api_key_env,) if cfg.api_key_env else ()
         llm_setup = LLMSetup(cfg, service.link, forwarded_env(extra))
-    compiled = router.describe()
-    notes = compiled.pop("notes", None)
-    for note in notes if isinstance(notes, list) else ():  # what the protocol saw in its input
-        print(f"moot: note: {note}", file=sys.stderr)
-        log.event("note", str(note))
-    if compiled:
-        config = dict(plan.config)
-        proto_conf = config.get("protocol")
-        config["protocol"] = {**(proto_conf if isinstance(proto_conf, dict) else {}), **compiled}
-        log.config(config)
     spec = HostSpec(
         plan.population,
         bounds,
@@ -336,6 +326,8 @@ def _set_up(
     )
     placement = runtime.start(spec)
     clock.lap("hosts")
+    built = runtime.built  # a router the hosts built for themselves (a named graph's rows)
+    _log_compiled(plan, log, router.describe_built(built) if built is not None else router.describe())
     log.agents(runtime, placement, bounds)
     clock.lap("agents")
     log.states(runtime, -1)
@@ -343,6 +335,19 @@ def _set_up(
     clock.setup = clock.elapsed()
     hooks.setup_done(clock.timings)
     return service, placement
+
+
+def _log_compiled(plan: RunPlan, log: RunLog, compiled: dict[str, object]) -> None:
+    """What the protocol compiled (a graph's size and digest) into ``runs.config``, and its notes."""
+    notes = compiled.pop("notes", None)
+    for note in notes if isinstance(notes, list) else ():  # what the protocol saw in its input
+        print(f"moot: note: {note}", file=sys.stderr)
+        log.event("note", str(note))
+    if compiled:
+        config = dict(plan.config)
+        proto_conf = config.get("protocol")
+        config["protocol"] = {**(proto_conf if isinstance(proto_conf, dict) else {}), **compiled}
+        log.config(config)
 
 
 def _play_round(

@@ -912,6 +912,23 @@ class Host:
             }
         )
 
+    def plan_router(self) -> tuple[Any, ...]:
+        """Phase 1 of a router each host builds for itself (`Router.plan_shard`): returns what
+        every host needs from this one, then one payload per host."""
+        self._router_state, shared, payloads = self.router.plan_shard(
+            self.lo, self.hi, self.bounds, self.seed
+        )
+        return (shared, *payloads)
+
+    def finish_router(self, *received: Any) -> dict[str, Any]:
+        """Phase 2: every host's shared part, then the payloads addressed here, in host order."""
+        hosts = len(self.bounds) - 1
+        self.router, summary = self.router.finish_shard(
+            self._router_state, list(received[:hosts]), list(received[hosts:])
+        )
+        self._router_state = None
+        return summary
+
     def read_segments(self, files: list[str]) -> list[bytes]:
         """The bytes of segments this host wrote, for a driver that cannot see its node's disk."""
         return self.sink.read(files) if self.sink is not None else []

@@ -238,6 +238,16 @@ class RayRuntime(Runtime):
         self._world = spec.router.world is not None
         self._codes = spec.action_codes
         placed = _get([a.setup.remote(h, spec_ref) for h, a in enumerate(self.actors)])
+        self.built = None
+        if spec.router.deferred:  # each host builds its part; the parts go host to host
+            sent = [a.plan_router.options(num_returns=1 + hosts).remote() for a in self.actors]
+            shared = [s[0] for s in sent]
+            self.built = _get(
+                [
+                    a.finish_router.remote(*shared, *(s[1 + h] for s in sent))
+                    for h, a in enumerate(self.actors)
+                ]
+            )
         empty = ray.put(MessageBatch.empty())
         self._last = [[empty] * hosts for _ in range(hosts)]
         return list(enumerate(placed))

@@ -28,6 +28,8 @@ class Runtime(ABC):
     """Where hosts live and how a round is played across them."""
 
     kind: str
+    built: list[dict[str, Any]] | None = None
+    """What each host reported building of a deferred router (`Router.deferred`), else None."""
 
     def prepare(self, hosts: int) -> None:  # noqa: B027 - optional hook
         """Start `hosts` empty hosts ahead of `start` (overlaps their start-up with set-up)."""
@@ -87,6 +89,13 @@ class InProcessRuntime(Runtime):
 
     def start(self, spec: HostSpec) -> list[HostPlacement]:
         self.hosts = [Host(h, spec) for h in range(spec.hosts)]
+        self.built = None
+        if spec.router.deferred:
+            sent = [host.plan_router() for host in self.hosts]
+            shared = [s[0] for s in sent]
+            self.built = [
+                host.finish_router(*shared, *(s[1 + h] for s in sent)) for h, host in enumerate(self.hosts)
+            ]
         self._world = spec.router.world is not None
         self._codes = spec.action_codes
         empty = MessageBatch.empty()

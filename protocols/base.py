@@ -81,6 +81,29 @@ class Router(ABC):
         """What the compiled protocol is (a graph's size and content hash), logged in ``runs.config``."""
         return {} if self.world is None else {"world": self.world.describe()}
 
+    # -- routers whose heavy part each host builds for itself (a graph's rows) --------------
+
+    @property
+    def deferred(self) -> bool:
+        """Whether each host builds its own part (`plan_shard`, then `finish_shard`) before round 0."""
+        return False
+
+    def plan_shard(
+        self, lo: int, hi: int, bounds: NDArray[np.int64], seed: int
+    ) -> tuple[Any, Any, list[Any]]:
+        """Phase 1 in host ``[lo, hi)``: build what this host can alone. Returns (its state, what every
+        host needs from it, and one payload per host, in host order)."""
+        raise NotImplementedError
+
+    def finish_shard(self, state: Any, shared: list[Any], mine: list[Any]) -> tuple[Router, dict[str, Any]]:
+        """Phase 2: with every host's shared part and the payloads addressed here (host order),
+        return this host's router and a small summary for `describe_built`."""
+        raise NotImplementedError
+
+    def describe_built(self, built: list[dict[str, Any]]) -> dict[str, object]:
+        """`describe`, from the summaries the hosts returned by `finish_shard`."""
+        raise NotImplementedError
+
 
 class DirectRouter(Router):
     """Delivers messages addressed to an agent, as they are; for protocols whose world routes the rest.
@@ -135,6 +158,11 @@ class MessageProtocol(ABC):
     @abstractmethod
     def build(self, n_agents: int, seed: int) -> Router:
         """Compile the protocol for a run of `n_agents` agents with this seed."""
+
+    def build_in_hosts(self, n_agents: int, seed: int) -> Router | None:
+        """A router whose heavy part each host builds for itself (`Router.deferred`), or None
+        (the default): then the run uses `build`, in the driver. Same routing either way."""
+        return None
 
     def stop_rule(self, field: str | None) -> StopRule | None:
         """The protocol's own stop rule, given the field the run watches (None: none).

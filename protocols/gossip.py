@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -11,14 +11,14 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from agents.batch import MessageBatch
-from agents.errors import AgentError, ConfigError
+from agents.errors import AgentError, ConfigError, ProtocolError
 from agents.llm import LLMAgent
 from agents.message import Message
 from agents.reply import Reply
 from agents.rng import counter_bits, counter_integers
 from protocols.base import MessageProtocol, Router, check_receivers
 from protocols.stop import Consensus, StopRule
-from protocols.topology import GraphSpec, Topology, graph_spec
+from protocols.topology import GraphSpec, Topology, describe_graph, edge_digest, graph_spec
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -109,6 +109,60 @@ class GossipRouter(Router):
     fanout: int | None
     pairs: Pairs | None = None
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    graph: GraphSpec | None = None
+    """With no `topology` yet: the generator each host builds its own rows of (`plan_shard`)."""
+    n: int = 0
+
+    @property
+    def deferred(self) -> bool:
+        return self.graph is not None and self.topology is None
+
+    def plan_shard(
+        self, lo: int, hi: int, bounds: NDArray[np.int64], seed: int
+    ) -> tuple[tuple[Topology, int], NDArray[np.int64], list[Any]]:
+        """This host's rows of the graph, their degrees (every host needs every agent's), and
+        for each host the positions of its agents among this host's agents' neighbours
+        (sorted by the edge they tell it about): what it needs to draw pulls."""
+        assert self.graph is not None
+        n = self.n
+        topo = self.graph.shard(n, seed, lo, hi)
+        degree = np.diff(topo.offsets[lo : hi + 1])
+        src, dst, pos = topo.edge_source, topo.targets, topo.edge_position
+        owner = np.searchsorted(bounds, dst, side="right") - 1
+        by_owner = np.argsort(owner, kind="stable")
+        cuts = np.searchsorted(owner[by_owner], np.arange(len(bounds)))
+        payloads = []
+        for g in range(len(bounds) - 1):
+            sel = by_owner[cuts[g] : cuts[g + 1]]
+            key = dst[sel] * n + src[sel]  # the reverse edge, which host g holds
+            order = np.argsort(key)
+            payloads.append((key[order], pos[sel][order]))
+        return (topo, int(np.count_nonzero(degree == 0))), degree, payloads
+
+    def finish_shard(
+        self, state: tuple[Topology, int], shared: list[Any], mine: list[Any]
+    ) -> tuple[GossipRouter, dict[str, Any]]:
+        """Fill in this host's rows with every agent's in-degree and each edge's position among
+        its receiver's in-neighbours (the graphs are symmetric: in-edges mirror out-edges)."""
+        (topo, isolated), n = state, self.n
+        keys = np.concatenate([k for k, _ in mine])
+        ranks = np.concatenate([r for _, r in mine])
+        order = np.argsort(keys, kind="stable")
+        own = topo.edge_source * n + topo.targets
+        if not np.array_equal(keys[order], own):
+            raise ProtocolError(
+                f"{type(self.graph).__name__} gave a graph that is not symmetric; a generator built in "
+                "the hosts must list each undirected edge once (GraphSpec.undirected) or both ways."
+            )
+        topo.__dict__["in_degree"] = np.concatenate(shared).astype(np.int64, copy=False)
+        topo.__dict__["in_position"] = ranks[order]
+        summary = {
+            "edges": len(own),
+            "digest": edge_digest(topo.edge_source, topo.targets, n),
+            "self_loops": int(np.count_nonzero(topo.edge_source == topo.targets)),
+            "isolated": isolated,
+        }
+        return replace(self, topology=topo, graph=None), summary
 
     def partners(self, round: int, seed: int) -> NDArray[np.int64]:
         """Each agent's partner in `round` under pairwise exchange (-1: none)."""
@@ -227,7 +281,7 @@ class GossipRouter(Router):
                 pos = start[ok] + j  # < 2 deg: one wrap at most, cheaper than %
                 pos -= deg[ok] * (pos >= deg[ok])
                 mark[base[ok] + pos] = True
-        if self.mode in ("pull", "push-pull") and last - first < topo.n:
+        if self.mode in ("pull", "push-pull") and (last - first < topo.n or topo.sharded):
             # Few edges here (one host of many): test each of them against its receiver's
             # pull, rather than draw every agent's pull on every host. Same draws, same marks.
             recv = topo.targets[first:last]
@@ -280,22 +334,32 @@ class GossipRouter(Router):
         return weights
 
     def describe(self) -> dict[str, object]:
-        topology = self.topology.describe()
-        out: dict[str, object] = {"topology": topology}
-        notes = []
-        if topology.get("self_loops"):
-            notes.append(
-                f"the graph has {topology['self_loops']:,} self-loop(s): those agents hear themselves "
-                "(Gossip(strict_graph=True) refuses such a graph)"
-            )
-        if topology.get("isolated"):
-            notes.append(
-                f"the graph has {topology['isolated']:,} isolated node(s): those agents never hear "
-                "anyone, so the run may never reach consensus (Gossip(strict_graph=True) refuses it)"
-            )
-        if notes:
-            out["notes"] = notes
-        return out
+        return _described(self.topology.describe())
+
+    def describe_built(self, built: list[dict[str, Any]]) -> dict[str, object]:
+        """The graph the hosts built, described as `describe` describes one built here."""
+        mask = (1 << 64) - 1
+        digest = (sum(b["digest"][0] for b in built) & mask, sum(b["digest"][1] for b in built) & mask)
+        edges, loops, isolated = (sum(int(b[k]) for b in built) for k in ("edges", "self_loops", "isolated"))
+        return _described(describe_graph(self.n, edges, digest, loops, isolated))
+
+
+def _described(topology: dict[str, object]) -> dict[str, object]:
+    out: dict[str, object] = {"topology": topology}
+    notes = []
+    if topology.get("self_loops"):
+        notes.append(
+            f"the graph has {topology['self_loops']:,} self-loop(s): those agents hear themselves "
+            "(Gossip(strict_graph=True) refuses such a graph)"
+        )
+    if topology.get("isolated"):
+        notes.append(
+            f"the graph has {topology['isolated']:,} isolated node(s): those agents never hear "
+            "anyone, so the run may never reach consensus (Gossip(strict_graph=True) refuses it)"
+        )
+    if notes:
+        out["notes"] = notes
+    return out
 
 
 _OWN = re.compile(r"^opinion: ([-+0-9.eE]+)", re.M)
@@ -431,6 +495,14 @@ class Gossip(MessageProtocol):
     def field(self) -> str | None:
         return self._field
 
+    def build_in_hosts(self, n_agents: int, seed: int) -> GossipRouter | None:
+        """For a named generator, each host builds its own rows of the graph (`GraphSpec.shard`)."""
+        if not self._in_hosts():
+            return None
+        assert isinstance(self.graph, GraphSpec)
+        self.graph.check(n_agents)  # a bad size fails here, before any host starts
+        return GossipRouter(None, self.mode, self.fanout, graph=self.graph, n=n_agents)  # type: ignore[arg-type]
+
     def build(self, n_agents: int, seed: int) -> GossipRouter:
         if isinstance(self.graph, GraphSpec):
             topo = self.graph.build(n_agents, seed)
@@ -457,6 +529,17 @@ class Gossip(MessageProtocol):
         if self.mode == "pairwise":
             return GossipRouter(topo, self.mode, self.fanout, Pairs.of(topo))
         return GossipRouter(topo.precompute(sampled=self.fanout is not None), self.mode, self.fanout)
+
+    def _in_hosts(self) -> bool:
+        """Whether each host builds its own rows of the graph: a named generator (its edge list
+        is counter-based), routed by broadcast (pairwise matching needs the whole graph), and
+        no strict check (which needs the whole graph before any host starts)."""
+        return (
+            isinstance(self.graph, GraphSpec)
+            and type(self.graph).edges is not GraphSpec.edges
+            and self.mode != "pairwise"
+            and not self.strict_graph
+        )
 
     def stop_rule(self, field: str | None) -> StopRule | None:
         return None if field is None else Consensus(field, self.tolerance)

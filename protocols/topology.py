@@ -12,7 +12,6 @@ both directions.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -21,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agents.errors import ConfigError
-from agents.rng import counter_integers, counter_uniform
+from agents.rng import _mix, counter_integers, counter_uniform
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -58,6 +57,9 @@ class Topology:
     offsets: NDArray[np.int64]
     targets: NDArray[np.int64]
     weights: NDArray[np.float64] | None = None
+    sharded: bool = False
+    """One host's rows only (`shard`): `offsets` index the host's own edges, rows outside its
+    range are empty, and `in_degree` / `in_position` were filled in from every host's rows."""
 
     @classmethod
     def from_edges(
@@ -240,21 +242,14 @@ class Topology:
         return self.targets[self.offsets[u] : self.offsets[u + 1]]
 
     def describe(self) -> dict[str, object]:
-        """Nodes, directed edges, and a sha256 of the CSR arrays (same graph, same hash)."""
-        digest = hashlib.sha256()
-        digest.update(np.ascontiguousarray(self.offsets, dtype="<i8").tobytes())
-        digest.update(np.ascontiguousarray(self.targets, dtype="<i8").tobytes())
-        if self.weights is not None:
-            digest.update(np.ascontiguousarray(self.weights, dtype="<f8").tobytes())
-        out: dict[str, object] = {"nodes": self.n, "edges": len(self.targets), "sha256": digest.hexdigest()}
-        if self.weights is not None:
-            out["weighted"] = True
-        loops, isolated = self.oddities()
-        if loops:
-            out["self_loops"] = loops
-        if isolated:
-            out["isolated"] = isolated
-        return out
+        """Nodes, directed edges, and a digest of the edge set (same graph, same digest)."""
+        return describe_graph(
+            self.n,
+            len(self.targets),
+            edge_digest(self.edge_source, self.targets, self.n, self.weights),
+            *self.oddities(),
+            weighted=self.weights is not None,
+        )
 
     def oddities(self) -> tuple[int, int]:
         """(self-loops, isolated nodes): edges an agent sends to itself, and nodes with no edge
@@ -262,6 +257,35 @@ class Topology:
         loops = int(np.count_nonzero(self.edge_source == self.targets))
         isolated = int(np.count_nonzero((self.out_degree == 0) & (self.in_degree == 0)))
         return loops, isolated
+
+
+def edge_digest(
+    src: NDArray[np.int64], dst: NDArray[np.int64], n: int, weights: NDArray[np.float64] | None = None
+) -> tuple[int, int]:
+    """Two 64-bit sums of splitmix64 over the edges (and their weights): a digest of the edge
+    set that is the same however the edges are split, so hosts that each built their own rows
+    add theirs up to the digest of the whole graph."""
+    with np.errstate(over="ignore"):
+        key = src.astype(np.uint64) * np.uint64(n) + dst.astype(np.uint64)
+        if weights is not None:
+            key ^= np.ascontiguousarray(weights, np.float64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        first = int(_mix(key).sum(dtype=np.uint64))
+        second = int(_mix(key ^ np.uint64(0xD6E8FEB86659FD93)).sum(dtype=np.uint64))
+    return first, second
+
+
+def describe_graph(
+    n: int, edges: int, digest: tuple[int, int], loops: int, isolated: int, *, weighted: bool = False
+) -> dict[str, object]:
+    """A graph as ``runs.config`` records it: nodes, directed edges, digest, and its oddities."""
+    out: dict[str, object] = {"nodes": n, "edges": edges, "digest": f"{digest[0]:016x}{digest[1]:016x}"}
+    if weighted:
+        out["weighted"] = True
+    if loops:
+        out["self_loops"] = loops
+    if isolated:
+        out["isolated"] = isolated
+    return out
 
 
 def influence_graph(w: NDArray[np.float64] | list[list[float]]) -> nx.DiGraph:
@@ -301,10 +325,41 @@ def influence_graph(w: NDArray[np.float64] | list[list[float]]) -> nx.DiGraph:
 
 
 class GraphSpec:
-    """A named graph generator: `build(n, seed)` gives the same Topology for the same seed."""
+    """A named graph generator: `build(n, seed)` gives the same Topology for the same seed, and
+    `shard(n, seed, lo, hi)` the rows ``[lo, hi)`` of it, built where they are used."""
 
-    def build(self, n: int, seed: int) -> Topology:  # pragma: no cover - interface
+    undirected = True
+
+    def edges(self, n: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:  # pragma: no cover
+        """The generator's edges (each undirected edge once when `undirected`), duplicates and all."""
         raise NotImplementedError
+
+    def check(self, n: int) -> None:
+        """Refuse parameters that cannot make a graph of `n` nodes (ConfigError), without building it."""
+
+    def build(self, n: int, seed: int) -> Topology:
+        """The whole graph."""
+        src, dst = self.edges(n, seed)
+        return Topology.from_edges(n, src, dst, undirected=self.undirected)
+
+    def shard(self, n: int, seed: int, lo: int, hi: int) -> Topology:
+        """Rows ``[lo, hi)`` of `build(n, seed)`, exactly (the same edges in the same order), as a
+        `Topology` whose `offsets` index only those rows' edges. Every host generates the edge
+        list (linear, counter-based draws) but sorts only its own rows."""
+        src, dst = self.edges(n, seed)
+        if self.undirected:
+            src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
+        mine = (src >= lo) & (src < hi)
+        key = src[mine] * n
+        key += dst[mine]
+        key.sort()
+        if len(key) > 1:
+            key = key[np.r_[True, key[1:] != key[:-1]]]
+        rows, targets = np.divmod(key, n)
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(rows - lo, minlength=hi - lo), out=offsets[lo + 1 : hi + 1])
+        offsets[hi + 1 :] = len(targets)
+        return Topology(n, offsets, targets, sharded=True)
 
     def describe(self) -> dict[str, object]:
         """The generator and its parameters, as logged in ``runs.config``."""
@@ -312,9 +367,13 @@ class GraphSpec:
         return {"generator": type(self).__name__, **params}
 
 
-def _ring_edges(n: int, k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def _check_ring(n: int, k: int) -> None:
     if k % 2 or k < 2 or k >= n:
         raise ConfigError(f"Ring lattice needs an even k with 2 <= k < n; got k={k}, n={n}.")
+
+
+def _ring_edges(n: int, k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    _check_ring(n, k)
     u = np.repeat(np.arange(n, dtype=np.int64), k // 2)
     j = np.tile(np.arange(1, k // 2 + 1, dtype=np.int64), n)
     return u, (u + j) % n
@@ -326,9 +385,11 @@ class RingLattice(GraphSpec):
 
     k: int = 4
 
-    def build(self, n: int, seed: int) -> Topology:
-        u, v = _ring_edges(n, self.k)
-        return Topology.from_edges(n, u, v, undirected=True)
+    def check(self, n: int) -> None:
+        _check_ring(n, self.k)
+
+    def edges(self, n: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        return _ring_edges(n, self.k)
 
 
 @dataclass(frozen=True)
@@ -345,14 +406,17 @@ class SmallWorld(GraphSpec):
     k: int = 6
     p: float = 0.3
 
-    def build(self, n: int, seed: int) -> Topology:
+    def check(self, n: int) -> None:
+        _check_ring(n, self.k)
+
+    def edges(self, n: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         u, v = _ring_edges(n, self.k)
         e = np.arange(len(u), dtype=np.int64)
         rewire = counter_uniform(seed, 0, e, 0, stream=_GRAPH_STREAM) < self.p
         offset = 1 + counter_integers(seed, 0, e[rewire], n - 1, 1, stream=_GRAPH_STREAM)
         v = v.copy()
         v[rewire] = (u[rewire] + offset) % n
-        return Topology.from_edges(n, u, v, undirected=True)
+        return u, v
 
 
 @dataclass(frozen=True)
@@ -361,12 +425,12 @@ class ErdosRenyi(GraphSpec):
 
     p: float = 0.001
 
-    def build(self, n: int, seed: int) -> Topology:
+    def edges(self, n: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         m = round(self.p * n * (n - 1) / 2)
         e = np.arange(m, dtype=np.int64)
         u = counter_integers(seed, 0, e, n, 0, stream=_GRAPH_STREAM)
         v = (u + 1 + counter_integers(seed, 0, e, n - 1, 1, stream=_GRAPH_STREAM)) % n
-        return Topology.from_edges(n, u, v, undirected=True)
+        return u, v
 
 
 @dataclass(frozen=True)
@@ -376,12 +440,16 @@ class Grid(GraphSpec):
     cols: int = 0
     torus: bool = False
 
-    def build(self, n: int, seed: int) -> Topology:
+    def check(self, n: int) -> None:
         cols = self.cols or int(np.sqrt(n))
         if cols <= 0 or n % cols:
             raise ConfigError(
                 f"Grid with cols={cols} cannot hold n={n} agents; n must be a multiple of cols."
             )
+
+    def edges(self, n: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        self.check(n)
+        cols = self.cols or int(np.sqrt(n))
         rows = n // cols
         ids = np.arange(n, dtype=np.int64)
         r, c = ids // cols, ids % cols
@@ -390,7 +458,7 @@ class Grid(GraphSpec):
         src = np.concatenate([ids[right], ids[down]])
         dst = np.concatenate([(r * cols + (c + 1) % cols)[right], (((r + 1) % rows) * cols + c)[down]])
         keep = src != dst
-        return Topology.from_edges(n, src[keep], dst[keep], undirected=True)
+        return src[keep], dst[keep]
 
 
 @dataclass(frozen=True)
@@ -407,10 +475,13 @@ class BarabasiAlbert(GraphSpec):
 
     m: int = 2
 
-    def build(self, n: int, seed: int) -> Topology:
+    def check(self, n: int) -> None:
+        if not 1 <= self.m < n:
+            raise ConfigError(f"Barabasi-Albert needs 1 <= m < n; got m={self.m}, n={n}.")
+
+    def edges(self, n: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        self.check(n)
         m = self.m
-        if not 1 <= m < n:
-            raise ConfigError(f"Barabasi-Albert needs 1 <= m < n; got m={m}, n={n}.")
         slots = (n - m) * m
         slot = np.arange(slots, dtype=np.int64)
         src = m + slot // m
@@ -430,7 +501,7 @@ class BarabasiAlbert(GraphSpec):
             dst[odd_slots[known]] = dst[prior[known]]
             ptr[odd_slots[~known]] = ptr[prior[~known]]  # jump back along the chain
             todo = odd_slots[~known]
-        return Topology.from_edges(n, src, dst, undirected=True)
+        return src, dst
 
 
 @dataclass(frozen=True)
@@ -441,16 +512,20 @@ class Complete(GraphSpec):
     """
 
     max_nodes: int = 20_000
+    undirected = False  # every edge is listed in both directions already
 
-    def build(self, n: int, seed: int) -> Topology:
+    def check(self, n: int) -> None:
         if n > self.max_nodes:
             raise ConfigError(
                 f"A complete graph on {n:,} agents has {n * (n - 1):,} edges; it is refused above "
                 f"{self.max_nodes:,} agents. Use a sparse graph (small_world, erdos_renyi), or fewer agents."
             )
+
+    def edges(self, n: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        self.check(n)
         u = np.repeat(np.arange(n, dtype=np.int64), n - 1)
         j = np.tile(np.arange(1, n, dtype=np.int64), n)
-        return Topology.from_edges(n, u, (u + j) % n, undirected=False)
+        return u, (u + j) % n
 
 
 _NAMED: dict[str, type[GraphSpec]] = {

@@ -306,12 +306,12 @@ def test_runs_record_population_graph_and_params(tmp_path: Path) -> None:
     other_topo = json.loads(other.sql("SELECT config FROM runs").column("config")[0].as_py())["protocol"][
         "topology"
     ]
-    assert other_topo["sha256"] != topo["sha256"]
+    assert other_topo["digest"] != topo["digest"]
     named = launch(pop, Gossip("small_world:k=4,p=0.1"), rounds=1, log=path, runtime="local")
     cfg = json.loads(named.sql("SELECT config FROM runs").column("config")[0].as_py())
     assert cfg["protocol"]["graph"] == {"generator": "SmallWorld", "k": 4, "p": 0.1}
     assert (
-        query(path, "SELECT count(DISTINCT config->>'$.protocol.topology.sha256') AS c FROM runs")
+        query(path, "SELECT count(DISTINCT config->>'$.protocol.topology.digest') AS c FROM runs")
         .column("c")[0]
         .as_py()
         == 3

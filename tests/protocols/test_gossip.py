@@ -180,3 +180,29 @@ def test_push_pull_on_many_hosts_routes_as_on_one(tmp_path: Path) -> None:
         )
         hashes[hosts] = messages_hash(log, run.run_id)
     assert hashes[1] == hashes[8] and hashes[1][0] > 2048 * 4
+
+
+def test_a_named_graph_built_in_the_hosts_routes_and_logs_as_one_built_whole(tmp_path: Path) -> None:
+    import json
+
+    from agents import OpinionAgent, Population, Uniform
+    from orchestrator import launch
+    from tests.orchestrator.helpers import messages_hash
+
+    pop = Population.of(OpinionAgent, 3000, opinion=Uniform())
+    spec = SmallWorld(k=6, p=0.3)
+    out = {}
+    for name, graph in (("hosts", spec), ("driver", spec.build(3000, 4))):
+        log = tmp_path / f"{name}.duckdb"
+        run = launch(
+            pop,
+            Gossip(graph, fanout=2, mode="push-pull"),
+            rounds=4,
+            seed=4,
+            log=log,
+            runtime="local",
+            hosts=3,
+        )
+        config = json.loads(run.sql("SELECT config FROM runs").column("config")[0].as_py())
+        out[name] = (messages_hash(log, run.run_id), config["protocol"]["topology"])
+    assert out["hosts"] == out["driver"] and out["hosts"][1]["edges"] > 3000 * 5

@@ -6,6 +6,7 @@ import pytest
 
 from orchestrator.errors import ConfigError
 from protocols import ErdosRenyi, Grid, RingLattice, SmallWorld, Topology
+from protocols.topology import BarabasiAlbert, Complete, GraphSpec
 
 
 def edges(topo: Topology) -> set[tuple[int, int]]:
@@ -134,3 +135,37 @@ def test_complete_graph_matches_networkx_and_refuses_millions() -> None:
     assert set(topo.to_networkx().edges()) == set(nx.complete_graph(7).to_directed().edges())
     with pytest.raises(ConfigError, match="complete graph on 1,000,000 agents"):
         Complete().build(1_000_000, 0)
+
+
+_NAMED_SPECS = [
+    RingLattice(k=4),
+    SmallWorld(k=6, p=0.3),
+    ErdosRenyi(p=0.01),
+    Grid(),
+    Grid(cols=16, torus=True),
+    BarabasiAlbert(m=3),
+    Complete(),
+]
+
+
+@pytest.mark.parametrize("spec", _NAMED_SPECS, ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("hosts", [1, 2, 3])
+def test_graphs_built_in_the_hosts_are_the_graph_built_whole(spec: GraphSpec, hosts: int) -> None:
+    """Each host's rows (and, after the hosts swap degrees and positions, every in-edge column
+    routing reads) equal the driver-built graph's, and the digests add up to the whole's."""
+    from orchestrator.host import shard_bounds
+    from protocols.gossip import GossipRouter
+
+    n, seed = 1024, 5
+    whole = spec.build(n, seed)
+    bounds = shard_bounds(n, hosts)
+    router = GossipRouter(None, "push-pull", 2, graph=spec, n=n)  # type: ignore[arg-type]
+    planned = [router.plan_shard(int(bounds[h]), int(bounds[h + 1]), bounds, seed) for h in range(hosts)]
+    shared = [p[1] for p in planned]
+    finished = [router.finish_shard(p[0], shared, [q[2][h] for q in planned]) for h, p in enumerate(planned)]
+    parts = [r.topology for r, _ in finished]
+    assert np.array_equal(np.concatenate([t.edge_source for t in parts]), whole.edge_source)
+    assert np.array_equal(np.concatenate([t.targets for t in parts]), whole.targets)
+    assert np.array_equal(np.concatenate([t.in_position for t in parts]), whole.in_position)
+    assert all(np.array_equal(t.in_degree, whole.in_degree) for t in parts)
+    assert router.describe_built([s for _, s in finished]) == GossipRouter(whole, "push-pull", 2).describe()
