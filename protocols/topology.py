@@ -347,11 +347,10 @@ class GraphSpec:
         `Topology` whose `offsets` index only those rows' edges. Every host generates the edge
         list (linear, counter-based draws) but sorts only its own rows."""
         src, dst = self.edges(n, seed)
-        if self.undirected:
-            src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
-        mine = (src >= lo) & (src < hi)
-        key = src[mine] * n
-        key += dst[mine]
+        keys = [_keys_from(src, dst, n, lo, hi)]
+        if self.undirected:  # each undirected edge once: its other direction too
+            keys.append(_keys_from(dst, src, n, lo, hi))
+        key = np.concatenate(keys) if len(keys) > 1 else keys[0]
         key.sort()
         if len(key) > 1:
             key = key[np.r_[True, key[1:] != key[:-1]]]
@@ -365,6 +364,14 @@ class GraphSpec:
         """The generator and its parameters, as logged in ``runs.config``."""
         params: dict[str, object] = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
         return {"generator": type(self).__name__, **params}
+
+
+def _keys_from(src: NDArray[np.int64], dst: NDArray[np.int64], n: int, lo: int, hi: int) -> NDArray[np.int64]:
+    """``src * n + dst`` of the edges whose source is in ``[lo, hi)``."""
+    mine = np.flatnonzero((src >= lo) & (src < hi))
+    key = src[mine] * n
+    key += dst[mine]
+    return key
 
 
 def _check_ring(n: int, k: int) -> None:
