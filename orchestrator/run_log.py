@@ -76,6 +76,7 @@ class RunLog:
         self.writer = writer
         self.run_id = plan.run_id
         self.kinds = plan.protocol.kind_table()
+        self.driver_rows = 0  # message rows fetched into this process (aggregate logging only)
 
     # -- the run's row ------------------------------------------------------------------------
 
@@ -145,8 +146,8 @@ class RunLog:
     def _close(self, status: str, rounds: int, messages: int, seconds: float, reason: str) -> None:
         self.writer.execute(
             "UPDATE runs SET finished_at = ?, rounds = ?, messages = ?, seconds = ?, status = ?, "
-            "stop_reason = ? WHERE run_id = ?",
-            [_now(), rounds, messages, seconds, status, reason, self.run_id],
+            "stop_reason = ?, driver_rows = ? WHERE run_id = ?",
+            [_now(), rounds, messages, seconds, status, reason, self.driver_rows, self.run_id],
         )
 
     def end(self, runtime: Runtime, exc: BaseException, played: int, total: int, seconds: float) -> int:
@@ -263,6 +264,7 @@ class RunLog:
             self.segments(played.written())
             if mlog.mode == "aggregate" and mlog.logs_round(r):  # the only rows that cross to here
                 batch = MessageBatch.concat([p for p in played.fetch() if len(p)])
+                self.driver_rows += len(batch)
                 writer.append("message_aggregates", aggregates_table(batch, r, run_id, kinds))
             columns = {
                 "run_id": [run_id] * len(metrics),

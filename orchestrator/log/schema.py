@@ -107,6 +107,12 @@ TABLES: tuple[Table, ...] = (
                 "INTEGER",
                 "Messages are logged in rounds where round % message_every = 0 (1: every round).",
             ),
+            (
+                "driver_rows",
+                "BIGINT",
+                "Message rows that passed through the driver process: 0 unless messages are logged as "
+                "aggregates (each host writes its own rows; the driver only counts these).",
+            ),
         ),
     ),
     Table(

@@ -205,13 +205,19 @@ def test_hosts_on_both_nodes_write_their_own_rows(
         "SELECT host, count(*), sum(rows) FROM segments WHERE table_name = 'messages' GROUP BY host ORDER BY host"
     ).fetchall()
     total = con.execute("SELECT count(*) FROM messages").fetchall()[0][0]
+    (via_driver,) = con.execute("SELECT driver_rows FROM runs").fetchall()[0]
     con.close()
+    assert via_driver == 0  # no message row crossed to the driver; each host wrote its own
     assert sorted(set(hosts.values())) == nodes  # hosts on the head and on the worker node
     assert [h for h, files, _ in written] == [0, 1, 2, 3] and all(files == 4 for _, files, _ in written)
     assert sum(rows for *_, rows in written) == total
     from tests.orchestrator.helpers import messages_hash
 
     assert messages_hash(log, run.run_id) == messages_hash(tmp_path / "local.duckdb", local.run_id)
+    counted = _gossip(tmp_path / "agg.duckdb", runtime="ray", hosts=4, messages="aggregate")
+    assert (
+        counted.sql("SELECT driver_rows FROM runs").column(0)[0].as_py() == counted.messages
+    )  # counted here
 
 
 @pytest.mark.ray
