@@ -148,21 +148,34 @@ def write_schema_files(parts: Path) -> None:
 
 _STATISTICS = ("round", "sender", "agent")
 """Columns with min/max statistics, which let a query skip row groups (by round, by agent)."""
+_CONSTANT = ("round", "host")
+"""Integer columns with one value a segment: a dictionary of one, run-length encoded."""
+_IDS = ("sender", "seq", "receiver", "agent")
+"""Integer id columns: delta-encoded (sorted senders and agents shrink to almost nothing)."""
 
 
 def _encode(rows: pa.Table) -> pa.Buffer:
-    """Parquet bytes, written for speed: dictionaries for strings only (pyarrow's default tries
-    one for every column, then gives up on ids and values) and statistics only where queries
-    filter. Measured on 1.7M message rows here: 17M rows/s against 9.5M with the defaults, for
-    the same size (orchestrator/log/README.md)."""
-    strings = [f.name for f in rows.schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)]
+    """Parquet bytes, written for speed and size: dictionaries for strings and constant columns
+    only (pyarrow's default tries one for every column, then gives up on ids and values), ids
+    delta-encoded, numbers left uncompressed (random bits do not compress), statistics only
+    where queries filter. On 1.7M message rows here: 71 ms and 18 MB against 98 ms and 27 MB
+    with the defaults (orchestrator/log/README.md)."""
+    names = rows.column_names
+    dictionary = [
+        f.name
+        for f in rows.schema
+        if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type) or f.name in _CONSTANT
+    ]
+    ids = [c for c in _IDS if c in names]
+    plain = set(ids) | {f.name for f in rows.schema if pa.types.is_floating(f.type)}
     sink = pa.BufferOutputStream()
     pq.write_table(
         rows,
         sink,
-        compression="snappy",
-        use_dictionary=strings,
-        write_statistics=[c for c in _STATISTICS if c in rows.column_names],
+        compression={c: "none" if c in plain else "snappy" for c in names},
+        use_dictionary=dictionary,
+        column_encoding=dict.fromkeys(ids, "DELTA_BINARY_PACKED"),
+        write_statistics=[c for c in _STATISTICS if c in names],
     )
     return sink.getvalue()
 
