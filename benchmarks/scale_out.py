@@ -129,6 +129,36 @@ def time_to_round0(agents: int) -> dict[str, float]:
     return result
 
 
+_SWARM = """
+import json, sys, tempfile
+from pathlib import Path
+from protocols.swarm_grid.world import GridWorld
+GridWorld.apply_once = sys.argv[1] == "1"
+from orchestrator import launch
+from protocols.swarm_grid import SwarmGrid
+proto = SwarmGrid("foraging", size=(2000, 2000), max_round=6)
+run = launch(proto.default_population(1_000_000), proto, rounds=6, seed=1, hosts=int(sys.argv[2]),
+             log=Path(tempfile.mkdtemp()) / "s.duckdb", state_every=0, messages="none")
+secs = run.sql("SELECT value FROM metrics WHERE name = 'seconds' AND round >= 1").column(0).to_pylist()
+print("RESULT " + json.dumps({"steps_per_s": 1_000_000 * len(secs) / sum(secs)}))
+"""
+
+
+def swarm_steps(once: bool, hosts: int) -> float:
+    """Agent-steps/s of 1M foraging agents on 2000x2000, the grid applied once a node or by every host
+    (best of two fresh processes)."""
+    best = 0.0
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", _SWARM, str(int(once)), str(hosts)], capture_output=True, text=True
+        )
+        if out.returncode != 0:
+            raise SystemExit(out.stderr[-3000:])
+        line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+        best = max(best, float(json.loads(line[len("RESULT ") :])["steps_per_s"]))
+    return best
+
+
 def compact(log: Path) -> float:
     t0 = time.perf_counter()
     out = subprocess.run([MOOT, "compact", str(log)], capture_output=True, text=True)
@@ -173,6 +203,12 @@ def main() -> None:
             tries = [moot_run(tmp / f"{messages}{rounds}-{i}.duckdb", rounds, messages) for i in range(3)]
             cases[(messages, rounds)] = min(tries, key=lambda c: c["wall_s"])  # the least disturbed
             print(messages, rounds, cases[(messages, rounds)], flush=True)
+    swarm = {
+        f"{'once' if once else 'every host'}, {h} hosts": swarm_steps(once, h)
+        for h in (2, 4)
+        for once in (False, True)
+    }
+    print("swarm", swarm, flush=True)
     round0 = time_to_round0(10_000_000)
     print("10M to round 0", round0, flush=True)
     traced = moot_run(tmp / "traced.duckdb", 8, "none", trace="jsonl")
@@ -199,6 +235,7 @@ def main() -> None:
         "compact_s_8_rounds": compact_s,
         "outside_host_steps_share": share,
         "ten_million_to_round0": round0,
+        "swarm_agent_steps_per_s": swarm,
         "round_time_traced_over_untraced": traced["round_s"] / n8["round_s"],
     }
     rows = [

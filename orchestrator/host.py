@@ -593,30 +593,55 @@ class Host:
             return (*outboxes, stats)
         return (*outboxes, to_world, stats)
 
-    def apply(
-        self, round: int, *to_world: MessageBatch
-    ) -> tuple[MessageBatch, dict[str, float], tuple[Segment, ...]]:
+    def apply(self, round: int, *to_world: MessageBatch, lead: bool = False) -> tuple[Any, ...]:
         """Apply round `round`'s actions (every host's, in host order) to this host's world replica.
 
         Then deliver the round's broadcasts to this host's agents that hear them
         (they read them next round), and write their rows.
 
+        Args:
+            lead: This host applies the round for the other hosts of its node, which copy
+                its world (`follow`); its state comes back last.
+
         Returns:
             (messages the world delivered here, metrics: ``heard`` (how many of them), and on
-            host 0 the world's metrics and ``actions``; the segments written).
+            host 0 the world's metrics and ``actions``; the segments written), then with
+            `lead` the world's state.
         """
         if self.world is None:
             return MessageBatch.empty(), {}, ()
         batch = MessageBatch.concat(to_world)
         is_action = np.isin(batch.kind, self.action_codes)
+        self._guarded(round, lambda w: w.apply(batch.take(np.flatnonzero(is_action)), round, self.kinds))
+        done = self._delivered(round, batch, is_action)
+        return (*done, self.world.snapshot()) if lead else done
+
+    def follow(
+        self, round: int, state: Any, *to_world: MessageBatch
+    ) -> tuple[MessageBatch, dict[str, float], tuple[Segment, ...]]:
+        """`apply` without applying: take the world as the node's leading host left it
+        (`World.snapshot`), then deliver and report as `apply` does."""
+        assert self.world is not None
+        self.world.restore(state)
+        batch = MessageBatch.concat(to_world)
+        return self._delivered(round, batch, np.isin(batch.kind, self.action_codes))
+
+    def _guarded(self, round: int, call: Callable[[World], Any]) -> Any:
+        """Call the world; an error that is not moot's own becomes a `ProtocolError` naming it."""
+        assert self.world is not None
         try:
-            self.world.apply(batch.take(np.flatnonzero(is_action)), round, self.kinds)
-            self._heard = self.world.deliver(batch.take(np.flatnonzero(~is_action)), self.lo, self.hi, round)
-            metrics = dict(self.world.metrics(round)) if self.index == 0 else {}
+            return call(self.world)
         except MootError:
             raise
         except Exception as exc:
             raise ProtocolError(f"{type(self.world).__name__} raised {exc!r} in round {round}.") from exc
+
+    def _delivered(
+        self, round: int, batch: MessageBatch, is_action: NDArray[np.bool_]
+    ) -> tuple[MessageBatch, dict[str, float], tuple[Segment, ...]]:
+        broadcasts = batch.take(np.flatnonzero(~is_action))
+        self._heard = self._guarded(round, lambda w: w.deliver(broadcasts, self.lo, self.hi, round))
+        metrics = dict(self._guarded(round, lambda w: w.metrics(round))) if self.index == 0 else {}
         if self.index == 0:
             metrics["actions"] = float(is_action.sum())
         metrics["heard"] = float(len(self._heard))

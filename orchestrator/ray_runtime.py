@@ -201,6 +201,7 @@ class RayRuntime(Runtime):
         self.actors: list[Any] = []
         self._last: list[list[Any]] = []
         self._world = False
+        self._leader: list[int] = []  # per host, the host that applies the world on its node
         self._codes = np.empty(0, np.uint8)
 
     def default_hosts(self) -> int:
@@ -238,6 +239,9 @@ class RayRuntime(Runtime):
         self._world = spec.router.world is not None
         self._codes = spec.action_codes
         placed = _get([a.setup.remote(h, spec_ref) for h, a in enumerate(self.actors)])
+        first = {node: h for h, node in reversed(list(enumerate(placed)))}
+        once = spec.router.world is not None and spec.router.world.apply_once
+        self._leader = [first[node] if once else h for h, node in enumerate(placed)]
         self.built = None
         if spec.router.deferred:  # each host builds its part; the parts go host to host
             sent = [a.plan_router.options(num_returns=1 + hosts).remote() for a in self.actors]
@@ -285,7 +289,7 @@ class RayRuntime(Runtime):
             # Every host applies every host's actions to its replica; Ray hands over the
             # refs, and each host runs apply(r) after its own step(r) and before step(r+1).
             world_refs = [r.to_world for r in refs]
-            applied = [a.apply.options(num_returns=3).remote(round, *world_refs) for a in self.actors]
+            applied = self._apply(round, world_refs)
             heard_refs = [a[0] for a in applied]
             metric_refs = [a[1] for a in applied]
             segment_refs = [a[2] for a in applied]
@@ -306,6 +310,22 @@ class RayRuntime(Runtime):
             ]
 
         return RoundResult(stats, fetch, world, written)
+
+    def _apply(self, round: int, world_refs: list[Any]) -> list[list[Any]]:
+        """Each node's first host applies the round (`World.apply_once`) and the node's other
+        hosts take its world's state from the object store; otherwise every host applies it."""
+        applied: list[list[Any]] = [[] for _ in self.actors]
+        for h, actor in enumerate(self.actors):
+            if self._leader[h] == h:
+                lead = self._leader.count(h) > 1
+                applied[h] = actor.apply.options(num_returns=4 if lead else 3).remote(
+                    round, *world_refs, lead=lead
+                )
+        for h, actor in enumerate(self.actors):
+            if self._leader[h] != h:
+                state = applied[self._leader[h]][3]
+                applied[h] = actor.follow.options(num_returns=3).remote(round, state, *world_refs)
+        return applied
 
     def states(self, round: int) -> Callable[[], list[Segment | None]]:
         refs = [a.write_states.remote(round) for a in self.actors]

@@ -85,6 +85,7 @@ class InProcessRuntime(Runtime):
         self.hosts: list[Host] = []
         self._last: list[tuple[MessageBatch, ...]] = []
         self._world = False
+        self._once = False
         self._codes = np.empty(0, np.uint8)
 
     def start(self, spec: HostSpec) -> list[HostPlacement]:
@@ -97,6 +98,7 @@ class InProcessRuntime(Runtime):
                 host.finish_router(*shared, *(s[1 + h] for s in sent)) for h, host in enumerate(self.hosts)
             ]
         self._world = spec.router.world is not None
+        self._once = spec.router.world is not None and spec.router.world.apply_once
         self._codes = spec.action_codes
         empty = MessageBatch.empty()
         self._last = [tuple(empty for _ in self.hosts) for _ in self.hosts]
@@ -116,11 +118,20 @@ class InProcessRuntime(Runtime):
         written = [seg for r in results for seg in r.stats.segments]
         if self._world:
             to_world: list[MessageBatch] = [r.to_world for r in results if r.to_world is not None]
-            applied = [host.apply(round, *to_world) for host in self.hosts]
+            applied = self._apply(round, to_world)
             world = world_metrics([a[1] for a in applied])
             parts += actions_only(to_world, self._codes) + [a[0] for a in applied]
             written += [seg for a in applied for seg in a[2]]
         return RoundResult([r.stats for r in results], lambda: parts, world, lambda: written)
+
+    def _apply(self, round: int, to_world: list[MessageBatch]) -> list[tuple[Any, ...]]:
+        """Every host's world takes the round: each applies it, or (`World.apply_once`) host 0
+        applies it and the others take its state."""
+        first, *rest = self.hosts
+        if not self._once:
+            return [host.apply(round, *to_world) for host in self.hosts]
+        *done, state = first.apply(round, *to_world, lead=True)
+        return [tuple(done)] + [host.follow(round, state, *to_world) for host in rest]
 
     def states(self, round: int) -> Callable[[], list[Segment | None]]:
         written = [h.write_states(round) for h in self.hosts]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -86,3 +86,22 @@ class World(ABC):
     def describe(self) -> dict[str, object]:
         """The world's initial set-up, as logged in ``runs.config`` (a layout, a seed's quirks)."""
         return {}
+
+    apply_once: ClassVar[bool] = False
+    """Whether one host a node may apply each round for the others, which then take its state
+    (`snapshot`, `restore`) instead of applying it again. True for a world whose state is its
+    attributes and whose other methods only read them (or set attributes that `apply` resets)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """The world's state after `apply` (its attributes), for the other hosts of the node."""
+        return dict(vars(self))
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take the state of another host's world (`snapshot`). Arrays that arrive read-only
+        (Ray hands shared memory) are copied, so that this host's world stays its own."""
+        vars(self).update(
+            {
+                k: v.copy() if isinstance(v, np.ndarray) and not v.flags.writeable else v
+                for k, v in state.items()
+            }
+        )

@@ -127,6 +127,8 @@ class GridWorld(World):
         seed: The run's seed (the prey's respawn draws, when the layout brings no generator).
     """
 
+    apply_once = True  # its state is its arrays; observe and deliver only read them
+
     def __init__(
         self,
         task: str,

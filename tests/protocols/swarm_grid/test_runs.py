@@ -170,3 +170,29 @@ def test_too_many_agents_is_a_clear_error(tmp_path: Path) -> None:
             log=tmp_path / "x.duckdb",
             runtime="local",
         )
+
+
+def test_the_grid_is_applied_once_a_round_however_many_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One host applies each round; the others take its world's state (GridWorld.apply_once),
+    and the log is the one every host applying it gave."""
+    from protocols.swarm_grid.world import GridWorld
+
+    calls: list[int] = []
+    real = GridWorld.apply
+
+    def counted(self: GridWorld, *args: object) -> None:
+        calls.append(id(self))
+        real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(GridWorld, "apply", counted)
+    once = run_on("local", 3, tmp_path / "once.duckdb")
+    assert len(calls) == 12 and len(set(calls)) == 1  # one world, once a round
+    monkeypatch.setattr(GridWorld, "apply_once", False)
+    every = run_on("local", 3, tmp_path / "every.duckdb")
+    assert len(calls) == 12 + 3 * 12
+    assert messages_hash(once.log, once.run_id) == messages_hash(every.log, every.run_id)
+    assert world_metrics(once.log, once.run_id) == world_metrics(every.log, every.run_id)
+    states = "SELECT round, agent, field, value FROM states WHERE field IN ('row', 'col') ORDER BY ALL"
+    assert once.sql(states).to_pylist() == every.sql(states).to_pylist()  # followers' positions too
