@@ -42,4 +42,4 @@ bench: $(STAMP)  ## benchmarks; each writes benchmarks/results/
 	$(BIN)/python benchmarks/vs_mesa.py
 
 clean:
-	rm -rf $(VENV) demo.duckdb .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo.duckdb demo.duckdb.parts .pytest_cache .mypy_cache .ruff_cache

@@ -436,6 +436,13 @@ def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = Non
             table.add_row(key.replace("_", " "), f"{value:.6g}")
     console.print(table)
     console.print(f"log: [bold]{summary['log']}[/] (run_id {summary['run_id']})")
+    from orchestrator.log.segments import parts_dir, run_folder
+
+    if (parts_dir(Path(summary["log"])) / "messages" / run_folder(summary["run_id"])).is_dir():
+        console.print(
+            f"     the hosts' rows are in {parts_dir(Path(summary['log']))}/: keep it beside the file "
+            f"(moot compact moves them into it)"
+        )
     run_id = summary["run_id"]
     own = [k for k in (final or {}) if k not in _STANDARD and "." not in k]
     if summary.get("final_spread") is None and own and summary.get("rounds", 0) <= 30:
