@@ -354,11 +354,14 @@ class GraphSpec:
         key.sort()
         if len(key) > 1:
             key = key[np.r_[True, key[1:] != key[:-1]]]
-        rows, targets = np.divmod(key, n)
-        offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(np.bincount(rows - lo, minlength=hi - lo), out=offsets[lo + 1 : hi + 1])
-        offsets[hi + 1 :] = len(targets)
-        return Topology(n, offsets, targets, sharded=True)
+        offsets = np.zeros(n + 1, np.int64)  # keys are sorted: each row starts at its first key
+        offsets[lo : hi + 1] = np.searchsorted(key, np.arange(lo, hi + 1, dtype=np.int64) * n)
+        offsets[hi + 1 :] = len(key)
+        topo = Topology(n, offsets, key % n, sharded=True)
+        rows = np.repeat(np.arange(lo, hi, dtype=np.int64), np.diff(offsets[lo : hi + 1]))
+        topo.__dict__["edge_source"] = rows  # (the cached columns, for these rows only)
+        topo.__dict__["edge_position"] = np.arange(len(key), dtype=np.int64) - offsets[rows]
+        return topo
 
     def describe(self) -> dict[str, object]:
         """The generator and its parameters, as logged in ``runs.config``."""
@@ -380,10 +383,15 @@ def _check_ring(n: int, k: int) -> None:
 
 
 def _ring_edges(n: int, k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Edges ``(u, u + j mod n)`` for every u and j = 1..k/2, u-major (edge ``u * k/2 + j - 1``)."""
     _check_ring(n, k)
-    u = np.repeat(np.arange(n, dtype=np.int64), k // 2)
-    j = np.tile(np.arange(1, k // 2 + 1, dtype=np.int64), n)
-    return u, (u + j) % n
+    half = k // 2
+    u = np.empty((n, half), np.int64)
+    u[:] = np.arange(n, dtype=np.int64)[:, None]
+    v = u + np.arange(1, half + 1, dtype=np.int64)
+    tail = v[n - half :]  # only the last rows wrap around the ring
+    tail[tail >= n] -= n
+    return u.reshape(-1), v.reshape(-1)
 
 
 @dataclass(frozen=True)
