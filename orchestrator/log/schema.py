@@ -406,20 +406,28 @@ def schema_sql(base_tables: frozenset[str] = frozenset()) -> str:
         )
         out.append(f"CREATE TABLE IF NOT EXISTS {stored} ({cols});")
         out.extend(f"ALTER TABLE {stored} ADD COLUMN IF NOT EXISTS {c.name} {c.type};" for c in t.columns)
-        what = "VIEW" if t.segmented else "TABLE"
         if t.segmented:
-            columns = [(c.name, c.type) for c in t.columns]
-            out.append(f"CREATE OR REPLACE VIEW {t.name} AS {view_sql(t.name, columns)};")
             out.append(
                 f"COMMENT ON TABLE {stored} IS {quote('Rows of ' + t.name + ' compacted into the file.')};"
             )
-        out.append(f"COMMENT ON {what} {t.name} IS {quote(t.doc)};")
-        out.extend(f"COMMENT ON COLUMN {t.name}.{c.name} IS {quote(c.doc)};" for c in t.columns)
+            out.append(segmented_view_sql(t))
+        else:
+            out.append(f"COMMENT ON TABLE {t.name} IS {quote(t.doc)};")
+            out.extend(f"COMMENT ON COLUMN {t.name}.{c.name} IS {quote(c.doc)};" for c in t.columns)
     for name, (doc, sql) in VIEWS.items():
         out.append(f"CREATE OR REPLACE VIEW {name} AS {sql};")
         out.append(f"COMMENT ON VIEW {name} IS {quote(doc)};")
     for sig, (_doc, sql) in MACROS.items():
         out.append(f"CREATE OR REPLACE MACRO {sig} AS TABLE {sql};")
+    return "\n".join(out)
+
+
+def segmented_view_sql(t: Table, segments: bool = True) -> str:
+    """The view that is segmented table `t` to users, with its comments (see `view_sql`)."""
+    columns = [(c.name, c.type) for c in t.columns]
+    out = [f"CREATE OR REPLACE VIEW {t.name} AS {view_sql(t.name, columns, segments)};"]
+    out.append(f"COMMENT ON VIEW {t.name} IS {quote(t.doc)};")
+    out.extend(f"COMMENT ON COLUMN {t.name}.{c.name} IS {quote(c.doc)};" for c in t.columns)
     return "\n".join(out)
 
 

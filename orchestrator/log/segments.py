@@ -48,6 +48,7 @@ __all__ = [
     "SegmentSink",
     "compact_run",
     "drop_run",
+    "has_segments",
     "move_run",
     "parts_dir",
     "prune",
@@ -114,19 +115,35 @@ def _glob(table: str) -> str:
     return f"{PARTS_SQL} || '/{table}/*/*.parquet'"
 
 
-def view_sql(table: str, columns: Iterable[tuple[str, str]]) -> str:
+def view_sql(table: str, columns: Iterable[tuple[str, str]], segments: bool = True) -> str:
     """The view that is `table` to users: rows compacted into the file, then every segment.
 
     Args:
         columns: (name, SQL type) of the view's columns, run_id first.
+        segments: False when no run has segments left: the view then reads the file only, so
+            the file stands alone (copied without its folder, opened anywhere).
     """
     names = [n for n, _ in columns]
     typed = {n: t for n, t in columns}
-    stored = ", ".join(f'"{n}"::{_plain(typed[n])} AS "{n}"' for n in names)
-    segment = ", ".join(f'"{n}"::{_plain(typed[n])} AS "{n}"' for n in names)
+    select = ", ".join(f'"{n}"::{_plain(typed[n])} AS "{n}"' for n in names)
+    stored = f"SELECT {select} FROM _{table}"
+    if not segments:
+        return stored
     return (
-        f"SELECT {stored} FROM _{table} UNION ALL SELECT {segment} FROM read_parquet({_glob(table)}, "
+        f"{stored} UNION ALL SELECT {select} FROM read_parquet({_glob(table)}, "
         "hive_partitioning = true, hive_types = {'run_id': VARCHAR}, hive_types_autocast = false)"
+    )
+
+
+def has_segments(parts: Path) -> bool:
+    """Whether any run has segments under `parts` (the schema files do not count)."""
+    return any(
+        f.suffix == ".parquet"
+        for t in SEGMENTED
+        if (parts / t).is_dir()
+        for run in (parts / t).iterdir()
+        if run.is_dir() and run.name != "run_id=_"
+        for f in run.iterdir()
     )
 
 

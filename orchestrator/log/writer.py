@@ -3,6 +3,7 @@ of dead processes crashed when it opens a log."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import queue
@@ -16,8 +17,16 @@ import pyarrow as pa
 
 from agents.message import KINDS
 from orchestrator.errors import ConfigError, LogError
-from orchestrator.log.schema import TABLES, ensure_kinds, quote, schema_sql
-from orchestrator.log.segments import compact_run, disk_error, parts_dir, prune, recover, write_schema_files
+from orchestrator.log.schema import TABLES, ensure_kinds, quote, schema_sql, segmented_view_sql
+from orchestrator.log.segments import (
+    compact_run,
+    disk_error,
+    has_segments,
+    parts_dir,
+    prune,
+    recover,
+    write_schema_files,
+)
 
 __all__ = [
     "ACTIVE",
@@ -278,9 +287,15 @@ class LogWriter:
             raise err
 
     def close(self) -> None:
-        """Finish pending appends (errors are dropped here; call `flush` first) and close."""
+        """Finish pending appends (errors are dropped here; call `flush` first) and close.
+
+        With no segments left (every run compacted, or small), the segmented views read the file
+        only, so that it stands alone; the next writer to open it reads segments again."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+        with contextlib.suppress(duckdb.Error, OSError):
+            if not has_segments(self.parts):
+                self.con.execute("\n".join(segmented_view_sql(t, False) for t in TABLES if t.segmented))
         self.con.close()

@@ -127,7 +127,7 @@ def test_a_writer_killed_mid_segment_leaves_nothing_half_visible(tmp_path: Path)
     log = tmp_path / "run.duckdb"
     from orchestrator.log import LogWriter
 
-    LogWriter(log).close()
+    writer = LogWriter(log)  # the run's writer, open while its host writes
     folder = parts_dir(log) / "messages" / "run_id=r1"
     child = subprocess.Popen(
         [sys.executable, "-c", _WRITER, str(parts_dir(log))],
@@ -141,6 +141,7 @@ def test_a_writer_killed_mid_segment_leaves_nothing_half_visible(tmp_path: Path)
         time.sleep(0.001)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
+    writer.close()
     torn = list(folder.glob("*.tmp"))
     finished = [p for p in folder.glob("*.parquet")]
     con = open_log(log)
@@ -166,9 +167,10 @@ def test_compact_moves_the_rows_into_the_file_which_then_stands_alone(
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(log, alone / "copy.duckdb")  # the file without its folder
+    assert _cli_counts(alone / "copy.duckdb", tmp_path) == before
     con = duckdb.connect()
     con.execute(f"ATTACH '{alone / 'copy.duckdb'}' AS c (READ_ONLY)")
-    assert con.execute("SELECT count(*) FROM c._messages").fetchall()[0][0] == before[0]
+    assert con.execute("SELECT count(*) FROM c.messages").fetchall()[0][0] == before[0]
     con.close()
     assert _cli_counts(log, alone) == before
     again = CliRunner().invoke(app, ["compact", str(log), "--run", run.run_id])
@@ -179,6 +181,10 @@ def test_small_runs_go_into_the_file_when_they_end(tmp_path: Path) -> None:
     log = tmp_path / "run.duckdb"
     run = _gossip(log, runtime="local", hosts=2)
     assert not (parts_dir(log) / "messages" / f"run_id={run.run_id}").exists()
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(log, alone / "copy.duckdb")  # no segments left: the file stands alone
+    assert _cli_counts(alone / "copy.duckdb", alone) == _cli_counts(log, tmp_path)
     con = open_log(log)
     assert con.execute("SELECT count(*) FROM segments").fetchall()[0][0] == 0
     assert (
