@@ -2,7 +2,7 @@
 
 Each case runs ``moot run --agents N --rounds R`` (the built-in study: vectorised
 OpinionAgents, small world k=6 p=0.3, push-pull gossip fanout 2, every message
-in DuckDB, initial and final states logged, no early stop) as a fresh process
+logged (by the hosts, as segments), initial and final states logged, no early stop) as a fresh process
 and times it from start to exit, so Ray's start, graph building, the state
 snapshots and the log's catch-up after the last round all count. Peak memory is
 the summed RSS of that process tree (Ray's object store pages may be counted
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,8 +64,10 @@ def whole_run(agents: int, rounds: int) -> dict[str, object]:
     rows = con.execute("SELECT count(*) FROM messages").fetchone()[0]  # type: ignore[index]
     con.close()
     assert rows == messages, (rows, messages)
-    size = log.stat().st_size
+    parts = log.with_name(log.name + ".parts")  # the hosts' segments count as the log
+    size = log.stat().st_size + sum(f.stat().st_size for f in parts.rglob("*.parquet"))
     log.unlink()
+    shutil.rmtree(parts, ignore_errors=True)
     return {
         "agents": agents,
         "rounds": rounds,
