@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import sys
 from collections.abc import Callable, Mapping
@@ -33,10 +34,11 @@ if TYPE_CHECKING:
 
 __all__ = ["COMPACT_ROWS", "RunLog", "check_new_run_id"]
 
-COMPACT_ROWS = 1_000_000
+COMPACT_ROWS = int(os.environ.get("MOOT_COMPACT_ROWS", "1000000"))
 """A run that wrote at most this many segment rows is compacted into the file when it ends
 (about a quarter of a second here); bigger runs keep their segments, which is what lets
-every host write its own rows (`orchestrator.log.segments`; `moot compact` moves them later)."""
+every host write its own rows (`orchestrator.log.segments`; `moot compact` moves them later).
+``MOOT_COMPACT_ROWS`` sets it (0: never)."""
 
 
 def _now() -> datetime:

@@ -30,7 +30,8 @@ import duckdb
 
 from orchestrator.errors import ConfigError, LogError
 from orchestrator.log import TABLES, LogWriter, check_log_path, ensure_kinds
-from orchestrator.log.segments import move_run, parts_dir
+from orchestrator.log.schema import segmented_view_sql
+from orchestrator.log.segments import has_segments, move_run, parts_dir
 from orchestrator.log.writer import connect
 
 __all__ = ["SweepResult", "parse_values", "point_id", "sweep"]
@@ -175,6 +176,8 @@ def _merge(log: Path, part: Path) -> None:
             )
         for run_id in ids:  # the files move once the rows that name them are in
             move_run(parts_dir(part.resolve()), parts_dir(log.resolve()), run_id)
+        if has_segments(parts_dir(log.resolve())):  # the views read segments again
+            con.execute("\n".join(segmented_view_sql(t) for t in TABLES if t.segmented))
         con.execute("COMMIT")
         mine = {
             r[0]

@@ -66,9 +66,16 @@ def test_the_cli_runs_the_grid_into_one_log_and_a_rerun_finishes_only_what_is_mi
     assert {r["run_id"]: r["started_at"] for r in after if r["run_id"] in before} == before
 
 
-def test_a_merged_run_is_the_run_a_direct_launch_logs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compacted", [True, False], ids=["compacted", "segments"])
+def test_a_merged_run_is_the_run_a_direct_launch_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compacted: bool
+) -> None:
+    if not compacted:  # the point keeps its segments: the merge moves them beside the sweep's log
+        monkeypatch.setenv("MOOT_COMPACT_ROWS", "0")
     log = tmp_path / "s.duckdb"
     result = sweep(SCRIPT, {"fanout": [2], "seed": [5]}, log=log, local=True)
+    held = log.with_name("s.duckdb.parts") / "messages" / "run_id=s.fanout%3D2.seed%3D5"
+    assert held.is_dir() == (not compacted)
     assert result.ran == ["s.fanout=2.seed=5"] and not result.failed
     direct = tmp_path / "direct.duckdb"
     run = launch(
