@@ -4,6 +4,7 @@ log is asked through the run itself (`orchestrator.log.wire`)."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -220,6 +221,13 @@ def query_error(exc: duckdb.Error) -> LogError:
         return QueryRefused(
             f"Query refused: {first}. Queries on a moot log may only read it: "
             "no writes, no files, no settings, no extensions."
+        )
+    missing = re.search(r'No files found that match the pattern "(.*?\.parts)/', first)
+    if missing:
+        return LogError(
+            f"The log's segment folder {missing.group(1)!r} is missing: the hosts' rows live there. "
+            "Keep it beside the .duckdb file (move or copy them together), or run `moot compact` "
+            "where both are, after which the file stands alone."
         )
     return LogError(
         f"Query failed: {text}"

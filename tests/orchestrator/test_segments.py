@@ -247,3 +247,18 @@ def test_segments_on_a_node_without_the_log_storage_are_gathered_at_the_end(
     from tests.orchestrator.helpers import messages_hash
 
     assert messages_hash(log, run.run_id) == messages_hash(tmp_path / "local.duckdb", local.run_id)
+
+
+def test_a_file_copied_without_its_segments_says_what_is_missing(tmp_path: Path, keep_segments: None) -> None:
+    from orchestrator import LogError, query
+
+    log = tmp_path / "run.duckdb"
+    _gossip(log, runtime="local", hosts=2)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(log, alone / "copy.duckdb")
+    with pytest.raises(LogError) as info:
+        query(alone / "copy.duckdb", "SELECT count(*) FROM messages")
+    assert str(info.value).startswith(
+        f"The log's segment folder '{alone / 'copy.duckdb.parts'}' is missing: the hosts' rows live there."
+    )
