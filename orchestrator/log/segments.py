@@ -47,7 +47,6 @@ __all__ = [
     "Segment",
     "SegmentSink",
     "compact_run",
-    "drop_run",
     "has_segments",
     "move_run",
     "parts_dir",
@@ -344,21 +343,14 @@ def prune(parts: Path, run_id: str, last_round: int) -> int:
 
 
 def move_run(src: Path, dst: Path, run_id: str) -> None:
-    """Move one run's segments from one parts directory to another (a sweep's merge)."""
+    """Move one run's segments from one parts directory to another (a sweep's merge), replacing
+    whatever segments `dst` held for that run (a point run again)."""
     for table in SEGMENTED:
-        folder = src / table / run_folder(run_id)
+        folder, target = src / table / run_folder(run_id), dst / table / run_folder(run_id)
+        shutil.rmtree(target, ignore_errors=True)
         if folder.is_dir():
-            target = dst / table / run_folder(run_id)
-            if target.exists():
-                shutil.rmtree(target)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(folder), str(target))
-
-
-def drop_run(parts: Path, run_id: str) -> None:
-    """Delete every segment of a run."""
-    for table in SEGMENTED:
-        shutil.rmtree(parts / table / run_folder(run_id), ignore_errors=True)
 
 
 _COMPACTING = "_compacting"
