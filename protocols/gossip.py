@@ -335,8 +335,7 @@ class GossipRouter(Router):
 
     def describe_built(self, built: list[dict[str, Any]]) -> dict[str, object]:
         """The graph the hosts built, described as `describe` describes one built here."""
-        mask = (1 << 64) - 1
-        digest = (sum(b["digest"][0] for b in built) & mask, sum(b["digest"][1] for b in built) & mask)
+        digest = sum(int(b["digest"]) for b in built) & ((1 << 64) - 1)
         edges, loops, isolated = (sum(int(b[k]) for b in built) for k in ("edges", "self_loops", "isolated"))
         return _described(describe_graph(self.n, edges, digest, loops, isolated))
 

@@ -261,24 +261,22 @@ class Topology:
 
 def edge_digest(
     src: NDArray[np.int64], dst: NDArray[np.int64], n: int, weights: NDArray[np.float64] | None = None
-) -> tuple[int, int]:
-    """Two 64-bit sums of splitmix64 over the edges (and their weights): a digest of the edge
-    set that is the same however the edges are split, so hosts that each built their own rows
-    add theirs up to the digest of the whole graph."""
+) -> int:
+    """A 64-bit sum of splitmix64 over the edges (and their weights): a digest of the edge set
+    that is the same however the edges are split, so hosts that each built their own rows add
+    theirs up to the digest of the whole graph."""
     with np.errstate(over="ignore"):
         key = src.astype(np.uint64) * np.uint64(n) + dst.astype(np.uint64)
         if weights is not None:
             key ^= np.ascontiguousarray(weights, np.float64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        first = int(_mix(key).sum(dtype=np.uint64))
-        second = int(_mix(key ^ np.uint64(0xD6E8FEB86659FD93)).sum(dtype=np.uint64))
-    return first, second
+        return int(_mix(key).sum(dtype=np.uint64))
 
 
 def describe_graph(
-    n: int, edges: int, digest: tuple[int, int], loops: int, isolated: int, *, weighted: bool = False
+    n: int, edges: int, digest: int, loops: int, isolated: int, *, weighted: bool = False
 ) -> dict[str, object]:
     """A graph as ``runs.config`` records it: nodes, directed edges, digest, and its oddities."""
-    out: dict[str, object] = {"nodes": n, "edges": edges, "digest": f"{digest[0]:016x}{digest[1]:016x}"}
+    out: dict[str, object] = {"nodes": n, "edges": edges, "digest": f"{digest:016x}"}
     if weighted:
         out["weighted"] = True
     if loops:
