@@ -12,6 +12,7 @@ Ray instance, every case a whole `moot run` process. Measured in one run of this
   cost a user pays only when they want the file to stand alone.
 
     python benchmarks/scale_out.py [agents]
+    python benchmarks/scale_out.py --device    # the 16-core table (../shared/device/README.md)
 """
 
 from __future__ import annotations
@@ -42,21 +43,24 @@ def _least_disturbed(tries: list[dict[str, float]]) -> dict[str, float]:
     return best
 
 
-def moot_run(log: Path, rounds: int, messages: str, trace: str = "none") -> dict[str, float]:
+def moot_run(
+    log: Path, rounds: int, messages: str, trace: str = "none", agents: int = 0, hosts: int = 0
+) -> dict[str, float]:
     """One whole `moot run` process; its wall time, messages and per-round seconds."""
+    agents, hosts = agents or AGENTS, hosts or HOSTS
     cmd = [
         MOOT,
         "run",
         "--protocol",
         "gossip",
         "--agents",
-        str(AGENTS),
+        str(agents),
         "--rounds",
         str(rounds),
         "--trace",
         trace,
     ]
-    cmd += ["--hosts", str(HOSTS), "--messages", messages, "--seed", "1", "--log", str(log)]
+    cmd += ["--hosts", str(hosts), "--messages", messages, "--seed", "1", "--log", str(log)]
     cmd += ["-o", "fanout=2", "-o", "mode=push-pull", "-o", "tolerance=0", "--state-every", "0"]
     t0 = time.perf_counter()
     out = subprocess.run(
@@ -278,5 +282,51 @@ def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+DEVICE_CASES = [  # (agents, hosts, messages, rounds a, rounds b): the issue's 16-core table
+    (4_000_000, 1, "all", 2, 8),
+    (4_000_000, 14, "all", 2, 8),
+    (12_000_000, 1, "all", 2, 4),
+    (12_000_000, 14, "all", 2, 4),
+    (12_000_000, 14, "none", 2, 4),
+]
+
+
+def device(cases: list[tuple[int, int, str, int, int]], name: str) -> None:
+    """The many-core table (../shared/device/README.md): marginal messages/s between two round
+    counts of whole `moot run` processes, one try each (a device is lent for minutes)."""
+    import platform
+
+    tmp = Path(tempfile.mkdtemp())
+    rows, data = [], []
+    baseline = append_rate(3_000_000, 4)
+    for agents, hosts, messages, ra, rb in cases:
+        a = moot_run(tmp / "a.duckdb", ra, messages, agents=agents, hosts=hosts)
+        b = moot_run(tmp / "b.duckdb", rb, messages, agents=agents, hosts=hosts)
+        for log in ("a.duckdb", "b.duckdb"):
+            (tmp / log).unlink(missing_ok=True)
+            shutil.rmtree(tmp / f"{log}.parts", ignore_errors=True)
+        rate = (b["messages"] - a["messages"]) / (b["wall_s"] - a["wall_s"])
+        data.append(
+            {"agents": agents, "hosts": hosts, "messages": messages, "marginal": rate, "a": a, "b": b}
+        )
+        per_round = b["messages"] / rb / b["round_s"]  # steadier than the marginal rate on a busy machine
+        rows.append([f"{agents:,}", hosts, messages, f"{rate / 1e6:.1f}M/s", f"{per_round / 1e6:.1f}M/s"])
+        print(rows[-1], flush=True)
+    machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+    text = write(
+        name,
+        {"date": today(), "machine": machine, "append_rate": baseline, "cases": data},
+        f"Scale out on {machine} ({today()}); one process's DuckDB append rate: {baseline / 1e6:.1f}M rows/s",
+        ["agents", "hosts", "messages", "marginal msg/s", "msg/s in the median round"],
+        rows,
+    )
+    print(text)
+
+
 if __name__ == "__main__":
-    main()
+    if "--device" in sys.argv:
+        device(DEVICE_CASES, "scale_out_device")
+    elif "--device-check" in sys.argv:  # the same script, sized for this machine: it runs end to end
+        device([(200_000, 1, "all", 2, 4), (200_000, 2, "none", 2, 4)], "scale_out_device_check")
+    else:
+        main()
