@@ -960,9 +960,7 @@ class Host:
 
     def write_agents(self) -> Segment | None:
         """Write this host's rows of ``agents``: every agent's id, class, host and node."""
-        if self.sink is None:
-            return None
-        if not self.blocks:
+        if self.sink is None or not self.blocks:
             return None
         ids = np.concatenate([b.ids for b in self.blocks])
         n = len(ids)

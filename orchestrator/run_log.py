@@ -2,9 +2,9 @@
 
 The run loop (`orchestrator.coordinator.run_rounds`) says what happened (the run started, a
 round was played, the run ended); this object turns it into rows of ``runs``, ``events``,
-``agents``, ``messages``, ``states``, ``metrics`` and ``llm_calls``, appended in bulk by the
-log's writer thread (`orchestrator.log.LogWriter`), so that logging round r overlaps
-computing round r+1.
+``metrics``, ``llm_calls`` and the ``segments`` manifest (the hosts write ``agents``,
+``messages`` and ``states`` themselves), appended in bulk by the log's writer thread
+(`orchestrator.log.LogWriter`), so that logging round r overlaps computing round r+1.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -25,7 +26,8 @@ from agents.batch import MessageBatch
 from orchestrator.errors import ConfigError, LogError, MootError
 from orchestrator.host import HostStats, RoundResult
 from orchestrator.log import LogWriter, logged_counts
-from orchestrator.log.segments import Segment, missing, prune, store
+from orchestrator.log.segments import Segment, missing, store
+from orchestrator.log.writer import discard_after
 from orchestrator.message_log import aggregates_table, const_column
 from orchestrator.runtime import Runtime
 
@@ -36,8 +38,9 @@ __all__ = ["COMPACT_ROWS", "RunLog", "check_new_run_id"]
 
 COMPACT_ROWS = int(os.environ.get("MOOT_COMPACT_ROWS", "1000000"))
 """A run that wrote at most this many segment rows is compacted into the file when it ends
-(about a quarter of a second here); bigger runs keep their segments, which is what lets
-every host write its own rows (`orchestrator.log.segments`; `moot compact` moves them later).
+(about a third of a second here: compaction runs at about 3M rows/s); bigger runs keep their
+segments, which is what lets every host write its own rows (`orchestrator.log.segments`;
+`moot compact` moves them later).
 ``MOOT_COMPACT_ROWS`` sets it (0: never)."""
 
 
@@ -178,9 +181,8 @@ class RunLog:
                 if not logged:  # unless `state_every` logged that round already
                     self.states(runtime, played - 1)
                     writer.flush()
-        with contextlib.suppress(OSError, MootError):  # a round is whole in the log, or not at all
-            prune(writer.parts, run_id, rounds - 1)
-            writer.execute("DELETE FROM segments WHERE run_id = ? AND round > ?", [run_id, rounds - 1])
+        with contextlib.suppress(OSError, duckdb.Error):  # a round is whole in the log, or not at all
+            discard_after(writer.con, writer.parts, run_id, rounds - 1)
         detail = f"interrupted ({str(exc) or 'Ctrl-C'})" if interrupted else f"{type(exc).__name__}: {exc}"
         status = "interrupted" if interrupted else "failed"
         with contextlib.suppress(MootError):

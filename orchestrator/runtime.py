@@ -113,16 +113,20 @@ class InProcessRuntime(Runtime):
             for h, host in enumerate(self.hosts)
         ]
         self._last = [tuple(r.outboxes) for r in results]
-        parts = [b for r in results for b in r.outboxes]
         world: dict[str, float] = {}
         written = [seg for r in results for seg in r.stats.segments]
+        to_world: list[MessageBatch] = [r.to_world for r in results if r.to_world is not None]
+        applied: list[tuple[Any, ...]] = []
         if self._world:
-            to_world: list[MessageBatch] = [r.to_world for r in results if r.to_world is not None]
             applied = self._apply(round, to_world)
             world = world_metrics([a[1] for a in applied])
-            parts += actions_only(to_world, self._codes) + [a[0] for a in applied]
             written += [seg for a in applied for seg in a[2]]
-        return RoundResult([r.stats for r in results], lambda: parts, world, lambda: written)
+
+        def fetch() -> list[MessageBatch]:  # (aggregated messages only)
+            parts = [b for r in results for b in r.outboxes]
+            return parts + actions_only(to_world, self._codes) + [a[0] for a in applied]
+
+        return RoundResult([r.stats for r in results], fetch, world, lambda: written)
 
     def _apply(self, round: int, to_world: list[MessageBatch]) -> list[tuple[Any, ...]]:
         """Every host's world takes the round: each applies it, or (`World.apply_once`) host 0

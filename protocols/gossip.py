@@ -120,41 +120,42 @@ class GossipRouter(Router):
 
     def plan_shard(
         self, lo: int, hi: int, bounds: NDArray[np.int64], seed: int
-    ) -> tuple[tuple[Topology, int], NDArray[np.int64], list[Any]]:
+    ) -> tuple[tuple[Topology, NDArray[np.int64], int], NDArray[np.int64], list[Any]]:
         """This host's rows of the graph, their degrees (every host needs every agent's), and
-        for each host the positions of its agents among this host's agents' neighbours
-        (sorted by the edge they tell it about): what it needs to draw pulls."""
+        for each host the positions of its agents among this host's agents' neighbours, in
+        that host's edge order: what it needs to draw pulls."""
         assert self.graph is not None
-        n = self.n
-        topo = self.graph.shard(n, seed, lo, hi)
+        topo = self.graph.shard(self.n, seed, lo, hi)
         degree = np.diff(topo.offsets[lo : hi + 1])
         # Each edge v -> u here tells u's host where u stands among v's neighbours. Sorted by u
-        # (stable: v stays ascending), the edges fall into one run per host, in its edge order.
+        # (stable: v stays ascending), they fall into one run per host, in that host's (u, v)
+        # edge order; v travels along to check that the graph is symmetric.
         order = _stable_order(topo.targets)
         u, v, pos = topo.targets[order], topo.edge_source[order], topo.edge_position[order]
         cuts = np.searchsorted(u, bounds)
-        payloads = [(u[a:b], v[a:b], pos[a:b]) for a, b in itertools.pairwise(cuts.tolist())]
-        return (topo, int(np.count_nonzero(degree == 0))), degree, payloads
+        payloads = [(v[a:b], pos[a:b]) for a, b in itertools.pairwise(cuts.tolist())]
+        return (topo, bounds, int(np.count_nonzero(degree == 0))), degree, payloads
 
     def finish_shard(
-        self, state: tuple[Topology, int], shared: list[Any], mine: list[Any]
+        self, state: tuple[Topology, NDArray[np.int64], int], shared: list[Any], mine: list[Any]
     ) -> tuple[GossipRouter, dict[str, Any]]:
         """Fill in this host's rows with every agent's in-degree and each edge's position among
-        its receiver's in-neighbours (the graphs are symmetric: in-edges mirror out-edges)."""
-        (topo, isolated), n = state, self.n
-        u = np.concatenate([p[0] for p in mine])
-        order = _stable_order(u)  # host-major, then by u: by (u, v), this host's edge order
-        v = np.concatenate([p[1] for p in mine])[order]
-        ranks = np.concatenate([p[2] for p in mine])[order]
-        if not (np.array_equal(u[order], topo.edge_source) and np.array_equal(v, topo.targets)):
+        its receiver's in-neighbours (the graphs are symmetric: in-edges mirror out-edges).
+        Host g's payload is this host's edges into g's agents, in this host's edge order."""
+        (topo, bounds, isolated), n = state, self.n
+        owner = (np.searchsorted(bounds, topo.targets, side="right") - 1).astype(np.uint16)
+        by_owner = np.argsort(owner, kind="stable")  # radix sort: a 16-bit key
+        if not np.array_equal(np.concatenate([v for v, _ in mine]), topo.targets[by_owner]):
             raise ProtocolError(
                 f"{type(self.graph).__name__} gave a graph that is not symmetric; a generator built in "
                 "the hosts must list each undirected edge once (GraphSpec.undirected) or both ways."
             )
+        position = np.empty(len(topo.targets), np.int64)
+        position[by_owner] = np.concatenate([p for _, p in mine])
         topo.__dict__["in_degree"] = np.concatenate(shared).astype(np.int64, copy=False)
-        topo.__dict__["in_position"] = ranks
+        topo.__dict__["in_position"] = position
         summary = {
-            "edges": len(v),
+            "edges": len(position),
             "digest": edge_digest(topo.edge_source, topo.targets, n),
             "self_loops": int(np.count_nonzero(topo.edge_source == topo.targets)),
             "isolated": isolated,

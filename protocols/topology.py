@@ -70,29 +70,39 @@ class Topology:
         *,
         undirected: bool,
         weights: NDArray[np.float64] | None = None,
+        rows: tuple[int, int] | None = None,
     ) -> Topology:
-        """Build from edge arrays; drops duplicate edges (keeping the first's weight), keeps self-loops."""
-        src, dst = src.astype(np.int64, copy=False), dst.astype(np.int64, copy=False)
-        if undirected:
-            src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
+        """Build from edge arrays; drops duplicate edges (keeping the first's weight), keeps self-loops.
+
+        Args:
+            rows: Keep only the rows ``[lo, hi)``, exactly as the whole graph has them (a
+                host's shard, `GraphSpec.shard`); the other rows are empty.
+        """
+        lo, hi = rows or (0, n)
+        keys, kept = [], []
+        for a, b in ((src, dst), (dst, src)) if undirected else ((src, dst),):
+            a, b = a.astype(np.int64, copy=False), b.astype(np.int64, copy=False)
+            mine = np.flatnonzero((a >= lo) & (a < hi)) if rows is not None else slice(None)
+            key = a[mine] * n
+            key += b[mine]
+            keys.append(key)
             if weights is not None:
-                weights = np.concatenate([weights, weights])
-        key = src * n
-        key += dst
+                kept.append(np.asarray(weights, np.float64)[mine])
+        key = np.concatenate(keys) if len(keys) > 1 else keys[0]
         w: NDArray[np.float64] | None = None
         if weights is None:
             key.sort()
         else:
             order = np.argsort(key, kind="stable")
-            key, w = key[order], np.asarray(weights, np.float64)[order]
+            key, w = key[order], np.concatenate(kept)[order]
         if len(key) > 1:  # np.unique would hash; sorting is several times faster here
             first = np.r_[True, key[1:] != key[:-1]]
             key = key[first]
             w = None if w is None else w[first]
-        src, dst = np.divmod(key, n)
-        offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(np.bincount(src, minlength=n), out=offsets[1:])
-        return cls(n, offsets, dst, w)
+        offsets = np.zeros(n + 1, np.int64)  # keys are sorted: each row starts at its first key
+        offsets[lo : hi + 1] = np.searchsorted(key, np.arange(lo, hi + 1, dtype=np.int64) * n)
+        offsets[hi + 1 :] = len(key)
+        return cls(n, offsets, key % n, w, sharded=rows is not None)
 
     @classmethod
     def from_networkx(cls, graph: nx.Graph, weight: str | None = None) -> Topology:
@@ -345,34 +355,12 @@ class GraphSpec:
         `Topology` whose `offsets` index only those rows' edges. Every host generates the edge
         list (linear, counter-based draws) but sorts only its own rows."""
         src, dst = self.edges(n, seed)
-        keys = [_keys_from(src, dst, n, lo, hi)]
-        if self.undirected:  # each undirected edge once: its other direction too
-            keys.append(_keys_from(dst, src, n, lo, hi))
-        key = np.concatenate(keys) if len(keys) > 1 else keys[0]
-        key.sort()
-        if len(key) > 1:
-            key = key[np.r_[True, key[1:] != key[:-1]]]
-        offsets = np.zeros(n + 1, np.int64)  # keys are sorted: each row starts at its first key
-        offsets[lo : hi + 1] = np.searchsorted(key, np.arange(lo, hi + 1, dtype=np.int64) * n)
-        offsets[hi + 1 :] = len(key)
-        topo = Topology(n, offsets, key % n, sharded=True)
-        rows = np.repeat(np.arange(lo, hi, dtype=np.int64), np.diff(offsets[lo : hi + 1]))
-        topo.__dict__["edge_source"] = rows  # (the cached columns, for these rows only)
-        topo.__dict__["edge_position"] = np.arange(len(key), dtype=np.int64) - offsets[rows]
-        return topo
+        return Topology.from_edges(n, src, dst, undirected=self.undirected, rows=(lo, hi))
 
     def describe(self) -> dict[str, object]:
         """The generator and its parameters, as logged in ``runs.config``."""
         params: dict[str, object] = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
         return {"generator": type(self).__name__, **params}
-
-
-def _keys_from(src: NDArray[np.int64], dst: NDArray[np.int64], n: int, lo: int, hi: int) -> NDArray[np.int64]:
-    """``src * n + dst`` of the edges whose source is in ``[lo, hi)``."""
-    mine = np.flatnonzero((src >= lo) & (src < hi))
-    key = src[mine] * n
-    key += dst[mine]
-    return key
 
 
 def _check_ring(n: int, k: int) -> None:

@@ -1,15 +1,17 @@
-"""The interaction log: one DuckDB file, written by one writer, read with SQL.
+"""The interaction log: one DuckDB file and the hosts' segments beside it, read with SQL.
 
-Three parts: `schema` (tables, views, macros as SQL), `writer` (the one writer of a file),
-`query` (read-only queries; a live run's log through `wire`).
+Four parts: `schema` (tables, views, macros as SQL), `writer` (the one writer of a file),
+`segments` (the rows each host writes as Parquet, and their manifest), `query` (read-only
+queries; a live run's log through `wire`).
 
 Tables: ``runs``, ``agents``, ``messages``, ``states``, ``metrics``,
 ``llm_calls``, ``events``; views: ``consensus_by_round``, ``run_summary``; table
 macros: ``agreement_by_round(run_id, field, tol)`` (share of agents within `tol`
 of the median, per logged round) and ``rounds_to_agreement(run_id, field, tol,
 share)``. A
-file can hold many runs, keyed by ``run_id``. Rows reach the writer as Arrow
-tables and are appended in bulk (never row by row).
+file can hold many runs, keyed by ``run_id``. ``agents``, ``messages`` and ``states`` rows are
+written by the hosts as segments; the driver's rows reach the writer as Arrow tables and are
+appended in bulk (never row by row).
 
 User queries go through `open_log`/`query`: a read-only connection with external
 access disabled and the configuration locked, so a query that tries to write,

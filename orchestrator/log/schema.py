@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 from agents.message import KINDS
-from orchestrator.log.segments import view_sql
 
 __all__ = [
     "MACROS",
@@ -422,10 +422,42 @@ def schema_sql(base_tables: frozenset[str] = frozenset()) -> str:
     return "\n".join(out)
 
 
+PARTS_SQL = r"regexp_replace(current_setting('temp_directory'), '\.tmp$', '') || '.parts'"
+"""The segment folder of the database a client opened, as a SQL expression: DuckDB's default
+``temp_directory`` is the database's own path plus ``.tmp`` (`orchestrator.log.segments`)."""
+
+
+def _view_type(sql_type: str) -> str:
+    """A column's type in the view: an ENUM (the kinds, stored compactly) reads as VARCHAR."""
+    return "VARCHAR" if sql_type.startswith("ENUM") else sql_type
+
+
+def view_sql(t: Table, segments: bool = True) -> str:
+    """The query that is segmented table `t` to users: its rows compacted into the file, then
+    (with `segments`) every segment of every run. Without segments the view reads the file
+    only, so the file stands alone (copied without its folder, opened anywhere)."""
+    select = ", ".join(f'"{c.name}"::{_view_type(c.type)} AS "{c.name}"' for c in t.columns)
+    stored = f"SELECT {select} FROM _{t.name}"
+    if not segments:
+        return stored
+    return (
+        f"{stored} UNION ALL SELECT {select} FROM read_parquet({PARTS_SQL} || '/{t.name}/*/*.parquet', "
+        "hive_partitioning = true, hive_types = {'run_id': VARCHAR}, hive_types_autocast = false)"
+    )
+
+
+_ARROW = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64()}
+
+
+def segment_schema(t: Table) -> pa.Schema:
+    """The Arrow schema of segmented table `t`'s files: its columns but run_id (the folder's
+    name), strings for VARCHAR, JSON and the kinds' ENUM."""
+    return pa.schema([(c.name, _ARROW.get(c.type, pa.string())) for c in t.columns if c.name != "run_id"])
+
+
 def segmented_view_sql(t: Table, segments: bool = True) -> str:
     """The view that is segmented table `t` to users, with its comments (see `view_sql`)."""
-    columns = [(c.name, c.type) for c in t.columns]
-    out = [f"CREATE OR REPLACE VIEW {t.name} AS {view_sql(t.name, columns, segments)};"]
+    out = [f"CREATE OR REPLACE VIEW {t.name} AS {view_sql(t, segments)};"]
     out.append(f"COMMENT ON VIEW {t.name} IS {quote(t.doc)};")
     out.extend(f"COMMENT ON COLUMN {t.name}.{c.name} IS {quote(c.doc)};" for c in t.columns)
     return "\n".join(out)

@@ -31,7 +31,6 @@ import os
 import re
 import shutil
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -41,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.errors import LogError
+from orchestrator.log.schema import TABLES, segment_schema
 
 __all__ = [
     "SEGMENTED",
@@ -52,51 +52,21 @@ __all__ = [
     "parts_dir",
     "prune",
     "recover",
-    "segment_files",
-    "view_sql",
     "write_schema_files",
 ]
 
-SEGMENTED = ("agents", "messages", "states")
-"""Tables whose rows the hosts write as segments (the rest are small and written by the driver)."""
-
-PARTS_SQL = r"regexp_replace(current_setting('temp_directory'), '\.tmp$', '') || '.parts'"
-"""The parts directory of the database a client opened, as a SQL expression."""
+SEGMENTED = tuple(t.name for t in TABLES if t.segmented)
+"""Tables whose rows the hosts write as segments: agents, messages, states (the rest are small
+and written by the driver)."""
 
 NODE_PARTS = "MOOT_NODE_PARTS"
 """Set on a node without the log's storage: its hosts write there, and the driver gathers."""
 
-_NAME = re.compile(r"^r(-?\d+)-h(\d+)(?:-(\w+))?\.parquet$")
+_NAME = re.compile(r"^r(-?\d+)-h\d+(?:-\w+)?\.parquet$")
+"""A finished segment's file name; its group is the round."""
 
-# Column order and Arrow type of each segment file (run_id comes from the directory name).
-_SCHEMAS: dict[str, pa.Schema] = {
-    "agents": pa.schema(
-        [("agent", pa.int64()), ("class", pa.string()), ("host", pa.int32()), ("node", pa.string())]
-    ),
-    "messages": pa.schema(
-        [
-            ("round", pa.int32()),
-            ("sender", pa.int64()),
-            ("seq", pa.int32()),
-            ("receiver", pa.int64()),
-            ("topic", pa.string()),
-            ("protocol", pa.string()),
-            ("kind", pa.string()),
-            ("value", pa.float64()),
-            ("text", pa.string()),
-            ("payload", pa.string()),
-        ]
-    ),
-    "states": pa.schema(
-        [
-            ("round", pa.int32()),
-            ("agent", pa.int64()),
-            ("field", pa.string()),
-            ("value", pa.float64()),
-            ("text", pa.string()),
-        ]
-    ),
-}
+_SCHEMAS = {t.name: segment_schema(t) for t in TABLES if t.segmented}
+"""Column order and Arrow type of each segment file (run_id is its folder's name)."""
 
 
 def run_folder(run_id: str) -> str:
@@ -110,30 +80,6 @@ def parts_dir(log: Path) -> Path:
     return log.with_name(log.name + ".parts")
 
 
-def _glob(table: str) -> str:
-    return f"{PARTS_SQL} || '/{table}/*/*.parquet'"
-
-
-def view_sql(table: str, columns: Iterable[tuple[str, str]], segments: bool = True) -> str:
-    """The view that is `table` to users: rows compacted into the file, then every segment.
-
-    Args:
-        columns: (name, SQL type) of the view's columns, run_id first.
-        segments: False when no run has segments left: the view then reads the file only, so
-            the file stands alone (copied without its folder, opened anywhere).
-    """
-    names = [n for n, _ in columns]
-    typed = {n: t for n, t in columns}
-    select = ", ".join(f'"{n}"::{_plain(typed[n])} AS "{n}"' for n in names)
-    stored = f"SELECT {select} FROM _{table}"
-    if not segments:
-        return stored
-    return (
-        f"{stored} UNION ALL SELECT {select} FROM read_parquet({_glob(table)}, "
-        "hive_partitioning = true, hive_types = {'run_id': VARCHAR}, hive_types_autocast = false)"
-    )
-
-
 def has_segments(parts: Path) -> bool:
     """Whether any run has segments under `parts` (the schema files do not count)."""
     return any(
@@ -144,11 +90,6 @@ def has_segments(parts: Path) -> bool:
         if run.is_dir() and run.name != "run_id=_"
         for f in run.iterdir()
     )
-
-
-def _plain(sql_type: str) -> str:
-    """The view's type of a column: an ENUM (the kinds, stored compactly) reads as VARCHAR."""
-    return "VARCHAR" if sql_type.startswith("ENUM") else sql_type
 
 
 def write_schema_files(parts: Path) -> None:
@@ -308,20 +249,6 @@ def store(parts: Path, file: str, data: bytes, size: int, crc: int) -> None:
     _atomic(target, pa.py_buffer(data))
 
 
-def segment_files(parts: Path, run_id: str, table: str | None = None) -> list[tuple[Path, int]]:
-    """The run's finished segment files, with the round each holds."""
-    out = []
-    for t in (table,) if table else SEGMENTED:
-        folder = parts / t / run_folder(run_id)
-        if not folder.is_dir():
-            continue
-        for f in sorted(folder.iterdir()):
-            m = _NAME.match(f.name)
-            if m:
-                out.append((f, int(m.group(1))))
-    return out
-
-
 def prune(parts: Path, run_id: str, last_round: int) -> int:
     """Delete the run's segments of rounds after `last_round` and any unfinished (``.tmp``) one.
 
@@ -330,15 +257,13 @@ def prune(parts: Path, run_id: str, last_round: int) -> int:
     leaves nothing behind. Returns the files deleted.
     """
     gone = 0
-    for f, round in segment_files(parts, run_id):
-        if round > last_round:
-            f.unlink(missing_ok=True)
-            gone += 1
     for table in SEGMENTED:
         folder = parts / table / run_folder(run_id)
-        for tmp in folder.glob("*.tmp") if folder.is_dir() else ():
-            tmp.unlink(missing_ok=True)
-            gone += 1
+        for f in list(folder.iterdir()) if folder.is_dir() else ():
+            named = _NAME.match(f.name)
+            if f.name.endswith(".tmp") or (named is not None and int(named.group(1)) > last_round):
+                f.unlink(missing_ok=True)
+                gone += 1
     return gone
 
 
@@ -356,9 +281,7 @@ def move_run(src: Path, dst: Path, run_id: str) -> None:
 _COMPACTING = "_compacting"
 
 
-def compact_run(
-    con: duckdb.DuckDBPyConnection, parts: Path, run_id: str, columns: dict[str, list[str]]
-) -> int:
+def compact_run(con: duckdb.DuckDBPyConnection, parts: Path, run_id: str) -> int:
     """Move one run's segment rows into the file's own tables (``_agents``, ``_messages``,
     ``_states``) and delete its segments; returns the rows moved.
 
@@ -368,7 +291,6 @@ def compact_run(
 
     Args:
         con: The log's writer connection (allowed to read `parts`).
-        columns: Per segmented table, its columns (run_id first).
     """
     staged = parts / _COMPACTING
     moved = 0
@@ -384,12 +306,11 @@ def compact_run(
             files = sorted(str(f) for f in folder.glob("*.parquet")) if folder.is_dir() else []
             if not files:
                 continue
-            cols = columns[table]
+            cols = ", ".join(f'"{c}"' for c in _SCHEMAS[table].names)
             listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-            select = ", ".join(["?"] + [f'"{c}"' for c in cols[1:]])
             moved += int(
                 con.execute(
-                    f"INSERT INTO _{table} ({', '.join(cols)}) SELECT {select} FROM read_parquet({listed})",
+                    f"INSERT INTO _{table} (run_id, {cols}) SELECT ?, {cols} FROM read_parquet({listed})",
                     [run_id],
                 ).fetchall()[0][0]
             )

@@ -34,6 +34,7 @@ __all__ = [
     "LogWriter",
     "check_log_path",
     "connect",
+    "discard_after",
     "base_tables",
     "live_file",
     "lock_down",
@@ -141,8 +142,7 @@ def mark_crashed(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     lost = [str(r[0]) for r in rows]
     for run_id in lost:
         rounds, messages = logged_counts(con, run_id)
-        prune(parts_dir(path.resolve()), run_id, rounds - 1)
-        con.execute("DELETE FROM segments WHERE run_id = ? AND round > ?", [run_id, rounds - 1])
+        discard_after(con, parts_dir(path.resolve()), run_id, rounds - 1)
         con.execute(
             "UPDATE runs SET status = 'crashed', stop_reason = ?, rounds = ?, messages = ? WHERE run_id = ?",
             [CRASHED, rounds, messages, run_id],
@@ -156,6 +156,13 @@ def mark_crashed(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     if not ours and stale.exists():  # announced by a process that no longer holds the log
         stale.unlink(missing_ok=True)
     return lost
+
+
+def discard_after(con: duckdb.DuckDBPyConnection, parts: Path, run_id: str, last_round: int) -> None:
+    """Keep whole rounds only: delete the run's segments of rounds after `last_round` (and any
+    unfinished one) with their manifest rows. A round is in the log when its metrics are."""
+    prune(parts, run_id, last_round)
+    con.execute("DELETE FROM segments WHERE run_id = ? AND round > ?", [run_id, last_round])
 
 
 def logged_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[int, int]:
@@ -238,8 +245,7 @@ class LogWriter:
                 "SELECT DISTINCT kind FROM messages WHERE run_id = ? AND kind IS NOT NULL", [run_id]
             ).fetchall()
             ensure_kinds(self.con, tuple(str(k[0]) for k in kinds))
-            columns = {t.name: [c.name for c in t.columns] for t in TABLES if t.segmented}
-            return compact_run(self.con, self.parts, run_id, columns)
+            return compact_run(self.con, self.parts, run_id)
         except duckdb.Error as exc:
             raise _translate(exc, self.path) from exc
 

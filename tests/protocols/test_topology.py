@@ -169,3 +169,26 @@ def test_graphs_built_in_the_hosts_are_the_graph_built_whole(spec: GraphSpec, ho
     assert np.array_equal(np.concatenate([t.in_position for t in parts]), whole.in_position)
     assert all(np.array_equal(t.in_degree, whole.in_degree) for t in parts)
     assert router.describe_built([s for _, s in finished]) == GossipRouter(whole, "push-pull", 2).describe()
+
+
+def test_a_host_built_graph_that_is_not_symmetric_is_refused() -> None:
+    """Hosts mirror in-edges from out-edges; a generator whose edges go one way only is named."""
+    from dataclasses import dataclass
+
+    from orchestrator.errors import ProtocolError
+    from orchestrator.host import shard_bounds
+    from protocols.gossip import GossipRouter
+
+    @dataclass(frozen=True)
+    class Chain(GraphSpec):
+        undirected = False
+
+        def edges(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+            u = np.arange(n - 1, dtype=np.int64)
+            return u, u + 1
+
+    n, bounds = 256, shard_bounds(256, 2)
+    router = GossipRouter(None, "push", 1, graph=Chain(), n=n)  # type: ignore[arg-type]
+    planned = [router.plan_shard(int(bounds[h]), int(bounds[h + 1]), bounds, 0) for h in range(2)]
+    with pytest.raises(ProtocolError, match="Chain gave a graph that is not symmetric"):
+        router.finish_shard(planned[0][0], [p[1] for p in planned], [q[2][0] for q in planned])
