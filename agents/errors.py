@@ -12,7 +12,7 @@ one tree; `orchestrator.errors` and `orchestrator` re-export them.
 - `LLMError`      — an LLM call failed after retries.
 - `LogError`      — the DuckDB log could not be written or read: locked by another
   process, disk full, a query refused.
-- `ClusterError`  — Ray could not be started, joined, or lost a host.
+- `ClusterError`  — Ray could not be started, joined, or lost a host (`HostLost`).
 
 `RunInterrupted` (Ctrl-C or SIGTERM during a run) is a `KeyboardInterrupt`, not a
 `MootError`, so that ``except Exception`` does not swallow it.
@@ -28,6 +28,7 @@ __all__ = [
     "AgentError",
     "ClusterError",
     "ConfigError",
+    "HostLost",
     "LLMError",
     "LogError",
     "MootError",
@@ -67,6 +68,10 @@ class QueryRefused(LogError):
 
 class ClusterError(MootError):
     """Ray could not be started or joined, or a host was lost."""
+
+
+class HostLost(ClusterError):
+    """A host's process died mid-run; the coordinator restarts the hosts from the last checkpoint."""
 
 
 class RunInterrupted(KeyboardInterrupt):

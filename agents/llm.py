@@ -199,6 +199,24 @@ class LLMAgent(Agent):
             parts.append("Your previous replies:\n" + "\n".join(self.history[-self.memory :]))
         return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
 
+    def interview(self, question: str, round: int) -> list[dict[str, str]]:
+        """The chat messages that put `question` to this agent as it was after `round`: its
+        persona, its state and its memory (`history`), and the question, to be answered in
+        plain text (`orchestrator.interview`; the answer changes nothing in the run)."""
+        system = (
+            self.persona.strip()
+            + "\n\nAn interviewer asks you about the study you take part in. Your answer changes "
+            "nothing in it. Answer in plain text, in a few sentences."
+        )
+        parts = [f"After round {round}. You are agent {self.id}."]
+        state = self.state_text()
+        if state:
+            parts.append("Your state:\n" + state)
+        if self.memory and self.history:
+            parts.append("Your previous replies:\n" + "\n".join(self.history[-self.memory :]))
+        parts.append("Question: " + question.strip())
+        return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+
     def state_text(self) -> str:
         """The agent's own state as shown to the model (fields a subclass adds)."""
         names = [n for n in self.state_fields() if n not in self.own_fields]

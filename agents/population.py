@@ -235,6 +235,17 @@ class Population:
             start += g.n
         return out
 
+    def spans(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The id ranges of the blocks `blocks` builds for ``[lo, hi)``: each group's part of it."""
+        out: list[tuple[int, int]] = []
+        start = 0
+        for g in self.groups:
+            a, b = max(lo, start), min(hi, start + g.n)
+            if a < b:
+                out.append((a, b))
+            start += g.n
+        return out
+
     @staticmethod
     def _block(g: _Group, start: int, a: int, b: int, seed: int) -> Block:
         ids = np.arange(a, b, dtype=np.int64)

@@ -7,10 +7,13 @@ re-exported here.
 
 from __future__ import annotations
 
+from orchestrator.checkpoint import Snapshot
+from orchestrator.durable import fork, resume
 from orchestrator.errors import (
     AgentError,
     ClusterError,
     ConfigError,
+    HostLost,
     LLMError,
     LogError,
     MootError,
@@ -18,7 +21,9 @@ from orchestrator.errors import (
     QueryRefused,
     RunInterrupted,
 )
+from orchestrator.estimate import Estimate, estimate
 from orchestrator.fitting import fit_influence, trajectories
+from orchestrator.interview import interview
 from orchestrator.launcher import Run, launch, params
 from orchestrator.llm import LLMConfig
 from orchestrator.log import open_log, query
@@ -29,6 +34,8 @@ __all__ = [
     "AgentError",
     "ClusterError",
     "ConfigError",
+    "Estimate",
+    "HostLost",
     "LLMConfig",
     "LLMError",
     "LogError",
@@ -38,11 +45,16 @@ __all__ = [
     "QueryRefused",
     "Run",
     "RunInterrupted",
+    "Snapshot",
+    "estimate",
     "fit_influence",
+    "fork",
+    "interview",
     "launch",
     "open_log",
     "params",
     "query",
+    "resume",
     "sweep",
     "trajectories",
 ]

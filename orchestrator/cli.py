@@ -7,6 +7,7 @@ import math
 import os
 import runpy
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -242,6 +243,22 @@ def run(
     message_cap: Annotated[
         int | None, typer.Option(help="Most messages one agent may send in a round (default 10,000).")
     ] = None,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate",
+            help="Print the LLM calls, tokens and cost the run would take, and run nothing (with a "
+            "script: at its first launch).",
+            rich_help_panel="LLM agents",
+        ),
+    ] = False,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option(
+            help="Checkpoint every N rounds, for moot resume and host restarts (0: none; default 1 "
+            "with LLM agents, else 10)."
+        ),
+    ] = None,
     on_flood: Annotated[
         str | None,
         typer.Option(help="An agent over --message-cap: error (default) or truncate (keep its first)."),
@@ -284,6 +301,8 @@ def run(
             llm=llm or None,
             message_cap=message_cap,
             on_flood=on_flood,
+            checkpoint_every=checkpoint_every,
+            estimate=estimate or None,
         )
         _run_script(script, address, local, overrides)
         return
@@ -293,12 +312,25 @@ def run(
     n = 10_000 if agents is None else agents
     try:
         proto, population = _builtin_study(name, n, agent, option or [], state or [])
-        classes = ", ".join(c.__name__ for c in population.classes)
-        console.print(
-            f"[bold]moot[/] {n:,} agents ({classes}) · {proto!r} · seed {seed or 0} · "
-            f"{'in-process' if local else address or 'local Ray'}"
-        )
-        result = launch(
+        if estimate:
+            from orchestrator.estimate import estimate as estimate_cost
+
+            settings = _llm_settings(llm)
+            cost = estimate_cost(
+                population, proto, rounds=100 if rounds is None else rounds, seed=seed or 0, llm=settings
+            )
+            console.print(cost.render(), highlight=False)
+            return
+    except MootError as exc:
+        _fail(exc)
+        return
+    classes = ", ".join(c.__name__ for c in population.classes)
+    console.print(
+        f"[bold]moot[/] {n:,} agents ({classes}) · {proto!r} · seed {seed or 0} · "
+        f"{'in-process' if local else address or 'local Ray'}"
+    )
+    _play(
+        lambda: launch(
             population,
             proto,
             rounds=100 if rounds is None else rounds,
@@ -317,13 +349,9 @@ def run(
             progress=True,
             message_cap=10_000 if message_cap is None else message_cap,
             on_flood=on_flood or "error",  # type: ignore[arg-type]  # launch checks it
+            checkpoint_every=checkpoint_every,
         )
-    except MootError as exc:
-        _fail(exc)
-        return
-    except RunInterrupted as exc:
-        _interrupted(exc)
-    _print_summary(result.summary(), result.final)
+    )
 
 
 _STANDARD = {
@@ -728,6 +756,176 @@ def compact(
             writer.close()
     except MootError as exc:
         _fail(exc)
+
+
+def _existing_log(log: Path) -> None:
+    if not log.is_file():
+        _fail(
+            ConfigError(
+                f"No log at {str(log)!r}; pass the path given to launch(log=...) or `moot run --log`."
+            )
+        )
+
+
+def _play(run: Callable[[], Any]) -> None:
+    """Play a run (resumed, forked) and print its summary, or its error."""
+    try:
+        result = run()
+    except MootError as exc:
+        _fail(exc)
+        return
+    except RunInterrupted as exc:
+        _interrupted(exc)
+    _print_summary(result.summary(), result.final)
+
+
+@app.command()
+def resume(
+    log: Annotated[Path, typer.Argument(help="A moot DuckDB log.")],
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="The run (default: the latest that did not finish).")
+    ] = None,
+    hosts: Annotated[int | None, typer.Option(help="Hosts to go on with (default: as before).")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join: auto, ray://host:10001.")] = None,
+    local: Annotated[bool, typer.Option("--local", help="Go on in-process, without Ray.")] = False,
+) -> None:
+    """Go on with a run that was killed, interrupted or failed on a host, from its last checkpoint;
+    its log ends as if it had never stopped (run it from the study script's directory)."""
+    from orchestrator.durable import resume as resume_run
+
+    _existing_log(log)
+    _play(
+        lambda: resume_run(
+            log, run_id, hosts=hosts, runtime="local" if local else None, address=address, progress=True
+        )
+    )
+
+
+@app.command()
+def fork(
+    log: Annotated[Path, typer.Argument(help="A moot DuckDB log.")],
+    run_id: Annotated[str, typer.Option("--run", help="The parent run.")],
+    at: Annotated[int, typer.Option(help="Branch after this round of the parent.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="An agent's state AGENT.FIELD=VALUE after round --at (e.g. 0.opinion=1)."),
+    ] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="A protocol option to change, key=value.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="A tag key=value for runs.params.")
+    ] = None,
+    new_run_id: Annotated[str | None, typer.Option("--run-id", help="The fork's run id.")] = None,
+    each: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--each",
+            help="A sweep of forks, one per value: KEY=V1,V2,... (KEY an option or AGENT.FIELD); "
+            "repeatable (every combination).",
+        ),
+    ] = None,
+    hosts: Annotated[int | None, typer.Option(help="Hosts (default: as the parent).")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join: auto, ray://host:10001.")] = None,
+    local: Annotated[bool, typer.Option("--local", help="Run in-process, without Ray.")] = False,
+) -> None:
+    """A new run from a run as it was after round --at, with agents' state or protocol options
+    changed (a counterfactual); its rows up to --at are the parent's."""
+    from orchestrator.durable import fork as fork_run
+
+    _existing_log(log)
+    if each:
+        _fork_sweep(log, run_id, at, each, hosts, "local" if local else None, address)
+        return
+    _play(
+        lambda: fork_run(
+            log,
+            run_id,
+            at=at,
+            set=dict(_parse_option(x, "--set") for x in set_ or []),
+            options=dict(_parse_option(o) for o in option or []),
+            params=dict(_parse_option(p, "-p") for p in param or []),
+            new_run_id=new_run_id,
+            hosts=hosts,
+            runtime="local" if local else None,
+            address=address,
+            progress=True,
+        )
+    )
+
+
+def _fork_sweep(
+    log: Path,
+    run_id: str,
+    at: int,
+    each: list[str],
+    hosts: int | None,
+    runtime: str | None,
+    address: str | None,
+) -> None:
+    """`moot fork --each`: one fork per point, then a table of them."""
+    from orchestrator.durable import fork_sweep
+
+    grid = {}
+    for spec in each:
+        key, raw = _parse_option(spec, "--each")
+        grid[key] = [_parse_option(f"{key}={v}", "--each")[1] for v in str(raw).strip("[]").split(",")]
+    try:
+        runs = fork_sweep(log, run_id, at=at, grid=grid, hosts=hosts, runtime=runtime, address=address)
+    except MootError as exc:
+        _fail(exc)
+        return
+    table = Table(title=f"forks of {run_id} after round {at}")
+    for col in ("run_id", "rounds", "stop reason", "final spread"):
+        table.add_column(col)
+    for run in runs:
+        spread = run.final.get("spread")
+        table.add_row(run.run_id, str(run.rounds), run.stop_reason, "" if spread is None else f"{spread:.4g}")
+    _table_console().print(table)
+    console.print(
+        f'compare: moot sql {log} "SELECT run_id, params, stop_reason FROM runs WHERE parent_run = '
+        f"'{run_id}'\"",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def interview(
+    log: Annotated[Path, typer.Argument(help="A moot DuckDB log.")],
+    question: Annotated[str, typer.Argument(help="What to ask, e.g. 'Why did you change your mind?'.")],
+    run_id: Annotated[str, typer.Option("--run", help="The run.")],
+    agents: Annotated[str, typer.Option(help="Agents to ask: 0..99, 3,5,8 or a mix.")],
+    at: Annotated[int, typer.Option(help="Ask each agent as it was after this round (a checkpoint's).")],
+    model: Annotated[
+        str | None, typer.Option(help="Another model for the answers (default: the run's own).")
+    ] = None,
+) -> None:
+    """Ask a run's LLM agents a question, each as it was after round --at; the answers go to the
+    interviews table, and the run itself is not changed."""
+    from orchestrator.interview import interview as ask
+    from orchestrator.interview import parse_agents
+
+    _existing_log(log)
+    try:
+        llm = None
+        if model is not None:
+            from orchestrator.checkpoint import checkpoint_dir, load_plan
+
+            plan = load_plan(checkpoint_dir(log, run_id), run_id)
+            llm = plan.llm.with_overrides(model=model) if plan.llm is not None else None
+        table = ask(log, run_id, parse_agents(agents), at, question, llm=llm)
+    except MootError as exc:
+        _fail(exc)
+        return
+    out = Table(title=f"{question} (run {run_id}, after round {at})")
+    for col in ("agent", "answer", "model", "cached"):
+        out.add_column(col)
+    for row in table.to_pylist():
+        answer = row["answer"] if row["answer"] is not None else f"(no answer: {row['error']})"
+        out.add_row(str(row["agent"]), escape(answer), escape(row["model"]), "yes" if row["cached"] else "")
+    _table_console().print(out)
+    console.print(f"in the log: moot sql {log} \"SELECT * FROM interviews WHERE run_id = '{run_id}'\"")
 
 
 @app.command(name="agents")

@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import copy
 import math
+import pickle
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+import orchestrator.checkpoint as checkpoint
 from agents.population import Population
-from orchestrator.errors import LLMError, RunInterrupted
+from orchestrator.checkpoint import DriverState
+from orchestrator.errors import HostLost, LLMError, RunInterrupted
 from orchestrator.host import FieldStats, HostSpec, HostStats, pair_up, shard_bounds
 from orchestrator.llm import LLMConfig, LLMSetup, ServiceHandle
 from orchestrator.llm.config import forwarded_env
@@ -37,7 +42,16 @@ from orchestrator.telemetry import RunHooks
 from protocols.base import MessageProtocol
 from protocols.stop import StopRule
 
-__all__ = ["RoundMetrics", "RunControl", "RunPlan", "RunResult", "combine_stats", "run_rounds"]
+__all__ = [
+    "ForkPoint",
+    "RoundMetrics",
+    "RunControl",
+    "RunPlan",
+    "RunResult",
+    "StartPoint",
+    "combine_stats",
+    "run_rounds",
+]
 
 RoundMetrics = dict[str, float]
 ProgressFn = Callable[[int, RoundMetrics], None]
@@ -131,6 +145,40 @@ class RunPlan:
     trace: Any = "none"
     message_cap: int | None = None
     on_flood: str = "error"
+    checkpoint_every: int = 0
+    """Write a checkpoint after every this many rounds (0: none but the one an interrupt writes)."""
+    max_restarts: int = 3
+    """Times the hosts are restarted from the last checkpoint when one dies, before the run fails."""
+
+    def state_round(self, r: int) -> bool:
+        """Whether the run loop logs every agent's state after round `r` (before the last round)."""
+        return r == -1 or bool(self.state_every and (r + 1) % self.state_every == 0 and r + 1 < self.rounds)
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """Where a run goes on from (`orchestrator.resume`, forks): after round `round`, from its
+    checkpoint (`state`), or from the start (round -1, `state` None: the hosts build the agents
+    again, the log keeps its set-up rows).
+
+    Attributes:
+        event: The ``events`` row saying so: (kind, detail).
+    """
+
+    round: int
+    state: DriverState | None
+    event: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ForkPoint:
+    """A fork's intervention: after `round`, the checkpoint written there is changed (`change`
+    gets its folder and round) and, with `protocol`, the protocol's options too; the run goes
+    on from there."""
+
+    round: int
+    change: Callable[[Path, int], None]
+    protocol: MessageProtocol | None = None
 
 
 class RunControl:
@@ -174,33 +222,60 @@ def run_rounds(
     writer: LogWriter,
     progress: ProgressFn | None = None,
     control: RunControl | None = None,
+    start: StartPoint | None = None,
+    fork_at: ForkPoint | None = None,
 ) -> RunResult:
     """Play a run to its end, logging everything; see `orchestrator.launch`.
 
     Set-up, then one `_play_round` per round until the budget is spent or `_stop_reason`
-    finds a reason; `RunLog` writes every row, `RunHooks` (tracing) watches.
+    finds a reason; `RunLog` writes every row, `RunHooks` (tracing) watches. Every
+    `RunPlan.checkpoint_every` rounds a checkpoint is written (`orchestrator.checkpoint`);
+    when a host dies the hosts restart from the last one (`RunPlan.max_restarts` times).
+
+    Args:
+        start: Go on from a checkpoint (`orchestrator.resume`, forks) instead of starting.
+        fork_at: After its round, checkpoint, change the checkpoint, and go on from it
+            (a fork's intervention).
     """
     log, hooks, clock = RunLog(plan, writer), _hooks(plan, writer), _Clock()
     run = _Totals()
-    log.start()
+    folder = checkpoint.checkpoint_dir(writer.path, plan.run_id)
+    if start is None:
+        log.start()
+        plan = _save_plan(plan, log, folder)
+    else:
+        log.reopen(start.round, *start.event)
+    saved = start.state if start is not None and start.state is not None else _initial(plan)
     service: ServiceHandle | None = None
+    placement: list[tuple[int, str]] = []
     try:
-        service, placement = _set_up(plan, runtime, log, hooks, clock)
-        for r in range(plan.rounds):
-            metrics, seen, calls = _play_round(plan, runtime, log, hooks, r, run)
-            if plan.llm is not None:  # after the round is logged: its rows show what failed
-                _check_llm_errors(calls, r, plan.llm.max_error_rate)
+        service, placement, spec = _set_up(plan, runtime, log, hooks, clock, saved if start else None, folder)
+        go = _Going(run.restore(plan, saved), runtime, log, run, spec, folder, saved, service, placement)
+        r = saved.round + 1
+        while r < go.plan.rounds:
+            try:
+                metrics, seen, calls = _play_round(go.plan, runtime, log, hooks, r, run)
+            except HostLost as exc:
+                r = go.restart(exc)
+                continue
+            if go.plan.llm is not None:  # after the round is logged: its rows show what failed
+                _check_llm_errors(calls, r, go.plan.llm.max_error_rate)
             if control is not None and control.interrupted:  # the round is whole in the log
+                if go.durable:
+                    go.checkpoint(r)
                 raise KeyboardInterrupt(control.interrupted)
             if control is not None:
                 control.round, control.metrics = r, metrics
             if progress is not None:
                 progress(r, metrics)
-            run.reason = _stop_reason(plan, r, seen, control, service) or run.reason
+            run.reason = _stop_reason(go.plan, r, seen, control, service) or run.reason
             if run.reason != "rounds":
                 break
-            if plan.state_every and (r + 1) % plan.state_every == 0 and r + 1 < plan.rounds:
-                log.states(runtime, r)
+            go.between(r, fork_at)
+            r += 1
+        placement = go.placement
+        if go.plan.checkpoint_every and run.rounds:  # the end, to fork from or interview at
+            go.checkpoint(run.rounds - 1)
         clock.lap("rounds")
         log.states(runtime, run.rounds - 1)  # the loop never logs the last round
         clock.lap("final_state")
@@ -215,7 +290,7 @@ def run_rounds(
             kept = f"rounds 0..{logged - 1}" if logged else "its set-up only"
             raise RunInterrupted(
                 f"moot: run {plan.run_id} interrupted after round {logged - 1}; the log keeps {kept}: "
-                f"{writer.path}"
+                f"{writer.path}; go on with: moot resume {writer.path} --run {plan.run_id}"
             ) from exc
         raise
     finally:
@@ -239,6 +314,128 @@ def run_rounds(
         run.llm,
         run.actions,
     )
+
+
+def _save_plan(plan: RunPlan, log: RunLog, folder: Path) -> RunPlan:
+    """Save the run's definition for `moot resume` (a trace to your own exporter object becomes
+    none). One that cannot be pickled (an agent holding a lock, a class made on the fly) runs
+    on without checkpoints, and says so; returns the plan as it will run."""
+    try:
+        checkpoint.save_plan(folder, plan if isinstance(plan.trace, str) else replace(plan, trace="none"))
+    except (TypeError, AttributeError, pickle.PicklingError) as exc:
+        note = (
+            f"run {plan.run_id} has no checkpoints: its definition cannot be saved ({exc}); it cannot "
+            "be resumed, forked or interviewed, and a lost host restarts it from round 0. Define agent "
+            "classes at module level, without locks or open files in their fields."
+        )
+        print(f"moot: note: {note}", file=sys.stderr)
+        log.event("note", note)
+        return replace(plan, checkpoint_every=0)
+    return plan
+
+
+def _initial(plan: RunPlan) -> DriverState:
+    """Where every run starts: before round 0, nothing counted, the stop rule as given."""
+    bounds = shard_bounds(len(plan.population), plan.hosts)
+    return DriverState(-1, bounds, 0, 0, {}, {}, copy.deepcopy(plan.stop))
+
+
+@dataclass
+class _Going:
+    """A run between set-up and its end: what a restart, a checkpoint or a fork's change
+    replaces (the plan's stop rule and protocol, the hosts, the last checkpoint)."""
+
+    plan: RunPlan
+    runtime: Runtime
+    log: RunLog
+    run: _Totals
+    spec: HostSpec
+    folder: Path
+    saved: DriverState
+    """The last checkpoint (or the start): where a restart goes back to."""
+    service: ServiceHandle | None
+    placement: list[tuple[int, str]]
+    restarts: int = 0
+
+    @property
+    def durable(self) -> bool:
+        """Whether the run can checkpoint (its definition was saved: `_save_plan`)."""
+        return (self.folder / "plan.pkl").is_file()
+
+    def between(self, r: int, fork_at: ForkPoint | None) -> None:
+        """After round `r` (which goes on): its states, then a checkpoint when one is due, or
+        the fork's change."""
+        plan = self.plan
+        if plan.state_round(r):
+            self.log.states(self.runtime, r)
+        if fork_at is not None and r == fork_at.round:
+            self.checkpoint(r)
+            self.log.writer.flush()
+            fork_at.change(self.folder, r)
+            if fork_at.protocol is not None:  # new options: the router is built again
+                self.plan = replace(plan, protocol=fork_at.protocol)
+                n, proto = len(plan.population), fork_at.protocol
+                self.spec = replace(
+                    self.spec, router=proto.build_in_hosts(n, plan.seed) or proto.build(n, plan.seed)
+                )
+            self.reload(rewind=False)
+        elif plan.checkpoint_every and (r + 1) % plan.checkpoint_every == 0 and r + 1 < plan.rounds:
+            self.checkpoint(r)
+
+    def checkpoint(self, r: int) -> None:
+        """Write the checkpoint after round `r`: the hosts write their parts now; the driver's
+        part and the rename follow on the writer thread, after round `r`'s rows, so that a
+        checkpoint never runs ahead of the log."""
+        plan, run, log = self.plan, self.run, self.log
+        state = DriverState(
+            r,
+            shard_bounds(len(plan.population), plan.hosts),
+            run.messages,
+            run.actions,
+            dict(run.final),
+            dict(run.llm),
+            copy.deepcopy(plan.stop),
+            self.service.totals()["spent"] if self.service is not None else 0.0,
+        )
+        tmp = checkpoint.start(self.folder, r)
+        self.runtime.checkpoint(str(tmp))
+
+        def commit() -> None:
+            state.driver_rows = log.driver_rows
+            checkpoint.commit(tmp, state, plan.hosts)
+
+        log.writer.submit(commit)
+        self.saved = state
+
+    def restart(self, exc: HostLost) -> int:
+        """A host died: new hosts from the last checkpoint, the rows after it gone, an event
+        row; returns the round to play next. Past `RunPlan.max_restarts`, the run fails."""
+        self.restarts += 1
+        limit, back = self.plan.max_restarts, self.saved.round + 1
+        if self.restarts > limit:
+            raise HostLost(
+                f"{exc} The hosts were restarted {limit} time(s) already; the run stops, resumable "
+                f"from round {back} (moot resume)."
+            ) from exc
+        self.reload(rewind=True)
+        self.log.event(
+            "restarted", f"{exc} Restart {self.restarts} of {limit}, from round {back}.", round=back
+        )
+        self.plan = self.run.restore(self.plan, self.saved)
+        return back
+
+    def reload(self, rewind: bool) -> None:
+        """New hosts from the last checkpoint (or from the start, before round 0); with
+        `rewind`, the log's rows after it go first (a host died: those rounds are played again)."""
+        with contextlib.suppress(Exception):  # a job that waited on the dead host failed: its rows go
+            self.log.writer.flush()
+        self.runtime.shutdown()
+        if rewind:
+            self.log.rewind(self.saved.round)
+        self.runtime.prepare(self.plan.hosts)
+        saved = self.saved
+        restore = (str(self.folder), saved.round, saved.bounds) if saved.round >= 0 else None
+        self.placement = self.runtime.start(replace(self.spec, restore=restore))
 
 
 class _Clock:
@@ -269,6 +466,12 @@ class _Totals:
     final: RoundMetrics = field(default_factory=dict)
     llm: dict[str, float] = field(default_factory=dict)
 
+    def restore(self, plan: RunPlan, saved: DriverState) -> RunPlan:
+        """Take the totals of a checkpoint; returns the plan with the stop rule as it was then."""
+        self.rounds, self.messages, self.actions = saved.round + 1, saved.messages, saved.actions
+        self.final, self.llm, self.reason = dict(saved.final), dict(saved.llm), "rounds"
+        return replace(plan, stop=copy.deepcopy(saved.stop))
+
 
 def _hooks(plan: RunPlan, writer: LogWriter) -> RunHooks:
     """The run's observer: a trace when asked for (only then is OpenTelemetry imported)."""
@@ -287,9 +490,18 @@ def _hooks(plan: RunPlan, writer: LogWriter) -> RunHooks:
 
 
 def _set_up(
-    plan: RunPlan, runtime: Runtime, log: RunLog, hooks: RunHooks, clock: _Clock
-) -> tuple[ServiceHandle | None, list[tuple[int, str]]]:
-    """Hosts, graph, LLM service, agents and their initial state: everything before round 0."""
+    plan: RunPlan,
+    runtime: Runtime,
+    log: RunLog,
+    hooks: RunHooks,
+    clock: _Clock,
+    resumed: DriverState | None,
+    folder: Path,
+) -> tuple[ServiceHandle | None, list[tuple[int, str]], HostSpec]:
+    """Hosts, graph, LLM service, agents and their initial state: everything before round 0.
+
+    `resumed`: the run goes on from this checkpoint (or from the start, round -1); its set-up
+    rows are in the log already."""
     n = len(plan.population)
     runtime.prepare(plan.hosts)  # host processes start while the graph is built
     clock.lap("start")
@@ -300,10 +512,15 @@ def _set_up(
     if plan.llm is not None:
         cfg = plan.llm
         service = runtime.llm_service(
-            rpm=cfg.rpm, tpm=cfg.tpm, window=cfg.window, budget=cfg.budget, cache=plan.llm_cache
+            rpm=cfg.rpm,
+            tpm=cfg.tpm,
+            window=cfg.window,
+            budget=cfg.budget,
+            cache=plan.llm_cache,
+            spent=resumed.spent if resumed is not None else 0.0,
         )
         extra = (cfg.api_key_env,) if cfg.api_key_env else ()
-        llm_setup = LLMSetup(cfg, service.link, forwarded_env(extra))
+        llm_setup = LLMSetup(cfg, service.link, forwarded_env(extra), plan.run_id)
     spec = HostSpec(
         plan.population,
         bounds,
@@ -324,17 +541,21 @@ def _set_up(
         sink=SegmentSink(str(log.writer.parts), plan.run_id),
         messages=plan.messages,
     )
-    placement = runtime.start(spec)
+    restore = None
+    if resumed is not None and resumed.round >= 0:
+        restore = (str(folder), resumed.round, resumed.bounds)
+    placement = runtime.start(replace(spec, restore=restore))
     clock.lap("hosts")
-    built = runtime.built  # a router the hosts built for themselves (a named graph's rows)
-    _log_compiled(plan, log, router.describe_built(built) if built is not None else router.describe())
-    log.agents(runtime, placement, bounds)
-    clock.lap("agents")
-    log.states(runtime, -1)
-    clock.lap("initial_state")
+    if resumed is None:
+        built = runtime.built  # a router the hosts built for themselves (a named graph's rows)
+        _log_compiled(plan, log, router.describe_built(built) if built is not None else router.describe())
+        log.agents(runtime, placement, bounds)
+        clock.lap("agents")
+        log.states(runtime, -1)
+        clock.lap("initial_state")
     clock.setup = clock.elapsed()
     hooks.setup_done(clock.timings)
-    return service, placement
+    return service, placement, spec
 
 
 def _log_compiled(plan: RunPlan, log: RunLog, compiled: dict[str, object]) -> None:

@@ -17,6 +17,7 @@ import threading
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
@@ -24,6 +25,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
+import orchestrator.checkpoint as checkpoint
 from agents.agent import Agent
 from agents.batch import Inbox, MessageBatch
 from agents.context import BatchContext, Context
@@ -339,6 +341,8 @@ class HostSpec:
         sink: Where the host writes its rows (agents, messages, states); None: nowhere.
         messages: Which messages get a row (`MessageLog`); the hosts write them unless it
             aggregates (then the driver counts them).
+        restore: Start from a checkpoint rather than from the population: (its run's
+            checkpoint folder, its round, the bounds of the hosts that wrote it).
     """
 
     population: Population
@@ -359,6 +363,7 @@ class HostSpec:
     on_flood: str = "error"
     sink: SegmentSink | None = None
     messages: MessageLog = field(default_factory=MessageLog.all)
+    restore: tuple[str, int, NDArray[np.int64]] | None = None
 
     @property
     def hosts(self) -> int:
@@ -512,7 +517,32 @@ class Host:
         # driver fetches every batch to count them, as the aggregate message log does).
         self._keep_own = spec.messages.mode != "aggregate"
         self._own = MessageBatch.empty()
-        self.blocks: list[Block] = spec.population.blocks(self.lo, self.hi, spec.seed)
+        self._carry = MessageBatch.empty()  # messages in flight to here, from a checkpoint
+        if spec.restore is None:
+            self.blocks: list[Block] = spec.population.blocks(self.lo, self.hi, spec.seed)
+        else:
+            self._restore(*spec.restore, spec.population)
+
+    def _restore(self, folder: str, round: int, bounds: NDArray[np.int64], population: Population) -> None:
+        """Take this host's agents, their messages in flight and the world from a checkpoint."""
+        saved = checkpoint.read_shard(Path(folder), round, bounds, population, self.lo, self.hi)
+        self.blocks, self._carry, self._heard = saved.blocks, saved.pending, saved.heard
+        if self.world is not None:
+            self.world = checkpoint.load_world(Path(folder), round)
+
+    def save_checkpoint(self, tmp: str, *inboxes: MessageBatch) -> None:
+        """Write this host's part of a checkpoint (see `orchestrator.checkpoint`): its agents and
+        what they read next round. `inboxes` are the messages in flight to this host, as its
+        next `step` would get them; they stay in flight."""
+        state = checkpoint.HostState(self.lo, self.hi, self.blocks, self._incoming(inboxes), self._heard)
+        checkpoint.save_host(Path(tmp), self.index, state, self.world if self.index == 0 else None)
+
+    def _incoming(self, inboxes: Sequence[MessageBatch]) -> MessageBatch:
+        """The messages this host's agents read next round, in (sender, seq) order: every host's
+        batch in host order (this host's own kept here), after any from a checkpoint."""
+        if self._keep_own:
+            inboxes = [*inboxes[: self.index], self._own, *inboxes[self.index + 1 :]]
+        return MessageBatch.concat([self._carry, *inboxes] if len(self._carry) else inboxes)
 
     def step(
         self, round: int, *inboxes: MessageBatch, trace: dict[str, str] | None = None
@@ -543,9 +573,8 @@ class Host:
         return (*out[:-1], replace(stats, spans=self.tracer.drain()))
 
     def _step(self, round: int, inboxes: Sequence[MessageBatch], span: Any = None) -> tuple[Any, ...]:
-        if self._keep_own:
-            inboxes = [*inboxes[: self.index], self._own, *inboxes[self.index + 1 :]]
-        received = MessageBatch.concat(inboxes)
+        received = self._incoming(inboxes)
+        self._carry = MessageBatch.empty()
         if len(self._heard):
             received = _merge(received, self._heard)
         inbox = self._inbox(received, round - 1)

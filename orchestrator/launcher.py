@@ -19,11 +19,13 @@ from agents.agent import Agent
 from agents.llm import LLMAgent
 from agents.population import Choice, Population
 from orchestrator.coordinator import (
+    ForkPoint,
     ProgressFn,
     RoundMetrics,
     RunControl,
     RunPlan,
     RunResult,
+    StartPoint,
     run_rounds,
 )
 from orchestrator.errors import ConfigError
@@ -49,7 +51,7 @@ RuntimeName = Literal["ray", "local"]
 CLI_OVERRIDES = "MOOT_CLI_OVERRIDES"
 """Environment variable through which `moot run script.py --log ... --seed ...` reaches
 every `launch` in the script (JSON: log, seed, rounds, hosts, state_every, messages, stop, trace, llm,
-run_id)."""
+run_id, checkpoint_every)."""
 
 _PARAMS = "MOOT_PARAMS"
 
@@ -196,6 +198,15 @@ class Run:
                     cur.close()
         return query(self.log, query_text, run_id=scope)
 
+    def fork(self, at: int, intervene: Any = None, **options: Any) -> Run:
+        """A new run from this one as it was after round `at`, changed by `intervene` (called
+        with an `orchestrator.Snapshot`), going on from there; see `orchestrator.fork` for the
+        other `options` (``set``, ``options``, ``params``, ``wait``...)."""
+        from orchestrator.durable import fork
+
+        self.wait()
+        return fork(self.log, self.run_id, at=at, intervene=intervene, **options)
+
     def summary(self) -> dict[str, Any]:
         """The run's headline numbers: only those that mean something for its protocol.
 
@@ -334,6 +345,14 @@ def _check_flood(cap: Any, on_flood: Any) -> None:
         raise ConfigError(f"on_flood must be 'error' or 'truncate', got {on_flood!r}.")
 
 
+def _check_durability(every: Any, restarts: Any) -> None:
+    for name, value in (("checkpoint_every", every), ("max_restarts", restarts)):
+        if value is None and name == "checkpoint_every":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name} must be a whole number >= 0, got {value!r}; e.g. {name}=5.")
+
+
 def _check_memory(pop: Population) -> None:
     """Refuse, before anything starts, a population whose state cannot fit in this machine's memory."""
     need = pop.estimated_bytes()
@@ -384,6 +403,8 @@ def launch(
     on_flood: Literal["error", "truncate"] = "error",
     progress: ProgressFn | bool | None = None,
     wait: bool = True,
+    checkpoint_every: int | None = None,
+    max_restarts: int = 3,
 ) -> Run:
     """Run `population` over `protocol`, log every message to DuckDB, return a `Run`.
 
@@ -429,6 +450,12 @@ def launch(
             None: a bar when run by ``moot run script.py`` (``MOOT_PROGRESS=1``).
         wait: False returns at once with the run going on in the background:
             watch ``run.round``, query with ``run.sql``, ``run.wait()`` for the end.
+        checkpoint_every: Write a checkpoint beside the log every this many rounds, from
+            which `orchestrator.resume` continues a run that was killed, and from which the
+            hosts restart when one dies (0: none, but Ctrl-C still writes one). None: every
+            round for runs with LLM agents (a round of calls is dear), else every 10.
+        max_restarts: Times the hosts restart from the last checkpoint when a host's process
+            dies, before the run fails (resumable).
 
     Returns:
         The run's handle; ``run.sql(...)`` queries its log.
@@ -450,6 +477,7 @@ def launch(
     stop = _override("stop", stop, overrides)
     trace = _override("trace", trace, overrides)
     message_cap = _override("message_cap", message_cap, overrides)
+    checkpoint_every = _override("checkpoint_every", checkpoint_every, overrides)
     on_flood = _override("on_flood", on_flood, overrides)
     seed = _check_seed(seed)
     _check_flood(message_cap, on_flood)
@@ -457,12 +485,15 @@ def launch(
     llm = _llm_config(llm, pop, overrides.get("llm"))
     proto = _protocol(protocol)
     _check_counts(pop, rounds, hosts, state_every, address)
+    _check_durability(checkpoint_every, max_restarts)
     mlog = MessageLog.parse(messages)
     trace_exporter = trace_mode(trace)
     rule = stop_rule(stop) if stop is not None else None
     primary, fields = _watched(proto, pop, rule)
     if rule is None:
         rule = proto.stop_rule(primary)
+    if overrides.get("estimate"):  # `moot run script.py --estimate`: the cost, then stop
+        _print_estimate(pop, proto, rounds, seed, llm)
     user_params = {**_env_json(_PARAMS), **dict(params or {})}
     path = check_log_path(log)
     rid = _cli_run_id(overrides) or run_id or uuid.uuid4().hex[:12]
@@ -510,20 +541,45 @@ def launch(
         trace=trace_exporter,
         message_cap=message_cap,
         on_flood=on_flood,
+        checkpoint_every=(1 if llm is not None else 10) if checkpoint_every is None else checkpoint_every,
+        max_restarts=max_restarts,
     )
+    return play(plan, rt, writer, progress, wait)
+
+
+def play(
+    plan: RunPlan,
+    rt: Runtime,
+    writer: LogWriter,
+    progress: ProgressFn | bool | None,
+    wait: bool,
+    start: StartPoint | None = None,
+    fork_at: ForkPoint | None = None,
+) -> Run:
+    """Play `plan` (from `start`, if given) in this thread or, without `wait`, in the background;
+    the run's handle. (`launch`, `orchestrator.resume` and `orchestrator.fork` end here.)"""
     control = RunControl()
-    handle = Run(rid, path, len(pop), n_hosts, control, writer)
+    handle = Run(plan.run_id, writer.path, len(plan.population), plan.hosts, control, writer)
     if progress is None:
         progress = wait and os.environ.get("MOOT_PROGRESS") == "1"  # set by `moot run script.py`
+    args = (handle, plan, rt, writer, progress, control, start, fork_at)
     if wait:
         with _interrupts(control):
-            _play(handle, plan, rt, writer, progress, control)
+            _play(*args)
         return handle.wait()
-    thread = threading.Thread(
-        target=_play, args=(handle, plan, rt, writer, progress, control), name=f"moot-run-{rid}", daemon=True
-    )
+    thread = threading.Thread(target=_play, args=args, name=f"moot-run-{plan.run_id}", daemon=True)
     thread.start()
     return handle
+
+
+def _print_estimate(
+    pop: Population, proto: MessageProtocol, rounds: int, seed: int, llm: LLMConfig | None
+) -> None:
+    """Print what the run's LLM calls will cost, and end the script (nothing runs)."""
+    from orchestrator.estimate import estimate
+
+    print(estimate(pop, proto, rounds=rounds, seed=seed, llm=llm).render())
+    raise SystemExit(0)
 
 
 def _host_count(asked: int | None, rt: Runtime, agents: int) -> int:
@@ -591,8 +647,11 @@ def _play(
     writer: LogWriter,
     progress: ProgressFn | bool,
     control: RunControl,
+    start: StartPoint | None = None,
+    fork_at: ForkPoint | None = None,
 ) -> None:
-    """Play the run, then release everything; the outcome goes to the handle."""
+    """Play the run (or go on with it from `start`), then release everything; the outcome
+    goes to the handle."""
     live = _serve_live(writer, handle.log)
     bar = None
     callback: ProgressFn | None
@@ -606,7 +665,7 @@ def _play(
     try:
         if bar is not None:
             bar.start()
-        handle._result = run_rounds(plan, rt, writer, callback, control)
+        handle._result = run_rounds(plan, rt, writer, callback, control, start, fork_at)
     except BaseException as exc:
         handle._error = exc
     finally:

@@ -20,7 +20,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from agents.batch import MessageBatch
-from orchestrator.errors import ClusterError, MootError
+from orchestrator.errors import ClusterError, HostLost, MootError
 from orchestrator.host import Host, HostSpec, HostStats, RoundResult, StepParts
 from orchestrator.llm import LLMService, ServiceHandle, ServiceLink
 from orchestrator.llm.service import Admission, Request, Settlement
@@ -171,7 +171,7 @@ def _unwrap(exc: BaseException) -> BaseException:
         if isinstance(cause, MootError):
             return cause
     if isinstance(exc, ray.exceptions.RayActorError):
-        return ClusterError(
+        return HostLost(
             f"A host actor died: {exc}; see the Ray logs of its node. The log keeps every round so far."
         )
     return exc
@@ -333,6 +333,15 @@ class RayRuntime(Runtime):
 
     def write_agents(self) -> list[Segment | None]:
         return _get([a.write_agents.remote() for a in self.actors])
+
+    def checkpoint(self, tmp: str) -> None:
+        hosts = len(self.actors)
+        _get(
+            [
+                a.save_checkpoint.remote(tmp, *(self._last[src][h] for src in range(hosts)))
+                for h, a in enumerate(self.actors)
+            ]
+        )
 
     def read_segments(self, wanted: dict[int, list[str]]) -> dict[int, list[bytes]]:
         hosts = list(wanted)

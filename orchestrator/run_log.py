@@ -23,10 +23,11 @@ import numpy as np
 import pyarrow as pa
 
 from agents.batch import MessageBatch
+from orchestrator.checkpoint import checkpoint_dir, drop_after
 from orchestrator.errors import ConfigError, LogError, MootError
 from orchestrator.host import HostStats, RoundResult
 from orchestrator.log import LogWriter, logged_counts
-from orchestrator.log.segments import Segment, missing, store
+from orchestrator.log.segments import Segment, link_run, missing, run_folder, store
 from orchestrator.log.writer import discard_after
 from orchestrator.message_log import aggregates_table, const_column
 from orchestrator.runtime import Runtime
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from orchestrator.coordinator import RunPlan
 
 __all__ = ["COMPACT_ROWS", "RunLog", "check_new_run_id"]
+
+_STORY = ("interrupted", "resumed", "restarted", "forked", "crashed", "error")
+"""Event kinds that tell what happened to a run (not what happened in it): a rewind keeps them."""
 
 COMPACT_ROWS = int(os.environ.get("MOOT_COMPACT_ROWS", "1000000"))
 """A run that wrote at most this many segment rows is compacted into the file when it ends
@@ -112,6 +116,77 @@ class RunLog:
         )
         for name, sql in plan.protocol.views().items():  # the protocol's own questions, as SQL
             writer.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+
+    def reopen(self, round: int, kind: str, detail: str) -> None:
+        """The run goes on after `round` (resumed, restarted, forked): its rows after that round
+        go (`rewind`), its row says ``running`` again, and an ``events`` row says why."""
+        writer = self.writer
+        writer.ensure_kinds(self.kinds)
+        writer.claim(self.run_id)
+        self.rewind(round)
+        writer.execute(
+            "UPDATE runs SET status = 'running', finished_at = NULL, stop_reason = NULL WHERE run_id = ?",
+            [self.run_id],
+        )
+        for name, sql in self.plan.protocol.views().items():
+            writer.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+        self.event(kind, detail, round=round + 1)
+
+    def rewind(self, round: int) -> None:
+        """Delete the run's rows after `round`, which a run going on from the checkpoint after
+        `round` writes again, and the states of `round` itself unless its schedule logs them
+        (a run that stopped there logged them as its last). Events that tell the run's story
+        (interrupted, resumed, restarted) stay."""
+        con, run_id = self.writer.con, self.run_id
+        drop_states = not self.plan.state_round(round)
+        discard_after(con, self.writer.parts, run_id, round, drop_states)
+        for table in ("metrics", "llm_calls", "message_aggregates", "_messages"):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ? AND round > ?", [run_id, round])
+        con.execute(
+            "DELETE FROM _states WHERE run_id = ? AND (round > ? OR (? AND round = ?))",
+            [run_id, round, drop_states, round],
+        )
+        con.execute(
+            "DELETE FROM events WHERE run_id = ? AND round > ? AND kind NOT IN (SELECT unnest(?))",
+            [run_id, round, list(_STORY)],
+        )
+        drop_after(checkpoint_dir(self.writer.path, run_id), round)
+
+    def copy_history(self, parent: str, round: int) -> None:
+        """A fork's rows up to `round`: the parent's, copied under this run's id (segments as
+        hard links), so that every query on the fork sees its whole history."""
+        con, run_id = self.writer.con, self.run_id
+        link_run(self.writer.parts, parent, run_id, round)
+        con.execute(
+            "INSERT INTO segments SELECT ? AS run_id, table_name, round, host, "
+            "replace(file, ?, ?) AS file, rows, bytes, crc32 FROM segments WHERE run_id = ? AND round <= ?",
+            [run_id, run_folder(parent), run_folder(run_id), parent, round],
+        )
+        for table in (
+            "metrics",
+            "llm_calls",
+            "message_aggregates",
+            "_messages",
+            "_states",
+            "_agents",
+            "events",
+        ):
+            cols = [
+                c[0]
+                for c in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
+                    [table],
+                ).fetchall()
+            ]
+            picked = ", ".join("? AS run_id" if c == "run_id" else f'"{c}"' for c in cols)
+            where = "" if table == "_agents" else " AND round <= ?"  # (agents: the set-up's rows)
+            if table == "events":  # what happened in the rounds, not to the parent run
+                where += " AND kind NOT IN (SELECT unnest(?))"
+            args = [run_id, parent] + ([] if table == "_agents" else [round])
+            con.execute(
+                f"INSERT INTO {table} SELECT {picked} FROM {table} WHERE run_id = ?{where}",
+                args + ([list(_STORY)] if table == "events" else []),
+            )
 
     def config(self, config: Mapping[str, object]) -> None:
         """Replace ``runs.config`` (with what the protocol compiled: the graph's size and hash)."""

@@ -55,6 +55,11 @@ class Runtime(ABC):
         """Has every host write its rows of ``agents``; returns the segments."""
 
     @abstractmethod
+    def checkpoint(self, tmp: str) -> None:
+        """Has every host write its part of a checkpoint into folder `tmp` (`Host.save_checkpoint`),
+        with the messages in flight to it."""
+
+    @abstractmethod
     def read_segments(self, wanted: dict[int, list[str]]) -> dict[int, list[bytes]]:
         """Per host, the bytes of the segments asked for (one call per host, all at once)."""
 
@@ -143,6 +148,11 @@ class InProcessRuntime(Runtime):
 
     def write_agents(self) -> list[Segment | None]:
         return [h.write_agents() for h in self.hosts]
+
+    def checkpoint(self, tmp: str) -> None:
+        n = len(self.hosts)
+        for h, host in enumerate(self.hosts):
+            host.save_checkpoint(tmp, *(self._last[src][h] for src in range(n)))
 
     def read_segments(self, wanted: dict[int, list[str]]) -> dict[int, list[bytes]]:
         return {h: self.hosts[h].read_segments(files) for h, files in wanted.items()}

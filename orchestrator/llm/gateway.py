@@ -84,6 +84,9 @@ class LLMSetup:
     config: LLMConfig
     link: ServiceLink
     env: dict[str, str] = field(default_factory=dict, repr=False)
+    run_id: str = ""
+    """The run whose calls these are: a cached answer this run paid for (before a crash it was
+    resumed from) logs its cost again, and counts against the budget, once."""
 
 
 @dataclass
@@ -195,6 +198,7 @@ class Gateway:
         self.config = setup.config
         self.link = setup.link
         self.env = setup.env
+        self.run_id = setup.run_id
         self.host = host
         self.seed = seed
         self.in_flight = self.config.per_host_in_flight(hosts)
@@ -351,15 +355,7 @@ class Gateway:
         cfg = self.config
         admission = await self._admit(key if cfg.cache != "" else None, estimate)
         if admission.verdict == "hit" and admission.cached is not None:
-            c = admission.cached
-            row.update(
-                prompt_tokens=c["prompt_tokens"],
-                completion_tokens=c["completion_tokens"],
-                cost=0.0,
-                cache_hit=True,
-                finish_reason=c.get("finish_reason"),
-            )
-            return Completion(c["text"], cached=True, finish_reason=c.get("finish_reason"))
+            return self._from_cache(admission.cached, row)
         row["cache_hit"] = False
         extra: dict[str, Any] = {}
         if cfg.api_base:
@@ -417,6 +413,22 @@ class Gateway:
                 continue
             return self._succeeded(litellm, model, resp, row, key, admission)
 
+    def _from_cache(self, c: dict[str, Any], row: dict[str, Any]) -> Completion:
+        """A cached answer. One this very run paid for (in an attempt cut short, then resumed)
+        keeps its cost, which counts against the budget again; any other cost nothing."""
+        own = bool(self.run_id) and c.get("run") == self.run_id
+        cost = c.get("cost") if own else 0.0
+        if own and cost:
+            self._settle.append(Settlement(-1, 0, float(cost)))
+        row.update(
+            prompt_tokens=c["prompt_tokens"],
+            completion_tokens=c["completion_tokens"],
+            cost=cost,
+            cache_hit=True,
+            finish_reason=c.get("finish_reason"),
+        )
+        return Completion(c["text"], cached=True, finish_reason=c.get("finish_reason"))
+
     def _succeeded(
         self, litellm: Any, model: str, resp: Any, row: dict[str, Any], key: str, admission: Admission
     ) -> Completion:
@@ -443,7 +455,14 @@ class Gateway:
             )
         finish = getattr(choice, "finish_reason", None)
         row.update(prompt_tokens=pt, completion_tokens=ct, cost=cost, finish_reason=finish)
-        record = {"text": text, "prompt_tokens": pt, "completion_tokens": ct, "finish_reason": finish}
+        record = {
+            "text": text,
+            "prompt_tokens": pt,
+            "completion_tokens": ct,
+            "finish_reason": finish,
+            "cost": cost,
+            "run": self.run_id,
+        }
         self._settle.append(Settlement(admission.ticket, pt + ct, float(cost or 0.0)))
         cache = (key, record) if self.config.cache != "" else None
         return Completion(text, finish_reason=finish, cache=cache)

@@ -6,7 +6,8 @@
 - ``moot/simulated``: a seeded STAND-IN for a language model, not one. Asked for
   a protocol's reply model (the JSON schema in ``response_format``), it lets that
   reply's `Reply.simulate` read the prompt and play the protocol plausibly (move
-  toward what the swarm view shows, drift toward the opinions heard). Its
+  toward what the swarm view shows, drift toward the opinions heard); asked in
+  plain text (an interview), it says so and repeats the state its prompt gave. Its
   answers depend only on the prompt and the call's seed, so runs replay exactly.
 
 Both cost nothing and make no network call; `make demo` and the examples use
@@ -58,6 +59,10 @@ def answer(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     fmt = params.get("response_format") or {}
     schema = fmt.get("json_schema", {}).get("schema", {}) if isinstance(fmt, dict) else {}
+    if not schema:  # a question in plain text (an interview): say what the prompt gave it
+        state = prompt.split("Your state:\n", 1)[1].split("\n\n", 1)[0] if "Your state:\n" in prompt else ""
+        shown = "; ".join(state.splitlines()) or "none given"
+        return f"I am moot/simulated, an offline stand-in, not a language model. My state: {shown}."
     reply = _reply_named(str(schema.get("title", "")))
     if reply is None:
         return "I am moot/simulated, an offline stand-in; I answer only a protocol's reply model."

@@ -98,6 +98,7 @@ class LLMService:
         rpm, tpm, window: The cluster-wide limits (None: no limit).
         budget: Dollars the run may spend (None: no budget).
         cache: SQLite file of cached responses (None: no cache).
+        spent: Dollars spent already (a run resumed from a checkpoint).
     """
 
     def __init__(
@@ -107,12 +108,13 @@ class LLMService:
         window: float = 60.0,
         budget: float | None = None,
         cache: str | None = None,
+        spent: float = 0.0,
     ) -> None:
         margin = max(0.05, 0.05 * window)
         self.spacing = (window + margin) / rpm if rpm else 0.0
         self.tokens = Ledger(tpm, window + margin) if tpm else None
         self.budget = budget
-        self.spent = 0.0
+        self.spent = spent
         self.calls = 0
         self.next_start = 0.0
         self._tickets: dict[int, list[float]] = {}

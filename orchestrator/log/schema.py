@@ -87,7 +87,8 @@ TABLES: tuple[Table, ...] = (
                 "status",
                 "VARCHAR",
                 "running, finished, failed, interrupted (Ctrl-C or SIGTERM) or crashed (its process "
-                "ended without closing the run; set by the next process that opens the log to write).",
+                "ended without closing the run; set by the next process that opens the log to write). "
+                "All but finished can go on from their last checkpoint: moot resume.",
             ),
             ("stop_reason", "VARCHAR", "Why it stopped: the stop rule that fired, rounds, or the error."),
             ("params", "JSON", "The user's parameters and tags (launch(params=...), moot run -p k=v)."),
@@ -112,6 +113,16 @@ TABLES: tuple[Table, ...] = (
                 "BIGINT",
                 "Message rows that passed through the driver process: 0 unless messages are logged as "
                 "aggregates (each host writes its own rows; the driver only counts these).",
+            ),
+            (
+                "parent_run",
+                "VARCHAR",
+                "A fork's parent run (moot fork); NULL for a run started afresh.",
+            ),
+            (
+                "fork_round",
+                "INTEGER",
+                "A fork's rows up to this round are its parent's (copied); its own start after it.",
             ),
         ),
     ),
@@ -239,7 +250,12 @@ TABLES: tuple[Table, ...] = (
             ("model", "VARCHAR", "Model string (as litellm takes it, e.g. openai/gpt-4o-mini)."),
             ("prompt_tokens", "INTEGER", "Prompt tokens (as the provider reported them)."),
             ("completion_tokens", "INTEGER", "Completion tokens."),
-            ("cost", "DOUBLE", "Cost in dollars (0 for a cache hit; NULL when litellm has no price)."),
+            (
+                "cost",
+                "DOUBLE",
+                "Cost in dollars (NULL when litellm has no price; 0 for a cache hit, unless this run "
+                "paid for it before it was resumed: then what it paid).",
+            ),
             (
                 "latency_s",
                 "DOUBLE",
@@ -274,10 +290,27 @@ TABLES: tuple[Table, ...] = (
             (
                 "kind",
                 "VARCHAR",
-                "host_started, stopped, error; llm_call_failed, llm_reply_invalid, llm_unpriced; ...",
+                "host_started, stopped, error, interrupted, resumed, restarted, forked; llm_call_failed, "
+                "llm_reply_invalid, llm_unpriced; ...",
             ),
             ("host", "INTEGER", "Host concerned, if any."),
             ("detail", "VARCHAR", "What happened, in words."),
+        ),
+    ),
+    Table(
+        "interviews",
+        "One row per question put to an agent as it was at a round (moot interview); the run itself "
+        "is not changed.",
+        _cols(
+            _RUN_ID,
+            ("round", "INTEGER", "The round after which the agent was rebuilt and asked."),
+            ("agent", "BIGINT", "The agent asked."),
+            ("question", "VARCHAR", "The question."),
+            ("answer", "VARCHAR", "Its answer; NULL when the call failed (see error)."),
+            ("model", "VARCHAR", "The model that answered (moot/... is an offline stand-in)."),
+            ("cached", "BOOLEAN", "Whether the answer came from the response cache."),
+            ("error", "VARCHAR", "Why there is no answer, if there is none."),
+            ("asked_at", "TIMESTAMP WITH TIME ZONE", "When it was asked (UTC)."),
         ),
     ),
 )

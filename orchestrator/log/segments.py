@@ -48,6 +48,7 @@ __all__ = [
     "SegmentSink",
     "compact_run",
     "has_segments",
+    "link_run",
     "move_run",
     "parts_dir",
     "prune",
@@ -249,28 +250,47 @@ def store(parts: Path, file: str, data: bytes, size: int, crc: int) -> None:
     _atomic(target, pa.py_buffer(data))
 
 
-def prune(parts: Path, run_id: str, last_round: int) -> int:
+def prune(parts: Path, run_id: str, last_round: int, states_too: bool = False) -> int:
     """Delete the run's segments of rounds after `last_round` and any unfinished (``.tmp``) one.
 
     A run that failed or crashed keeps whole rounds only: a round is in the log when its
     metrics are, and a host that wrote its part of a later round before another failed
-    leaves nothing behind. Returns the files deleted.
+    leaves nothing behind. With `states_too`, the states of `last_round` go as well (logged
+    only because the run ended there; a resumed run logs them where its schedule says).
+    Returns the files deleted.
     """
     gone = 0
     for table in SEGMENTED:
         folder = parts / table / run_folder(run_id)
+        cut = last_round - 1 if states_too and table == "states" else last_round
         for f in list(folder.iterdir()) if folder.is_dir() else ():
             named = _NAME.match(f.name)
-            if f.name.endswith(".tmp") or (named is not None and int(named.group(1)) > last_round):
+            if f.name.endswith(".tmp") or (named is not None and int(named.group(1)) > cut):
                 f.unlink(missing_ok=True)
                 gone += 1
     return gone
 
 
-def move_run(src: Path, dst: Path, run_id: str) -> None:
-    """Move one run's segments from one parts directory to another (a sweep's merge), replacing
-    whatever segments `dst` held for that run (a point run again)."""
+def link_run(parts: Path, src: str, dst: str, last_round: int) -> None:
+    """Give run `dst` the segments of run `src` up to `last_round` (a fork's history): hard links,
+    so no byte is copied (a copy where the filesystem has no links)."""
     for table in SEGMENTED:
+        folder, target = parts / table / run_folder(src), parts / table / run_folder(dst)
+        for f in sorted(folder.iterdir()) if folder.is_dir() else ():
+            named = _NAME.match(f.name)
+            if named is None or int(named.group(1)) > last_round:
+                continue
+            target.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(f, target / f.name)
+            except OSError:
+                shutil.copy2(f, target / f.name)
+
+
+def move_run(src: Path, dst: Path, run_id: str) -> None:
+    """Move one run's segments and checkpoints from one parts directory to another (a sweep's
+    merge), replacing whatever `dst` held for that run (a point run again)."""
+    for table in (*SEGMENTED, "checkpoints"):
         folder, target = src / table / run_folder(run_id), dst / table / run_folder(run_id)
         shutil.rmtree(target, ignore_errors=True)
         if folder.is_dir():

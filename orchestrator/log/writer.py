@@ -158,11 +158,18 @@ def mark_crashed(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     return lost
 
 
-def discard_after(con: duckdb.DuckDBPyConnection, parts: Path, run_id: str, last_round: int) -> None:
+def discard_after(
+    con: duckdb.DuckDBPyConnection, parts: Path, run_id: str, last_round: int, states_too: bool = False
+) -> None:
     """Keep whole rounds only: delete the run's segments of rounds after `last_round` (and any
-    unfinished one) with their manifest rows. A round is in the log when its metrics are."""
-    prune(parts, run_id, last_round)
-    con.execute("DELETE FROM segments WHERE run_id = ? AND round > ?", [run_id, last_round])
+    unfinished one) with their manifest rows. A round is in the log when its metrics are.
+    `states_too`: the states of `last_round` go as well (see `prune`)."""
+    prune(parts, run_id, last_round, states_too)
+    con.execute(
+        "DELETE FROM segments WHERE run_id = ? "
+        "AND (round > ? OR (? AND table_name = 'states' AND round = ?))",
+        [run_id, last_round, states_too, last_round],
+    )
 
 
 def logged_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[int, int]:

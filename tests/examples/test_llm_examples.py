@@ -4,6 +4,7 @@ default, and against an HTTP endpoint with --model/--api-base."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,26 @@ def test_llm_swarm_switches_to_an_http_model_with_model_and_api_base(tmp_path: P
         (40, "openai/stub", 0)
     ]
     con.close()
+
+
+def test_estimate_of_llm_gossip_is_within_a_tenth_of_the_tokens_the_run_then_uses(tmp_path: Path) -> None:
+    log = tmp_path / "gossip.duckdb"
+    env = dict(os.environ, MOOT_EXAMPLE_ROUNDS="4", MOOT_EXAMPLE_LOG=str(log), COLUMNS="200")
+    example = str(ROOT / "examples" / "llm_gossip.py")
+    out = moot(example, "-p", "agents=80", "--estimate", "--price", "moot/simulated=1e-6,2e-6", env=env)
+    text = " ".join(out.stdout.split())
+    assert "model moot/simulated (offline stand-in, not a language model) (no model called)" in text
+    got = {
+        key: float(re.search(rf"{key}: \$?([\d,.]+)", text).group(1).replace(",", ""))  # type: ignore[union-attr]
+        for key in ("calls", "prompt tokens", "completion tokens", "cost")
+    }
+    assert not log.exists()  # nothing ran
+    assert got["cost"] == round(got["prompt tokens"] * 1e-6 + got["completion tokens"] * 2e-6, 4)
+    moot(example, "-p", "agents=80", env=env)
+    con = duckdb.connect(str(log), read_only=True)
+    calls, used = con.execute(
+        "SELECT count(*), sum(prompt_tokens + completion_tokens) FROM llm_calls"
+    ).fetchall()[0]
+    con.close()
+    assert calls == got["calls"] == 80 * 4
+    assert abs(got["prompt tokens"] + got["completion tokens"] - used) <= 0.1 * used

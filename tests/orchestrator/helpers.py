@@ -132,3 +132,26 @@ def moot_cli(*args: str) -> Any:
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, result.output
     return result
+
+
+class Fragile(OpinionAgent):
+    """An OpinionAgent whose host process dies in round `die_round`, the first `times` times each
+    host gets there: each death leaves a file ``<marker>.<first agent>.<k>`` behind."""
+
+    marker: str = ""
+    die_round: int = 5
+    times: int = 1
+    unlogged: ClassVar[tuple[str, ...]] = ("marker",)
+
+    @classmethod
+    def act_batch(cls, state: Any, inbox: Any, ctx: Any) -> Any:
+        import os
+
+        if ctx.round == int(state["die_round"][0]) and state["marker"][0]:
+            for k in range(int(state["times"][0])):
+                try:
+                    Path(f"{state['marker'][0]}.{ctx.ids[0]}.{k}").touch(exist_ok=False)
+                except FileExistsError:
+                    continue
+                os._exit(1)  # the host's process dies, mid-round
+        return super().act_batch(state, inbox, ctx)

@@ -67,7 +67,8 @@ def _check_interrupted(done: subprocess.CompletedProcess[str], log: Path, how: s
     assert runs[0]["stop_reason"] == f"interrupted ({how})"
     last = runs[0]["rounds"] - 1
     assert done.stderr.strip().splitlines()[-1] == (
-        f"moot: run {runs[0]['run_id']} interrupted after round {last}; the log keeps rounds 0..{last}: {log}"
+        f"moot: run {runs[0]['run_id']} interrupted after round {last}; the log keeps rounds 0..{last}: {log}; "
+        f"go on with: moot resume {log} --run {runs[0]['run_id']}"
     )
     # Every played round is logged, and so is the state after the last one.
     rounds = query(log, "SELECT count(DISTINCT round) AS n, max(round) AS r FROM metrics").to_pylist()[0]
