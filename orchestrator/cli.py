@@ -905,6 +905,7 @@ def interview(
     interviews table, and the run itself is not changed."""
     from orchestrator.interview import interview as ask
     from orchestrator.interview import parse_agents
+    from orchestrator.llm.offline import model_label
 
     _existing_log(log)
     try:
@@ -923,7 +924,12 @@ def interview(
         out.add_column(col)
     for row in table.to_pylist():
         answer = row["answer"] if row["answer"] is not None else f"(no answer: {row['error']})"
-        out.add_row(str(row["agent"]), escape(answer), escape(row["model"]), "yes" if row["cached"] else "")
+        out.add_row(
+            str(row["agent"]),
+            escape(answer),
+            escape(model_label(row["model"])),
+            "yes" if row["cached"] else "",
+        )
     _table_console().print(out)
     console.print(f"in the log: moot sql {log} \"SELECT * FROM interviews WHERE run_id = '{run_id}'\"")
 

@@ -277,6 +277,7 @@ def run_rounds(
         if go.plan.checkpoint_every and run.rounds:  # the end, to fork from or interview at
             go.checkpoint(run.rounds - 1)
         clock.lap("rounds")
+        clock.timings["checkpoints"] = go.checkpoint_seconds  # (part of "rounds")
         log.states(runtime, run.rounds - 1)  # the loop never logs the last round
         clock.lap("final_state")
         writer.flush()
@@ -356,6 +357,8 @@ class _Going:
     service: ServiceHandle | None
     placement: list[tuple[int, str]]
     restarts: int = 0
+    checkpoint_seconds: float = 0.0
+    """Time the hosts spent writing checkpoints (the driver waits for them)."""
 
     @property
     def durable(self) -> bool:
@@ -397,8 +400,10 @@ class _Going:
             copy.deepcopy(plan.stop),
             self.service.totals()["spent"] if self.service is not None else 0.0,
         )
+        began = time.perf_counter()
         tmp = checkpoint.start(self.folder, r)
         self.runtime.checkpoint(str(tmp))
+        self.checkpoint_seconds += time.perf_counter() - began
 
         def commit() -> None:
             state.driver_rows = log.driver_rows

@@ -468,3 +468,28 @@ def test_a_sweep_of_forks_makes_one_fork_per_point_and_keeps_finished_points(tmp
     again = moot("fork", log, "--run", "p", "--at", 4, "--each", "fanout=2,3", "--local")
     assert "p.fork@4.fanout=3 finished already; kept" in again.stderr
     assert len(query(log, "SELECT run_id FROM runs").to_pylist()) == 3
+
+
+def test_moot_interview_prints_the_answers_and_logs_them(tmp_path: Path) -> None:
+    from protocols.gossip import LLMOpinionAgent
+
+    log = tmp_path / "run.duckdb"
+    pop = Population.of(LLMOpinionAgent, 8, opinion=Uniform())
+    launch(
+        pop,
+        Gossip(graph="ring_lattice:k=2", fanout=1),
+        rounds=2,
+        seed=1,
+        log=log,
+        runtime="local",
+        run_id="llm",
+    )
+    out = moot(
+        "interview", log, "How sure are you?", "--run", "llm", "--agents", "0..2,5", "--at", 1, COLUMNS="250"
+    )
+    rows = query(log, "SELECT agent, answer FROM interviews ORDER BY agent").to_pylist()
+    assert [r["agent"] for r in rows] == [0, 1, 2, 5]
+    for r in rows:
+        assert r["answer"].startswith("I am moot/simulated, an offline stand-in, not a language model.")
+        assert r["answer"] in " ".join(out.stdout.split())
+    assert "moot/simulated (offline stand-in, not a language model)" in " ".join(out.stdout.split())
