@@ -3,6 +3,7 @@ a run never cut; forks repeat or change their parent exactly where they should."
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -93,17 +94,23 @@ def moot(*args: object, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 STUDY = """
+import json
 from orchestrator import launch
 from protocols.registry import get_protocol
 
 name, log, rounds, agents, run_id = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-proto = get_protocol(name)()
+proto = get_protocol(name)(**json.loads(sys.argv[6]))
 launch(proto.default_population(agents), proto, rounds=rounds, seed=11, log=log, runtime="local",
        hosts=3, run_id=run_id, checkpoint_every=3, stop="never", state_every=4, progress=die)
 """
 
-PROTOCOLS = {"gossip": (600, 10), "swarm_grid": (12, 10), "social_feed": (40, 10), "debate": (12, 4)}
-"""Agents and rounds per protocol (debate's default strategies cover four rounds)."""
+PROTOCOLS = {
+    "gossip": (600, 10, {}),
+    "swarm_grid": (192, 10, {"size": [30, 30]}),
+    "social_feed": (192, 10, {}),
+    "debate": (192, 4, {}),
+}
+"""Agents (three hosts' worth), rounds (debate's default strategies cover four) and options."""
 
 
 @pytest.mark.parametrize("name", sorted(PROTOCOLS))
@@ -111,10 +118,11 @@ def test_a_driver_killed_at_a_random_round_resumes_to_the_log_of_a_run_never_cut
     name: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "run.duckdb"
-    agents, rounds = PROTOCOLS[name]
+    agents, rounds, options = PROTOCOLS[name]
     kill_at = random.Random(name).randrange(1, rounds - 1)  # a seeded draw, never the last round
-    assert script(STUDY, name, log, rounds, agents, "whole").returncode == 0
-    assert script(STUDY, name, log, rounds, agents, "cut", at=kill_at).returncode == -signal.SIGKILL
+    given = json.dumps(options)
+    assert script(STUDY, name, log, rounds, agents, "whole", given).returncode == 0
+    assert script(STUDY, name, log, rounds, agents, "cut", given, at=kill_at).returncode == -signal.SIGKILL
     moot("resume", log, "--run", "cut", "--local")
     assert table_hashes(log, "cut") == table_hashes(log, "whole")
     row = query(log, "SELECT status, rounds FROM runs WHERE run_id = 'cut'").to_pylist()[0]
@@ -124,7 +132,7 @@ def test_a_driver_killed_at_a_random_round_resumes_to_the_log_of_a_run_never_cut
     ]
     # From a checkpoint (every 3 rounds) before the kill, or from round 0.
     found = re.fullmatch(
-        r"crashed; resumed from (the checkpoint after round (\d+)|round 0 \(no checkpoint\)) on \d+ host\(s\)",
+        r"crashed; resumed from (the checkpoint after round (\d+)|round 0 \(no checkpoint\)) on 3 host\(s\)",
         detail,
     )
     assert found is not None, detail
