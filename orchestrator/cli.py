@@ -934,6 +934,71 @@ def interview(
     console.print(f"in the log: moot sql {log} \"SELECT * FROM interviews WHERE run_id = '{run_id}'\"")
 
 
+@app.command()
+def analyze(
+    log: Annotated[Path, typer.Argument(help="A moot DuckDB log.")],
+    run_id: Annotated[str | None, typer.Option("--run", help="The run (default: the latest).")] = None,
+    window: Annotated[
+        int | None, typer.Option(help="Rounds per window (default: a tenth of the run).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+) -> None:
+    """Agent-society diagnostics of a run: participation, inequality, reciprocity, HITS, PageRank and
+    influence persistence, degree tails, assortativity, communities, the friendship paradox,
+    inertia, consensus, lexical turnover (orchestrator/analysis/README.md)."""
+    from orchestrator.analysis import METRICS, overall
+    from orchestrator.analysis import analyze as diagnose
+
+    if fmt not in ("table", "json", "csv"):
+        raise typer.BadParameter(f"--format {fmt!r}: use table, json or csv.")
+    _existing_log(log)
+    try:
+        result = diagnose(log, run_id, window)
+    except MootError as exc:
+        _fail(exc)
+        return
+    if fmt == "json":
+        typer.echo(json.dumps(overall(result), indent=2))
+        return
+    if fmt == "csv":
+        _write_csv(result)
+        return
+    table = Table(title=f"diagnostics of {log}")
+    for col in ("metric", "whole run", "by window (first round: value)", "what it counts"):
+        table.add_column(col)
+    rows = result.to_pylist()
+    for name in dict.fromkeys(r["metric"] for r in rows):
+        whole = [r["value"] for r in rows if r["metric"] == name and r["window"] is None]
+        series = [
+            f"{r['window']}: {r['value']:.3g}"
+            for r in rows
+            if r["metric"] == name and r["window"] is not None
+        ]
+        table.add_row(name, f"{whole[0]:.4g}" if whole else "", ", ".join(series), METRICS.get(name, ""))
+    _table_console(True).print(table)
+
+
+@app.command()
+def export(
+    log: Annotated[Path, typer.Argument(help="A moot DuckDB log.")],
+    to: Annotated[Path, typer.Option(help="The folder to write the files to.")],
+    run_id: Annotated[str | None, typer.Option("--run", help="The run (default: the latest).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    view: Annotated[list[str] | None, typer.Option(help="A view to export too (repeatable).")] = None,
+) -> None:
+    """Write every table of a run (and any named view) as Parquet or CSV files, its rows only."""
+    from orchestrator.analysis import export as export_run
+
+    _existing_log(log)
+    try:
+        written = export_run(log, run_id, to, fmt, tuple(view or ()))
+    except MootError as exc:
+        _fail(exc)
+        return
+    for name, rows in written.items():
+        typer.echo(f"{to / name}: {rows:,} rows")
+
+
 @app.command(name="agents")
 def agents_command() -> None:
     """List the registered agent classes (entry-point group moot.agents), for --agent."""
