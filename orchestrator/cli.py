@@ -999,6 +999,27 @@ def export(
         typer.echo(f"{to / name}: {rows:,} rows")
 
 
+@app.command()
+def report(
+    log: Annotated[Path, typer.Argument(help="A moot DuckDB log.")],
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+    run_id: Annotated[
+        list[str] | None, typer.Option("--run", help="A run to show (repeatable; default: the log's runs).")
+    ] = None,
+) -> None:
+    """One self-contained HTML file (no network needed) showing runs: health, every metric over
+    rounds (runs overlaid), the protocol's own plots, LLM cost, and the diagnostics."""
+    from orchestrator.analysis.report import report as write_report
+
+    _existing_log(log)
+    try:
+        written = write_report(log, out, list(run_id or []))
+    except MootError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"{written} ({written.stat().st_size / 1e6:.2f} MB): open it in a browser, no network needed")
+
+
 @app.command(name="agents")
 def agents_command() -> None:
     """List the registered agent classes (entry-point group moot.agents), for --agent."""
