@@ -90,14 +90,19 @@ class _Rows:
         self.out.append((metric, window, float(value), json.dumps(definition, sort_keys=True)))
 
 
-def _graph(con: duckdb.DuckDBPyConnection, lo: int, hi: int) -> nx.DiGraph:
+def _graph(con: duckdb.DuckDBPyConnection, lo: int, hi: int, every: int = 1) -> nx.DiGraph:
+    """The interaction graph of rounds [lo, hi]; with `every` > 1, induced on the agents whose
+    hash is 0 modulo `every` (a seeded sample of about 1/every of them: networkx cannot hold a
+    graph of millions of agents in reasonable time)."""
+    sample = "" if every == 1 else f" AND hash(sender) % {every} = 0 AND hash(receiver) % {every} = 0"
     edges = con.execute(
         "SELECT sender, receiver, count(*) FROM messages WHERE receiver IS NOT NULL AND sender >= 0 "
-        "AND receiver >= 0 AND sender <> receiver AND round BETWEEN ? AND ? GROUP BY ALL",
+        f"AND receiver >= 0 AND sender <> receiver AND round BETWEEN ? AND ?{sample} GROUP BY ALL",
         [lo, hi],
     ).fetchall()
     g = nx.DiGraph()
     g.add_weighted_edges_from(edges)
+    g.graph["every"] = every
     return g
 
 
@@ -128,6 +133,8 @@ def _graph_metrics(rows: _Rows, g: nx.DiGraph, window: int | None) -> set[Any]:
     if g.number_of_edges() == 0:
         return set()
     edge = "interaction: u->v per delivered message, weight = count, self-loops dropped"
+    if g.graph.get("every", 1) > 1:
+        edge += f"; induced on a hashed sample of 1/{g.graph['every']} of the agents"
     rows.add("reciprocity", window, nx.overall_reciprocity(g), graph=edge)
     pr = nx.pagerank(g, alpha=0.85, weight="weight")
     top5 = _top(pr, 5)
@@ -273,11 +280,17 @@ def _text_metrics(rows: _Rows, con: duckdb.DuckDBPyConnection, windows: list[tup
         centroid_before = centroid if norm > 0 else centroid_before
 
 
+GRAPH_AGENTS = 100_000
+"""Above this many agents the graph diagnostics use a hashed sample of about this many (their
+`definition` says so); counts, Gini and participation always use every agent."""
+
+
 def analyze_connection(
     con: duckdb.DuckDBPyConnection, n: int, rounds: int, field: str | None, window: int
 ) -> pa.Table:
     """The diagnostics of the run `con` is scoped to (`orchestrator.log.scope_to_run`)."""
     rows = _Rows([])
+    every = max(1, math.ceil(n / GRAPH_AGENTS))
     last = max(rounds - 1, 0)
     windows = [(lo, min(lo + window - 1, last)) for lo in range(0, last + 1, window)]
     sent = _counts(con, "sender", n, 0, last)
@@ -291,13 +304,13 @@ def analyze_connection(
         zeros="kept",
         population="every agent",
     )
-    _graph_metrics(rows, _graph(con, 0, last), None)
+    _graph_metrics(rows, _graph(con, 0, last, every), None)
     before: set[Any] | None = None
     for lo, hi in windows:
         active = _counts(con, "sender", n, lo, hi)
         rows.add("participation", lo, float((active > 0).mean()) if n else 0.0, rounds=[lo, hi])
         rows.add("gini_sent", lo, gini(active), zeros="kept", rounds=[lo, hi])
-        top = _graph_metrics(rows, _graph(con, lo, hi), lo)
+        top = _graph_metrics(rows, _graph(con, lo, hi, every), lo)
         if before is not None and (before or top):
             rows.add("influence_persistence", lo, _jaccard(before, top), k=5, rounds=[lo, hi])
         before = top

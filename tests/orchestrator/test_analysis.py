@@ -210,3 +210,21 @@ def test_moot_analyze_prints_json_keyed_by_the_metric_names(tmp_path: Path) -> N
     for key, value in direct.items():  # (HITS's last digit varies between processes)
         assert got[key] == (pytest.approx(value) if isinstance(value, float) else value), key
     assert got["reciprocity"] == pytest.approx(nx.overall_reciprocity(graph))
+
+
+def test_a_big_runs_graph_diagnostics_use_a_hashed_sample_and_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.analysis import diagnostics
+
+    graph = nx.gnp_random_graph(40, 0.3, seed=5, directed=True)
+    log = _built(tmp_path, graph)
+    monkeypatch.setattr(diagnostics, "GRAPH_AGENTS", 10)  # 40 agents: a sample of about a quarter
+    table = analyze(log)
+    kept = {a for (a,) in duckdb.sql("SELECT range FROM range(40) WHERE hash(range) % 4 = 0").fetchall()}
+    sample = nx.DiGraph(graph.subgraph(kept))
+    row = next(r for r in table.to_pylist() if r["metric"] == "reciprocity" and r["window"] is None)
+    assert row["value"] == pytest.approx(nx.overall_reciprocity(sample))
+    assert "hashed sample of 1/4 of the agents" in json.loads(row["definition"])["graph"]
+    sent = next(r for r in table.to_pylist() if r["metric"] == "gini_sent" and r["window"] is None)
+    assert sent["value"] == pytest.approx(gini([4 * graph.out_degree(u) for u in range(40)]))  # every agent
