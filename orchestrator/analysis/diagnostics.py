@@ -37,7 +37,7 @@ METRICS: dict[str, str] = {
     "gini_sent": "Gini of messages and actions sent per agent (every agent, zeros kept)",
     "gini_received": "Gini of messages received per agent (every agent, zeros kept)",
     "gini_followers": "Gini of followers per agent (follow actions; the social feed)",
-    "reciprocity": "share of the interaction graph's edges whose reverse exists (networkx)",
+    "reciprocity": "share of the interaction graph's edges whose reverse exists (networkx's definition)",
     "hits_hub_top": "largest HITS hub score (networkx.hits, normalised)",
     "hits_authority_top": "largest HITS authority score",
     "hits_hub_authority_overlap": "Jaccard overlap of the top-1% hubs and top-1% authorities",
@@ -90,32 +90,51 @@ class _Rows:
         self.out.append((metric, window, float(value), json.dumps(definition, sort_keys=True)))
 
 
-def _graph(con: duckdb.DuckDBPyConnection, lo: int, hi: int, every: int = 1) -> nx.DiGraph:
-    """The interaction graph of rounds [lo, hi]; with `every` > 1, induced on the agents whose
-    hash is 0 modulo `every` (a seeded sample of about 1/every of them: networkx cannot hold a
-    graph of millions of agents in reasonable time)."""
+def _prepare(con: duckdb.DuckDBPyConnection, window: int, every: int) -> None:
+    """One pass over the run's messages: the interaction graph's edges and each agent's messages
+    sent and received, per window (``w`` = round // window), as temporary tables. With `every`
+    > 1, the graph is induced on the agents whose hash is 0 modulo `every` (a seeded sample of
+    about 1/every of them: a graph of millions of agents is beyond networkx in reasonable time,
+    and counting its edges alone took most of the time)."""
     sample = "" if every == 1 else f" AND hash(sender) % {every} = 0 AND hash(receiver) % {every} = 0"
-    edges = con.execute(
-        "SELECT sender, receiver, count(*) FROM messages WHERE receiver IS NOT NULL AND sender >= 0 "
-        f"AND receiver >= 0 AND sender <> receiver AND round BETWEEN ? AND ?{sample} GROUP BY ALL",
-        [lo, hi],
-    ).fetchall()
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _edges AS SELECT sender AS u, receiver AS v, round // ? AS w, "
+        "count(*) AS n FROM messages WHERE receiver IS NOT NULL AND sender >= 0 AND receiver >= 0 "
+        f"AND sender <> receiver{sample} GROUP BY ALL",
+        [window],
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _activity AS "
+        "SELECT 'sent' AS side, sender AS a, round // $1 AS w, count(*) AS n FROM messages WHERE sender >= 0 "
+        "GROUP BY ALL UNION ALL "
+        "SELECT 'received', receiver, round // $1, count(*) FROM messages WHERE receiver >= 0 GROUP BY ALL",
+        [window],
+    )
+
+
+def _where(w: int | None) -> tuple[str, list[Any]]:
+    return ("", []) if w is None else (" AND w = ?", [w])
+
+
+def _graph(con: duckdb.DuckDBPyConnection, w: int | None, every: int = 1) -> nx.DiGraph:
+    """The interaction graph of window `w` (None: the whole run), as `_prepare` sampled it."""
+    window, args = _where(w)
+    edges = con.execute(f"SELECT u, v, sum(n) FROM _edges WHERE TRUE{window} GROUP BY ALL", args).fetchall()
     g = nx.DiGraph()
     g.add_weighted_edges_from(edges)
     g.graph["every"] = every
     return g
 
 
-def _counts(con: duckdb.DuckDBPyConnection, column: str, n: int, lo: int, hi: int) -> NDArray[np.float64]:
-    """Messages per agent (`column`: sender or receiver) in rounds [lo, hi], every agent 0..n-1."""
-    rows = con.execute(
-        f"SELECT {column}, count(*) FROM messages WHERE {column} BETWEEN 0 AND ? AND round BETWEEN ? AND ? "
-        "GROUP BY ALL",
-        [n - 1, lo, hi],
-    ).fetchall()
+def _counts(con: duckdb.DuckDBPyConnection, side: str, n: int, w: int | None) -> NDArray[np.float64]:
+    """Messages per agent (`side`: sent or received) in window `w` (None: the whole run), every
+    agent 0..n-1."""
+    window, args = _where(w)
+    got = con.execute(
+        f"SELECT a, sum(n) AS n FROM _activity WHERE side = ? AND a < ?{window} GROUP BY a", [side, n, *args]
+    ).fetchnumpy()
     out = np.zeros(n)
-    for agent, c in rows:
-        out[int(agent)] = c
+    out[np.asarray(got["a"], np.int64)] = got["n"]
     return out
 
 
@@ -135,7 +154,6 @@ def _graph_metrics(rows: _Rows, g: nx.DiGraph, window: int | None) -> set[Any]:
     edge = "interaction: u->v per delivered message, weight = count, self-loops dropped"
     if g.graph.get("every", 1) > 1:
         edge += f"; induced on a hashed sample of 1/{g.graph['every']} of the agents"
-    rows.add("reciprocity", window, nx.overall_reciprocity(g), graph=edge)
     pr = nx.pagerank(g, alpha=0.85, weight="weight")
     top5 = _top(pr, 5)
     rows.add("pagerank_top5", window, sum(pr[a] for a in top5), graph=edge, alpha=0.85)
@@ -168,6 +186,19 @@ def _graph_metrics(rows: _Rows, g: nx.DiGraph, window: int | None) -> set[Any]:
     rows.add("modularity", window, nx.community.modularity(und, parts, weight="weight"), algorithm="louvain")
     rows.add("friendship_paradox", window, _paradox(und), graph="interaction, undirected")
     return top5
+
+
+def _reciprocity(con: duckdb.DuckDBPyConnection, w: int | None) -> float | None:
+    """Share of the interaction graph's edges (window `w`, None: the whole run) whose reverse
+    edge exists: networkx's `overall_reciprocity`, as a DuckDB self-join (the spec's sketch).
+    None without edges."""
+    window, args = _where(w)
+    got = con.execute(
+        f"WITH e AS (SELECT DISTINCT u, v FROM _edges WHERE TRUE{window}) "
+        "SELECT count(r.u), count(*) FROM e LEFT JOIN e AS r ON r.u = e.v AND r.v = e.u",
+        args,
+    ).fetchall()[0]
+    return got[0] / got[1] if got[1] else None
 
 
 def _paradox(g: nx.Graph) -> float:
@@ -293,24 +324,29 @@ def analyze_connection(
     every = max(1, math.ceil(n / GRAPH_AGENTS))
     last = max(rounds - 1, 0)
     windows = [(lo, min(lo + window - 1, last)) for lo in range(0, last + 1, window)]
-    sent = _counts(con, "sender", n, 0, last)
+    _prepare(con, window, every)
+    sent = _counts(con, "sent", n, None)
     rows.add("agents", None, n)
     rows.add("participation", None, float((sent > 0).mean()) if n else 0.0, counts="messages and actions")
     rows.add("gini_sent", None, gini(sent), zeros="kept", population="every agent")
-    rows.add(
-        "gini_received",
-        None,
-        gini(_counts(con, "receiver", n, 0, last)),
-        zeros="kept",
-        population="every agent",
-    )
-    _graph_metrics(rows, _graph(con, 0, last, every), None)
+    received = _counts(con, "received", n, None)
+    rows.add("gini_received", None, gini(received), zeros="kept", population="every agent")
+    edge = "interaction: u->v per delivered message, unweighted, self-loops dropped"
+    if every > 1:
+        edge += f"; induced on a hashed sample of 1/{every} of the agents"
+    whole = _reciprocity(con, None)
+    if whole is not None:
+        rows.add("reciprocity", None, whole, graph=edge)
+    _graph_metrics(rows, _graph(con, None, every), None)
     before: set[Any] | None = None
-    for lo, hi in windows:
-        active = _counts(con, "sender", n, lo, hi)
+    for k, (lo, hi) in enumerate(windows):
+        active = _counts(con, "sent", n, k)
         rows.add("participation", lo, float((active > 0).mean()) if n else 0.0, rounds=[lo, hi])
         rows.add("gini_sent", lo, gini(active), zeros="kept", rounds=[lo, hi])
-        top = _graph_metrics(rows, _graph(con, lo, hi, every), lo)
+        part = _reciprocity(con, k)
+        if part is not None:
+            rows.add("reciprocity", lo, part, graph=edge, rounds=[lo, hi])
+        top = _graph_metrics(rows, _graph(con, k, every), lo)
         if before is not None and (before or top):
             rows.add("influence_persistence", lo, _jaccard(before, top), k=5, rounds=[lo, hi])
         before = top

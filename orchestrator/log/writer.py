@@ -108,6 +108,7 @@ def lock_down(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     parts = str(parts_dir(path.resolve()))
     con.execute(f"SET allowed_directories = [{quote(parts + '/')}]")
     con.execute("SET enable_external_access = false")
+    con.execute("SET enable_progress_bar = false")  # (drawn on stdout, it would corrupt JSON and CSV output)
     con.execute("SET lock_configuration = true")
 
 

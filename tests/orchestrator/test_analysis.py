@@ -223,8 +223,11 @@ def test_a_big_runs_graph_diagnostics_use_a_hashed_sample_and_say_so(
     table = analyze(log)
     kept = {a for (a,) in duckdb.sql("SELECT range FROM range(40) WHERE hash(range) % 4 = 0").fetchall()}
     sample = nx.DiGraph(graph.subgraph(kept))
-    row = next(r for r in table.to_pylist() if r["metric"] == "reciprocity" and r["window"] is None)
-    assert row["value"] == pytest.approx(nx.overall_reciprocity(sample))
+    row = next(r for r in table.to_pylist() if r["metric"] == "pagerank_top5" and r["window"] is None)
+    pr = nx.pagerank(sample)
+    assert row["value"] == pytest.approx(sum(sorted(pr.values())[-5:]))
     assert "hashed sample of 1/4 of the agents" in json.loads(row["definition"])["graph"]
+    recip = next(r for r in table.to_pylist() if r["metric"] == "reciprocity" and r["window"] is None)
+    assert recip["value"] == pytest.approx(nx.overall_reciprocity(sample))
     sent = next(r for r in table.to_pylist() if r["metric"] == "gini_sent" and r["window"] is None)
     assert sent["value"] == pytest.approx(gini([4 * graph.out_degree(u) for u in range(40)]))  # every agent
