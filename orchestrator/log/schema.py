@@ -361,6 +361,23 @@ VIEWS["llm_cost_by_model"] = (
 )
 
 MACROS: dict[str, tuple[str, str]] = {
+    "activity_gini(rid, n)": (
+        "Gini of messages and actions sent per agent over the whole run, n agents (zeros kept): "
+        "moot analyze's gini_sent.",
+        """WITH c AS (SELECT a.range AS agent, count(m.sender) AS x FROM range(n) a
+                   LEFT JOIN messages m ON m.sender = a.range AND m.run_id = rid GROUP BY a.range),
+         o AS (SELECT x, row_number() OVER (ORDER BY x) AS i FROM c)
+    SELECT sum((2 * i - n - 1) * x) / (n * nullif(sum(x), 0)) AS gini FROM o""",
+    ),
+    "interaction_reciprocity(rid)": (
+        "Share of the interaction graph's edges (sender -> receiver of delivered messages, self-loops "
+        "dropped) whose reverse exists: moot analyze's reciprocity.",
+        """WITH e AS (SELECT DISTINCT sender AS u, receiver AS v FROM messages
+                   WHERE run_id = rid AND receiver IS NOT NULL AND sender >= 0 AND receiver >= 0
+                     AND sender <> receiver)
+    SELECT count(r.u) / nullif(count(*), 0) AS reciprocity
+    FROM e LEFT JOIN e AS r ON r.u = e.v AND r.v = e.u""",
+    ),
     "agreement_by_round(rid, fld, tol)": (
         "Per logged round: agents, the field's median, and the share of agents within tol of it.",
         """WITH s AS (SELECT round, value FROM states WHERE run_id = rid AND field = fld),

@@ -231,3 +231,16 @@ def test_a_big_runs_graph_diagnostics_use_a_hashed_sample_and_say_so(
     assert recip["value"] == pytest.approx(nx.overall_reciprocity(sample))
     sent = next(r for r in table.to_pylist() if r["metric"] == "gini_sent" and r["window"] is None)
     assert sent["value"] == pytest.approx(gini([4 * graph.out_degree(u) for u in range(40)]))  # every agent
+
+
+def test_the_sql_macros_give_the_same_gini_and_reciprocity(tmp_path: Path) -> None:
+    from orchestrator.log import query
+
+    graph = nx.gnp_random_graph(30, 0.2, seed=9, directed=True)
+    log = _built(tmp_path, graph)
+    rid = query(log, "SELECT run_id FROM runs").to_pylist()[0]["run_id"]
+    got = overall(analyze(log))
+    gini_sql = query(log, f"SELECT * FROM activity_gini('{rid}', 30)").to_pylist()[0]["gini"]
+    recip_sql = query(log, f"SELECT * FROM interaction_reciprocity('{rid}')").to_pylist()[0]["reciprocity"]
+    assert gini_sql == pytest.approx(got["gini_sent"])
+    assert recip_sql == pytest.approx(got["reciprocity"]) == pytest.approx(nx.overall_reciprocity(graph))
