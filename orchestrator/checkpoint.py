@@ -198,6 +198,16 @@ def rounds_saved(folder: Path) -> list[int]:
     return sorted(int(m.group(1)) for m in found if m is not None)
 
 
+def thin(folder: Path, spacing: int) -> None:
+    """Keep a run's checkpoints from filling the disk: the two latest, and those after rounds
+    that are a multiple of `spacing` (every tenth checkpoint); a fork or a resume between them
+    replays from the one before (exactly, only slower)."""
+    saved = rounds_saved(folder)
+    for r in saved[:-2]:
+        if (r + 1) % spacing:
+            shutil.rmtree(_round_dir(folder, r), ignore_errors=True)
+
+
 def drop_after(folder: Path, round: int) -> None:
     """Delete the checkpoints after `round` (and any unfinished one): a rewound run's future."""
     if not folder.is_dir():

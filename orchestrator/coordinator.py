@@ -408,6 +408,8 @@ class _Going:
         def commit() -> None:
             state.driver_rows = log.driver_rows
             checkpoint.commit(tmp, state, plan.hosts)
+            if plan.llm is None and plan.checkpoint_every:  # (an LLM run's are small: all kept, to interview)
+                checkpoint.thin(self.folder, 10 * plan.checkpoint_every)
 
         log.writer.submit(commit)
         self.saved = state

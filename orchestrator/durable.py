@@ -196,7 +196,8 @@ def fork(
             intervene(snap)
         snap.save()
 
-    event = ("forked", f"from run {rid} after round {at} (replayed from round {base + 1})")
+    how = "its checkpoint there" if base == at else f"rounds {base + 1}..{at} played again"
+    event = ("forked", f"from run {rid} after round {at} ({how})")
     point: ForkPoint | None = ForkPoint(at, change, protocol if options else None)
     if base == at:  # the parent has a checkpoint there: change the fork's copy of it, start from it
         change(folder, at)

@@ -171,7 +171,13 @@ def test_a_finished_run_is_not_resumed_and_says_to_fork_it(tmp_path: Path) -> No
         orchestrator.resume(log, "done", runtime="local")
 
 
-def test_a_fork_without_change_repeats_its_parent_and_sees_its_whole_history(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("at", "base"),
+    [(5, -1), (9, 9), (10, 9)],  # from round 0; from the checkpoint at the fork; from an earlier one
+)
+def test_a_fork_without_change_repeats_its_parent_and_sees_its_whole_history(
+    at: int, base: int, tmp_path: Path
+) -> None:
     log = tmp_path / "run.duckdb"
     parent = launch(
         _pop(),
@@ -182,13 +188,17 @@ def test_a_fork_without_change_repeats_its_parent_and_sees_its_whole_history(tmp
         runtime="local",
         hosts=2,
         run_id="p",
-        checkpoint_every=4,
+        checkpoint_every=2,
     )
-    child = parent.fork(at=5, new_run_id="c", runtime="local")  # replays 4..5 from round 3's checkpoint
+    assert rounds_saved(checkpoint_dir(log, "p")) == [9, 11]  # thinned: the two latest (no tenth yet)
+    child = parent.fork(at=at, new_run_id="c", runtime="local")
     assert table_hashes(log, "c") == table_hashes(log, "p")
     row = query(log, "SELECT parent_run, fork_round FROM runs WHERE run_id = 'c'").to_pylist()[0]
-    assert row == {"parent_run": "p", "fork_round": 5}
+    assert row == {"parent_run": "p", "fork_round": at}
     assert child.sql("SELECT count(DISTINCT round) AS n FROM metrics").to_pylist() == [{"n": 12}]
+    (event,) = query(log, "SELECT detail FROM events WHERE run_id = 'c' AND kind = 'forked'").to_pylist()
+    how = "its checkpoint there" if base == at else f"rounds {base + 1}..{at} played again"
+    assert event["detail"] == f"from run p after round {at} ({how})"
 
 
 def test_a_fork_that_sets_one_opinion_changes_only_what_that_agent_reaches(tmp_path: Path) -> None:
