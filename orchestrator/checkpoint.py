@@ -54,8 +54,10 @@ __all__ = [
     "read_host",
     "read_shard",
     "rounds_saved",
+    "save_host",
     "save_plan",
     "start",
+    "write_files",
 ]
 
 _ROUND = re.compile(r"^r(-?\d{8})$")
@@ -166,11 +168,30 @@ def host_file(tmp: Path, host: int) -> Path:
     return tmp / f"host-{host:05d}.pkl"
 
 
-def save_host(tmp: Path, host: int, state: HostState, world: Any = None) -> None:
-    """One host's part (and host 0's world) into the checkpoint being written."""
-    _dump(host_file(Path(tmp), host), state)
-    if world is not None:
-        _dump(Path(tmp) / "world.pkl", world)
+def save_host(
+    tmp: Path, host: int, state: HostState, world: Any = None, here: bool = True
+) -> dict[str, bytes]:
+    """One host's part (and host 0's world) into the checkpoint being written. A host on a node
+    that does not see the folder (``MOOT_NODE_PARTS``; `here` False) gets the files' bytes back,
+    for the driver to write (`write_files`)."""
+    files = {host_file(Path(tmp), host).name: state, **({"world.pkl": world} if world is not None else {})}
+    if not here:
+        return {name: cloudpickle.dumps(obj, protocol=5) for name, obj in files.items()}
+    for name, obj in files.items():
+        _dump(Path(tmp) / name, obj)
+    return {}
+
+
+def write_files(tmp: Path, files: dict[str, bytes]) -> None:
+    """Write, whole, the checkpoint files hosts sent back (`save_host`)."""
+    for name, data in files.items():
+        path = Path(tmp) / name
+        part = path.with_name(name + ".tmp")
+        with open(part, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, path)
 
 
 def commit(tmp: Path, state: DriverState, hosts: int) -> Path:

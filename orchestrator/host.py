@@ -32,7 +32,7 @@ from agents.context import BatchContext, Context
 from agents.message import KINDS, Message
 from agents.population import Block, Population, is_text_field
 from agents.reply import Reply
-from orchestrator.errors import AgentError, MootError, ProtocolError
+from orchestrator.errors import AgentError, ClusterError, MootError, ProtocolError
 from orchestrator.log.segments import Segment, SegmentSink
 from orchestrator.message_log import MessageLog, actions_only, const_column, messages_table
 from protocols.base import Router
@@ -525,17 +525,30 @@ class Host:
 
     def _restore(self, folder: str, round: int, bounds: NDArray[np.int64], population: Population) -> None:
         """Take this host's agents, their messages in flight and the world from a checkpoint."""
+        if self.sink is not None and not self.sink.shared():
+            raise ClusterError(
+                f"Host {self.index} runs on a node that does not see the log's folder (MOOT_NODE_PARTS), so "
+                f"it cannot read the checkpoint in {folder}; resume where every node sees the log's storage "
+                "(a shared path, or this machine alone with --local)."
+            )
         saved = checkpoint.read_shard(Path(folder), round, bounds, population, self.lo, self.hi)
         self.blocks, self._carry, self._heard = saved.blocks, saved.pending, saved.heard
         if self.world is not None:
             self.world = checkpoint.load_world(Path(folder), round)
 
-    def save_checkpoint(self, tmp: str, *inboxes: MessageBatch) -> None:
+    def save_checkpoint(self, tmp: str, *inboxes: MessageBatch) -> dict[str, bytes]:
         """Write this host's part of a checkpoint (see `orchestrator.checkpoint`): its agents and
         what they read next round. `inboxes` are the messages in flight to this host, as its
-        next `step` would get them; they stay in flight."""
+        next `step` would get them; they stay in flight.
+
+        Returns:
+            The files' bytes, for the driver to write, when this node does not share the log's
+            storage (``MOOT_NODE_PARTS``); else nothing."""
         state = checkpoint.HostState(self.lo, self.hi, self.blocks, self._incoming(inboxes), self._heard)
-        checkpoint.save_host(Path(tmp), self.index, state, self.world if self.index == 0 else None)
+        here = self.sink is None or self.sink.shared()
+        return checkpoint.save_host(
+            Path(tmp), self.index, state, self.world if self.index == 0 else None, here
+        )
 
     def _incoming(self, inboxes: Sequence[MessageBatch]) -> MessageBatch:
         """The messages this host's agents read next round, in (sender, seq) order: every host's

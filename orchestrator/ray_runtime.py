@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from agents.batch import MessageBatch
+from orchestrator.checkpoint import write_files
 from orchestrator.errors import ClusterError, HostLost, MootError
 from orchestrator.host import Host, HostSpec, HostStats, RoundResult, StepParts
 from orchestrator.llm import LLMService, ServiceHandle, ServiceLink
@@ -336,12 +338,14 @@ class RayRuntime(Runtime):
 
     def checkpoint(self, tmp: str) -> None:
         hosts = len(self.actors)
-        _get(
+        sent = _get(
             [
                 a.save_checkpoint.remote(tmp, *(self._last[src][h] for src in range(hosts)))
                 for h, a in enumerate(self.actors)
             ]
         )
+        for files in sent:  # from hosts on nodes without the log's storage
+            write_files(Path(tmp), files)
 
     def read_segments(self, wanted: dict[int, list[str]]) -> dict[int, list[bytes]]:
         hosts = list(wanted)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agents.batch import MessageBatch
+from orchestrator.checkpoint import write_files
 from orchestrator.host import Host, HostSpec, RoundResult, StepParts
 from orchestrator.llm import LLMService, LocalService, ServiceHandle
 from orchestrator.log.segments import Segment
@@ -57,7 +59,8 @@ class Runtime(ABC):
     @abstractmethod
     def checkpoint(self, tmp: str) -> None:
         """Has every host write its part of a checkpoint into folder `tmp` (`Host.save_checkpoint`),
-        with the messages in flight to it."""
+        with the messages in flight to it; the driver writes the parts of hosts whose node does
+        not see the folder."""
 
     @abstractmethod
     def read_segments(self, wanted: dict[int, list[str]]) -> dict[int, list[bytes]]:
@@ -152,7 +155,7 @@ class InProcessRuntime(Runtime):
     def checkpoint(self, tmp: str) -> None:
         n = len(self.hosts)
         for h, host in enumerate(self.hosts):
-            host.save_checkpoint(tmp, *(self._last[src][h] for src in range(n)))
+            write_files(Path(tmp), host.save_checkpoint(tmp, *(self._last[src][h] for src in range(n))))
 
     def read_segments(self, wanted: dict[int, list[str]]) -> dict[int, list[bytes]]:
         return {h: self.hosts[h].read_segments(files) for h, files in wanted.items()}

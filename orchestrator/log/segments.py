@@ -197,6 +197,10 @@ class SegmentSink:
         local = os.environ.get(NODE_PARTS)
         return Path(local) / Path(self.parts).name if local else Path(self.parts)
 
+    def shared(self) -> bool:
+        """Whether this process writes beside the log (else on its node: ``MOOT_NODE_PARTS``)."""
+        return not os.environ.get(NODE_PARTS)
+
     def read(self, files: list[str]) -> list[bytes]:
         """The bytes of segments this process wrote (`gather`)."""
         return [(self.root() / f).read_bytes() for f in files]

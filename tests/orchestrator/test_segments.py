@@ -244,6 +244,10 @@ def test_segments_on_a_node_without_the_log_storage_are_gathered_at_the_end(
     beside = sorted(p.name for p in (parts_dir(log) / "messages" / f"run_id={run.run_id}").iterdir())
     assert on_node == beside == [f"r{r:08d}-h{h:05d}.parquet" for r in range(4) for h in range(2)]
     assert run.result.timings["gather"] > 0
+    # Its checkpoint (after the last round) went to the driver, which wrote it beside the log.
+    saved = parts_dir(log) / "checkpoints" / f"run_id={run.run_id}" / "r00000003"
+    assert sorted(p.name for p in saved.iterdir()) == ["driver.pkl", "host-00000.pkl", "host-00001.pkl"]
+    assert not (node_disk / "run.duckdb.parts" / "checkpoints").exists()
     from tests.orchestrator.helpers import messages_hash
 
     assert messages_hash(log, run.run_id) == messages_hash(tmp_path / "local.duckdb", local.run_id)
