@@ -483,6 +483,11 @@ def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = Non
     else:
         query = f"SELECT round, mean, spread FROM consensus_by_round WHERE run_id = '{run_id}' ORDER BY round"
     console.print(f'try: moot sql {summary["log"]} "{query}"', highlight=False, soft_wrap=True)
+    console.print(
+        f"     moot report {summary['log']} --run {run_id} --out report.html   (plots, offline)",
+        highlight=False,
+        soft_wrap=True,
+    )
     if "llm_calls" in summary:
         cost = f"SELECT * FROM llm_cost_by_round WHERE run_id = '{run_id}' ORDER BY round"
         console.print(f'     moot sql {summary["log"]} "{cost}"', highlight=False, soft_wrap=True)
