@@ -254,25 +254,11 @@ def run_rounds(
         r = saved.round + 1
         while r < go.plan.rounds:
             try:
-                metrics, seen, calls = _play_round(go.plan, runtime, log, hooks, r, run)
+                if not go.play(r, hooks, control, progress, fork_at):
+                    break
+                r += 1
             except HostLost as exc:
                 r = go.restart(exc)
-                continue
-            if go.plan.llm is not None:  # after the round is logged: its rows show what failed
-                _check_llm_errors(calls, r, go.plan.llm.max_error_rate)
-            if control is not None and control.interrupted:  # the round is whole in the log
-                if go.durable:
-                    go.checkpoint(r)
-                raise KeyboardInterrupt(control.interrupted)
-            if control is not None:
-                control.round, control.metrics = r, metrics
-            if progress is not None:
-                progress(r, metrics)
-            run.reason = _stop_reason(go.plan, r, seen, control, service) or run.reason
-            if run.reason != "rounds":
-                break
-            go.between(r, fork_at)
-            r += 1
         placement = go.placement
         if go.plan.checkpoint_every and run.rounds:  # the end, to fork from or interview at
             go.checkpoint(run.rounds - 1)
@@ -364,6 +350,34 @@ class _Going:
     def durable(self) -> bool:
         """Whether the run can checkpoint (its definition was saved: `_save_plan`)."""
         return (self.folder / "plan.pkl").is_file()
+
+    def play(
+        self,
+        r: int,
+        hooks: RunHooks,
+        control: RunControl | None,
+        progress: ProgressFn | None,
+        fork_at: ForkPoint | None,
+    ) -> bool:
+        """Play round `r` and what follows it; whether the run goes on. A host's death shows as
+        `HostLost`, from the round or from the checkpoint after it."""
+        plan, run = self.plan, self.run
+        metrics, seen, calls = _play_round(plan, self.runtime, self.log, hooks, r, run)
+        if plan.llm is not None:  # after the round is logged: its rows show what failed
+            _check_llm_errors(calls, r, plan.llm.max_error_rate)
+        if control is not None and control.interrupted:  # the round is whole in the log
+            if self.durable:
+                self.checkpoint(r)
+            raise KeyboardInterrupt(control.interrupted)
+        if control is not None:
+            control.round, control.metrics = r, metrics
+        if progress is not None:
+            progress(r, metrics)
+        run.reason = _stop_reason(plan, r, seen, control, self.service) or run.reason
+        if run.reason != "rounds":
+            return False
+        self.between(r, fork_at)
+        return True
 
     def between(self, r: int, fork_at: ForkPoint | None) -> None:
         """After round `r` (which goes on): its states, then a checkpoint when one is due, or
