@@ -794,8 +794,10 @@ def resume(
     address: Annotated[str | None, typer.Option(help="Ray cluster to join: auto, ray://host:10001.")] = None,
     local: Annotated[bool, typer.Option("--local", help="Go on in-process, without Ray.")] = False,
 ) -> None:
-    """Go on with a run that was killed, interrupted or failed on a host, from its last checkpoint;
-    its log ends as if it had never stopped (run it from the study script's directory)."""
+    """Go on with a run that was killed, interrupted or failed on a host, from its last checkpoint.
+
+    Its log ends as if it had never stopped. Run it from the study script's directory.
+    """
     from orchestrator.durable import resume as resume_run
 
     _existing_log(log)
@@ -834,8 +836,10 @@ def fork(
     address: Annotated[str | None, typer.Option(help="Ray cluster to join: auto, ray://host:10001.")] = None,
     local: Annotated[bool, typer.Option("--local", help="Run in-process, without Ray.")] = False,
 ) -> None:
-    """A new run from a run as it was after round --at, with agents' state or protocol options
-    changed (a counterfactual); its rows up to --at are the parent's."""
+    """Branch a run after round --at, with agents' state or protocol options changed.
+
+    The fork's rows up to --at are the parent's; --each makes one fork per value (a sweep).
+    """
     from orchestrator.durable import fork as fork_run
 
     _existing_log(log)
@@ -906,8 +910,10 @@ def interview(
         str | None, typer.Option(help="Another model for the answers (default: the run's own).")
     ] = None,
 ) -> None:
-    """Ask a run's LLM agents a question, each as it was after round --at; the answers go to the
-    interviews table, and the run itself is not changed."""
+    """Ask a run's LLM agents a question, each as it was after round --at.
+
+    The answers go to the interviews table; the run itself is not changed.
+    """
     from orchestrator.interview import interview as ask
     from orchestrator.interview import parse_agents
     from orchestrator.llm.offline import model_label
@@ -948,9 +954,12 @@ def analyze(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
 ) -> None:
-    """Agent-society diagnostics of a run: participation, inequality, reciprocity, HITS, PageRank and
-    influence persistence, degree tails, assortativity, communities, the friendship paradox,
-    inertia, consensus, lexical turnover (orchestrator/analysis/README.md)."""
+    """Agent-society diagnostics of a run, whole and by window of rounds.
+
+    Participation, inequality, reciprocity, HITS, PageRank and influence persistence, degree
+    tails, assortativity, communities, the friendship paradox, inertia, consensus, lexical
+    turnover (orchestrator/analysis/README.md).
+    """
     from orchestrator.analysis import METRICS, overall
     from orchestrator.analysis import analyze as diagnose
 
@@ -1012,8 +1021,11 @@ def report(
         list[str] | None, typer.Option("--run", help="A run to show (repeatable; default: the log's runs).")
     ] = None,
 ) -> None:
-    """One self-contained HTML file (no network needed) showing runs: health, every metric over
-    rounds (runs overlaid), the protocol's own plots, LLM cost, and the diagnostics."""
+    """Write one self-contained HTML file of plots about runs; it opens offline.
+
+    Health, every metric over rounds (runs overlaid), the protocol's own plots, LLM cost, and
+    the diagnostics.
+    """
     from orchestrator.analysis.report import report as write_report
 
     _existing_log(log)
