@@ -33,12 +33,11 @@ def chromium() -> str:
         pytest.skip(
             "chromium is not installed, and installing it needs root and apt-get (apt-get install chromium)"
         )
-    done = subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    done = subprocess.run(install, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:  # a fresh machine's package lists may be empty
+        subprocess.run(["apt-get", "update"], capture_output=True, text=True, timeout=600)
+        done = subprocess.run(install, capture_output=True, text=True, timeout=900)
     if done.returncode != 0 or not shutil.which("chromium"):
         pytest.skip(f"apt-get install chromium failed: {done.stderr[-500:]}")
     return str(shutil.which("chromium"))
@@ -69,6 +68,7 @@ async def _look(binary: str, page: Path) -> Seen:
         "--headless=new",
         "--no-sandbox",
         "--disable-gpu",
+        "--disable-dev-shm-usage",
         "--remote-debugging-port=0",
         "--host-resolver-rules=MAP * ~NOTFOUND",
         f"--user-data-dir={profile}",
