@@ -161,6 +161,10 @@ class DebateWorld(World):
         faithful_letters: Read choices as MachineSoM's code does (see `Debate`).
     """
 
+    apply_once = True
+    """One host a node applies each round (the answers and beliefs it records are every host's);
+    the others take its state (`snapshot`)."""
+
     def __init__(
         self,
         n: int,

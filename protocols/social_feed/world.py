@@ -132,6 +132,17 @@ _ROUND_COUNTS = (
 class FeedWorld(World):
     """See the module docstring. Built by `SocialFeed.build`."""
 
+    apply_once = True
+    """One host a node applies each round; the others take its state (`snapshot`): the posts,
+    votes, follows and notices are the same on every host. What each host's own users were
+    shown this round (``_shown``, logged by `deliver`) stays that host's."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """The world's state after `apply`, less what this host's users were shown."""
+        state = dict(vars(self))
+        state.pop("_shown", None)
+        return state
+
     def __init__(
         self,
         n: int,

@@ -411,3 +411,43 @@ def test_recency_is_recomputed_each_round_unless_frozen_as_in_oasiss_code(frozen
     top = set(sorted(range(3), key=lambda p: -score[p])[:2])
     assert top == ({0, 2} if frozen else {0, 1})
     assert _shown(world, np.arange(300), 50) == top
+
+
+@pytest.mark.parametrize("protocol", ["social_feed", "debate"])
+def test_the_feed_and_debate_worlds_are_applied_once_a_round_however_many_hosts(
+    protocol: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One host applies each round, the others take its state (`World.apply_once`), and the
+    log is the one every host applying it gave: messages (exposures included), world metrics
+    and states."""
+    from protocols.registry import get_protocol
+
+    proto = get_protocol(protocol)()
+    world_cls = type(proto.build(192, 5).world)
+    calls: list[int] = []
+    real = world_cls.apply
+
+    def counted(self: object, *args: object) -> None:
+        calls.append(id(self))
+        real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world_cls, "apply", counted)
+    pop = proto.default_population(192)
+    rounds = 4
+
+    def run(name: str) -> object:
+        return launch(
+            pop, proto, rounds=rounds, seed=5, log=tmp_path / f"{name}.duckdb", runtime="local", hosts=3
+        )
+
+    once = run("once")
+    assert len(calls) == rounds and len(set(calls)) == 1  # one world, once a round
+    monkeypatch.setattr(world_cls, "apply_once", False)
+    every = run("every")
+    assert len(calls) == rounds + 3 * rounds
+    assert messages_hash(once.log, once.run_id) == messages_hash(every.log, every.run_id)  # type: ignore[attr-defined]
+    for sql in (
+        "SELECT round, name, value FROM metrics WHERE name <> 'seconds' ORDER BY ALL",
+        "SELECT round, agent, field, value FROM states ORDER BY ALL",
+    ):
+        assert once.sql(sql).to_pylist() == every.sql(sql).to_pylist()  # type: ignore[attr-defined]
