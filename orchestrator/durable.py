@@ -20,7 +20,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import orchestrator.checkpoint as checkpoint
+from agents.population import Population
 from orchestrator.checkpoint import Snapshot
 from orchestrator.coordinator import ForkPoint, ProgressFn, RunPlan, StartPoint
 from orchestrator.errors import ConfigError
@@ -178,7 +181,7 @@ def fork(
         child = new_run_id or f"{rid}.fork-{uuid.uuid4().hex[:6]}"
         check_new_run_id(writer, child)
         protocol = _with_options(parent.protocol, options or {})
-        changes = _changes(set or {})
+        changes = _changes(set or {}, parent.population)
         plan = _fork_plan(parent, child, rid, at, params or {}, options or {}, changes)
         plan, rt = _start_runtime(plan, runtime, address, hosts)
         base = _last_checkpoint(parent_dir, logged, at)
@@ -200,7 +203,16 @@ def fork(
     event = ("forked", f"from run {rid} after round {at} ({how})")
     point: ForkPoint | None = ForkPoint(at, change, protocol if options else None)
     if base == at:  # the parent has a checkpoint there: change the fork's copy of it, start from it
-        change(folder, at)
+        with _closed_on_error(writer):
+            try:
+                change(folder, at)
+            except BaseException as exc:  # (an intervention that failed: the fork never ran)
+                writer.execute(
+                    "UPDATE runs SET status = 'failed', finished_at = now(), stop_reason = ? "
+                    "WHERE run_id = ?",
+                    [f"intervention failed: {type(exc).__name__}: {exc}"[:500], child],
+                )
+                raise
         plan, point = replace(plan, protocol=protocol), None
     state = checkpoint.load_driver(folder, base) if base >= 0 else None
     return play(plan, rt, writer, progress, wait, start=StartPoint(base, state, event), fork_at=point)
@@ -267,16 +279,27 @@ def fork_sweep(
     return runs
 
 
-def _changes(given: Mapping[str, Any]) -> list[tuple[tuple[int, str], Any]]:
-    """``{"AGENT.FIELD": value}`` as ((agent, field), value) pairs, checked."""
+def _changes(given: Mapping[str, Any], population: Population) -> list[tuple[tuple[int, str], Any]]:
+    """``{"AGENT.FIELD": value}`` as ((agent, field), value) pairs, checked against the
+    population before anything runs: the agent exists and its class has the field."""
     out = []
+    starts = np.cumsum([0, *(g.n for g in population.groups)])
     for key, value in given.items():
         agent, dot, name = str(key).partition(".")
         if not dot or not agent.strip().isdigit() or not name:
             raise ConfigError(
                 f"--set {key}={value!r}: name an agent and a field, AGENT.FIELD=VALUE, e.g. 0.opinion=1."
             )
-        out.append(((int(agent), name.strip()), value))
+        i, name = int(agent), name.strip()
+        if i >= len(population):
+            raise ConfigError(f"--set {key}: no agent {i}; the run's agents are 0..{len(population) - 1}.")
+        cls = population.groups[int(np.searchsorted(starts, i, side="right")) - 1].cls
+        if name not in cls.state_fields():
+            raise ConfigError(
+                f"Agent {i} ({cls.__name__}) has no state field {name!r}; its fields: "
+                f"{', '.join(cls.state_fields()) or '(none)'}."
+            )
+        out.append(((i, name), value))
     return out
 
 

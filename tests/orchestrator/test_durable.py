@@ -249,6 +249,9 @@ def test_a_fork_names_a_bad_round_agent_or_field(tmp_path: Path) -> None:
         orchestrator.fork(log, "p", at=1, set={"3.mood": 1}, new_run_id="bad", runtime="local")
     with pytest.raises(ConfigError, match=r"Gossip has no option 'fanin' to change"):
         orchestrator.fork(log, "p", at=1, options={"fanin": 2}, new_run_id="bad2", runtime="local")
+    with pytest.raises(ConfigError, match=r"--set 640.opinion: no agent 640; the run's agents are 0\.\.639"):
+        orchestrator.fork(log, "p", at=1, set={"640.opinion": 0.5}, new_run_id="bad3", runtime="local")
+    assert query(log, "SELECT run_id FROM runs").to_pylist() == [{"run_id": "p"}]  # refused before any run
 
 
 def _fragile(tmp_path: Path, marker: str, times: int = 1) -> Population:
