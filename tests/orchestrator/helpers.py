@@ -135,8 +135,9 @@ def moot_cli(*args: str) -> Any:
 
 
 class Fragile(OpinionAgent):
-    """An OpinionAgent whose host process dies in round `die_round`, the first `times` times each
-    host gets there: each death leaves a file ``<marker>.<first agent>.<k>`` behind."""
+    """An OpinionAgent whose host process dies in round `die_round`, the first `times` times the
+    host holding agent 0 gets there (one host, so that a restart never races another host's
+    death): each death leaves a file ``<marker>.<k>`` behind."""
 
     marker: str = ""
     die_round: int = 5
@@ -147,10 +148,10 @@ class Fragile(OpinionAgent):
     def act_batch(cls, state: Any, inbox: Any, ctx: Any) -> Any:
         import os
 
-        if ctx.round == int(state["die_round"][0]) and state["marker"][0]:
+        if ctx.round == int(state["die_round"][0]) and state["marker"][0] and ctx.ids[0] == 0:
             for k in range(int(state["times"][0])):
                 try:
-                    Path(f"{state['marker'][0]}.{ctx.ids[0]}.{k}").touch(exist_ok=False)
+                    Path(f"{state['marker'][0]}.{k}").touch(exist_ok=False)
                 except FileExistsError:
                     continue
                 os._exit(1)  # the host's process dies, mid-round

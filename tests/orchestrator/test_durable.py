@@ -269,7 +269,7 @@ def test_a_host_that_dies_is_restarted_from_the_checkpoint_and_the_log_is_unchan
     kw = dict(rounds=9, seed=3, log=log, runtime="ray", hosts=3, checkpoint_every=2)
     launch(_fragile(tmp_path, ""), _gossip(), run_id="calm", **kw)  # type: ignore[arg-type]
     run = launch(_fragile(tmp_path, "die"), _gossip(), run_id="hit", **kw)  # type: ignore[arg-type]
-    assert list(tmp_path.glob("die.*.0"))  # a host did die, in round 5
+    assert (tmp_path / "die.0").exists()  # the host of agent 0 did die, in round 5
     assert run.stop_reason == "rounds"
     assert table_hashes(log, "hit") == table_hashes(log, "calm")
     events = query(log, "SELECT round, detail FROM events WHERE kind = 'restarted'").to_pylist()
@@ -291,7 +291,7 @@ def test_a_host_that_keeps_dying_fails_the_run_resumably(ray_cluster: object, tm
         launch(_fragile(tmp_path, "die", times=2), _gossip(), run_id="hit", max_restarts=1, **kw)  # type: ignore[arg-type]
     row = query(log, "SELECT status, rounds FROM runs WHERE run_id = 'hit'").to_pylist()[0]
     assert row == {"status": "failed", "rounds": 5}  # rounds 0..4: round 5 never ended
-    orchestrator.resume(log, "hit", runtime="ray")  # the third try passes round 5
+    orchestrator.resume(log, "hit", runtime="ray", hosts=3)  # the third try passes round 5, on 3 hosts
     assert table_hashes(log, "hit") == table_hashes(log, "calm")
 
 
