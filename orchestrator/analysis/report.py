@@ -339,8 +339,9 @@ def _llm(con: duckdb.DuckDBPyConnection, runs: list[dict[str, Any]], labels: dic
     return _figure("LLM calls: cost, tokens and latency per round", _svg(fig))
 
 
-def _diagnostics(log: Path, run_id: str) -> str:
-    table = analyze(log, run_id).to_pylist()
+def _diagnostics(log: Path, run_id: str, rounds: int) -> str:
+    """The whole run's diagnostics (one window: the report shows no series, so none is computed)."""
+    table = analyze(log, run_id, window=max(rounds, 1)).to_pylist()
     whole = [r for r in table if r["window"] is None]
     body = "".join(
         f"<tr><td>{html.escape(r['metric'])}</td><td>{r['value']:.4g}</td>"
@@ -418,7 +419,7 @@ def report(
             parts.append(_opinions(con, first))
     finally:
         con.close()
-    parts.append(_diagnostics(path, first["run_id"]))
+    parts.append(_diagnostics(path, first["run_id"], int(first["rounds"] or 1)))
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>moot report</title>"
         f"<style>{_STYLE}</style></head><body>{''.join(p for p in parts if p)}"
