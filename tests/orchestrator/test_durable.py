@@ -24,6 +24,7 @@ from orchestrator import ConfigError, launch
 from orchestrator.checkpoint import checkpoint_dir, rounds_saved
 from orchestrator.log import query
 from protocols import Gossip
+from protocols.registry import get_protocol
 from tests.conftest import ROOT
 
 MOOT = str(Path(sys.executable).with_name("moot"))
@@ -121,7 +122,20 @@ def test_a_driver_killed_at_a_random_round_resumes_to_the_log_of_a_run_never_cut
     agents, rounds, options = PROTOCOLS[name]
     kill_at = random.Random(name).randrange(1, rounds - 1)  # a seeded draw, never the last round
     given = json.dumps(options)
-    assert script(STUDY, name, log, rounds, agents, "whole", given).returncode == 0
+    proto = get_protocol(name)(**options)  # the run never cut, here (the study script's launch)
+    launch(
+        proto.default_population(agents),
+        proto,
+        rounds=rounds,
+        seed=11,
+        log=log,
+        runtime="local",
+        hosts=3,
+        run_id="whole",
+        checkpoint_every=3,
+        stop="never",
+        state_every=4,
+    )
     assert script(STUDY, name, log, rounds, agents, "cut", given, at=kill_at).returncode == -signal.SIGKILL
     moot("resume", log, "--run", "cut", "--local")
     assert table_hashes(log, "cut") == table_hashes(log, "whole")
@@ -300,6 +314,7 @@ import networkx as nx
 from agents import OpinionAgent, Population, Uniform
 from orchestrator import launch
 from protocols import Gossip
+from protocols.registry import get_protocol
 
 log, run_id, address = sys.argv[1], sys.argv[2], sys.argv[3]
 launch(Population.of(OpinionAgent, 640, opinion=Uniform()),
@@ -326,6 +341,7 @@ SIGNALLED = """
 from agents import OpinionAgent, Population, Uniform
 from orchestrator import launch
 from protocols import Gossip
+from protocols.registry import get_protocol
 
 log, run_id = sys.argv[1], sys.argv[2]
 launch(Population.of(OpinionAgent, 640, opinion=Uniform()), Gossip(fanout=2, tolerance=0.0),
@@ -339,7 +355,17 @@ def test_ctrl_c_and_sigterm_leave_an_interrupted_run_that_resumes_to_the_same_lo
     sig: signal.Signals, tmp_path: Path
 ) -> None:
     log = tmp_path / "run.duckdb"
-    assert script(SIGNALLED, log, "whole").returncode == 0
+    launch(
+        Population.of(OpinionAgent, 640, opinion=Uniform()),
+        Gossip(fanout=2, tolerance=0.0),
+        rounds=9,
+        seed=5,
+        log=log,
+        runtime="local",
+        hosts=2,
+        run_id="whole",
+        checkpoint_every=0,
+    )  # SIGNALLED's, whole
     done = script(SIGNALLED, log, "cut", at=3, sig=sig)
     assert done.returncode == 1  # RunInterrupted, uncaught in the script
     assert (
