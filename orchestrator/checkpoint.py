@@ -72,14 +72,19 @@ def _round_dir(folder: Path, round: int) -> Path:
     return folder / f"r{round:08d}"
 
 
-def _dump(path: Path, obj: Any) -> None:
-    """Pickle `obj` to `path` whole (a temporary name, flushed to disk, then renamed)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        cloudpickle.dump(obj, f, protocol=5)
+def _write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole (a temporary name, flushed to disk, then renamed)."""
+    part = path.with_name(path.name + ".tmp")
+    with open(part, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    os.replace(part, path)
+
+
+def _dump(path: Path, obj: Any) -> None:
+    """Pickle `obj` to `path` whole (`_write`)."""
+    _write(path, cloudpickle.dumps(obj, protocol=5))
 
 
 def _load(path: Path) -> Any:
@@ -185,13 +190,7 @@ def save_host(
 def write_files(tmp: Path, files: dict[str, bytes]) -> None:
     """Write, whole, the checkpoint files hosts sent back (`save_host`)."""
     for name, data in files.items():
-        path = Path(tmp) / name
-        part = path.with_name(name + ".tmp")
-        with open(part, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(part, path)
+        _write(Path(tmp) / name, data)
 
 
 def commit(tmp: Path, state: DriverState, hosts: int) -> Path:

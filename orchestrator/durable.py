@@ -304,19 +304,18 @@ def _changes(given: Mapping[str, Any], population: Population) -> list[tuple[tup
 
 
 def _with_options(protocol: MessageProtocol, options: Mapping[str, Any]) -> MessageProtocol:
-    """The protocol with `options` changed (each one of its settings, or of its world's)."""
+    """The protocol with `options` (its settings) changed; a setting its world copied from it
+    (the feed's recommender) is changed in the fork's world too (`fork`'s ``change``)."""
     if not options:
         return protocol
     out = copy.copy(protocol)
-    world = getattr(protocol, "world", None)
     for key, value in options.items():
-        if hasattr(out, key) and not callable(getattr(out, key)):
-            setattr(out, key, value)
-        elif world is None or not hasattr(world, key):
+        if not hasattr(out, key) or callable(getattr(out, key)):
             known = sorted(k for k, v in vars(protocol).items() if not k.startswith("_") and not callable(v))
             raise ConfigError(
                 f"{type(protocol).__name__} has no option {key!r} to change; its options: {', '.join(known)}."
             )
+        setattr(out, key, value)
     return out
 
 

@@ -32,7 +32,7 @@ from agents.population import Population
 from orchestrator.errors import ConfigError
 from orchestrator.llm import LLMConfig
 from orchestrator.llm.offline import model_label
-from protocols.base import MessageProtocol
+from protocols.base import MessageProtocol, Router
 
 __all__ = ["Estimate", "estimate"]
 
@@ -108,9 +108,10 @@ def _price(model: str, config: LLMConfig) -> tuple[float, float] | None:
     return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token") or 0.0)
 
 
-def _inbox_sizes(protocol: MessageProtocol, n: int, seed: int, kind: str, ids: list[int]) -> dict[int, int]:
+def _inbox_sizes(
+    protocol: MessageProtocol, router: Router, n: int, seed: int, kind: str, ids: list[int]
+) -> dict[int, int]:
     """How many messages each of `ids` hears when every agent sends one (the protocol's routing)."""
-    router = protocol.build(n, seed)
     kinds = protocol.kind_table()
     if kind not in kinds:
         return dict.fromkeys(ids, 0)
@@ -154,11 +155,12 @@ def estimate(
     model = config.model or agents[0].model
     count, counted_by = _counter(model)
     replies = protocol.replies
-    world = protocol.build(n, seed).world
+    router = protocol.build(n, seed)
+    world = router.world
     reply_model = agents[0].reply_model(Context(0, picked[0], seed, replies=replies))
     probe = reply_model.model_validate(reply_model.simulate("", np.random.default_rng(seed)))
     kind = probe.to_messages()[0].kind if probe.to_messages() else "opinion"
-    heard = _inbox_sizes(protocol, n, seed, kind, picked)
+    heard = _inbox_sizes(protocol, router, n, seed, kind, picked)
     steady = min(rounds, max(a.memory for a in agents) + 2)  # after that, a prompt stops growing
     prompt = completion = 0.0
     rng = np.random.default_rng(seed)

@@ -114,8 +114,12 @@ class RunLog:
                 plan.messages.period,
             ],
         )
-        for name, sql in plan.protocol.views().items():  # the protocol's own questions, as SQL
-            writer.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+        self._protocol_views()
+
+    def _protocol_views(self) -> None:
+        """The protocol's own questions, as SQL views."""
+        for name, sql in self.plan.protocol.views().items():
+            self.writer.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
 
     def reopen(self, round: int, kind: str, detail: str) -> None:
         """The run goes on after `round` (resumed, restarted, forked): its rows after that round
@@ -128,8 +132,7 @@ class RunLog:
             "UPDATE runs SET status = 'running', finished_at = NULL, stop_reason = NULL WHERE run_id = ?",
             [self.run_id],
         )
-        for name, sql in self.plan.protocol.views().items():
-            writer.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+        self._protocol_views()
         self.event(kind, detail, round=round + 1)
 
     def rewind(self, round: int) -> None:

@@ -212,19 +212,16 @@ def _opinions(con: duckdb.DuckDBPyConnection, run: dict[str, Any], field: str | 
 
 
 def _debate(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> str:
-    try:
-        rows = _rows(
-            con,
-            "SELECT strategy, round, accuracy FROM debate_accuracy_by_round WHERE run_id = ? ORDER BY ALL",
-            [run["run_id"]],
-        )
-        conform = _rows(
-            con,
-            "SELECT strategy, from_round, conformity FROM debate_conformity WHERE run_id = ? ORDER BY ALL",
-            [run["run_id"]],
-        )
-    except duckdb.Error:
-        return ""
+    rows = _rows(
+        con,
+        "SELECT strategy, round, accuracy FROM debate_accuracy_by_round WHERE run_id = ? ORDER BY ALL",
+        [run["run_id"]],
+    )
+    conform = _rows(
+        con,
+        "SELECT strategy, from_round, conformity FROM debate_conformity WHERE run_id = ? ORDER BY ALL",
+        [run["run_id"]],
+    )
     if not rows:
         return ""
     plt = _plt()
@@ -243,17 +240,14 @@ def _debate(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> str:
 
 def _feed(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> str:
     """The feed's activity by kind and its cascades, round by round."""
-    try:
-        activity = _rows(
-            con, "SELECT * FROM feed_activity_by_round WHERE run_id = ? ORDER BY round", [run["run_id"]]
-        )
-        cascades = _rows(
-            con,
-            "SELECT round, scale, depth FROM cascade_by_round WHERE run_id = ? ORDER BY round",
-            [run["run_id"]],
-        )
-    except duckdb.Error:
-        return ""
+    activity = _rows(
+        con, "SELECT * FROM feed_activity_by_round WHERE run_id = ? ORDER BY round", [run["run_id"]]
+    )
+    cascades = _rows(
+        con,
+        "SELECT round, scale, depth FROM cascade_by_round WHERE run_id = ? ORDER BY round",
+        [run["run_id"]],
+    )
     if not activity:
         return ""
     plt = _plt()

@@ -156,3 +156,13 @@ class Fragile(OpinionAgent):
                     continue
                 os._exit(1)  # the host's process dies, mid-round
         return super().act_batch(state, inbox, ctx)
+
+
+def llm_gossip(log: Path, agents: int = 20, rounds: int = 3, **options: Any) -> Any:
+    """A small run of LLM agents gossiping, in-process, on the offline stand-in."""
+    from agents import Population, Uniform
+    from orchestrator import launch
+    from protocols.gossip import Gossip, LLMOpinionAgent
+
+    pop = Population.of(LLMOpinionAgent, agents, opinion=Uniform())
+    return launch(pop, Gossip(fanout=2), rounds=rounds, log=log, runtime="local", **options)

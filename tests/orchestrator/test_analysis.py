@@ -155,16 +155,10 @@ def test_every_protocols_log_is_analysed(name: str, tmp_path: Path) -> None:
 
 
 def test_an_llm_runs_log_is_analysed(tmp_path: Path) -> None:
-    from protocols.gossip import LLMOpinionAgent
+    from tests.orchestrator.helpers import llm_gossip
 
     log = tmp_path / "llm.duckdb"
-    launch(
-        Population.of(LLMOpinionAgent, 20, opinion=Uniform()),
-        Gossip(fanout=2),
-        rounds=3,
-        log=log,
-        runtime="local",
-    )
+    llm_gossip(log)
     got = overall(analyze(log, window=1))
     assert got["participation"] == 1 and "lexical_death_by_window" in got  # its reasons are text
 

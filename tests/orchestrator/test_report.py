@@ -53,16 +53,10 @@ def test_the_report_of_each_protocol_opens_offline_with_every_plot_drawn(name: s
 
 
 def test_the_report_of_an_llm_run_plots_its_cost_tokens_and_latency(tmp_path: Path) -> None:
-    from protocols.gossip import LLMOpinionAgent
+    from tests.orchestrator.helpers import llm_gossip
 
     log = tmp_path / "llm.duckdb"
-    launch(
-        Population.of(LLMOpinionAgent, 20, opinion=Uniform()),
-        Gossip(fanout=2),
-        rounds=3,
-        log=log,
-        runtime="local",
-    )
+    llm_gossip(log)
     done = subprocess.run(
         [MOOT, "report", str(log), "--out", str(tmp_path / "r.html")],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
