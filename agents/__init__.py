@@ -18,6 +18,8 @@ from agents.observation import Observation
 from agents.opinion import ExpressedPrivate, FriedkinJohnsen, OpinionAgent
 from agents.population import Choice, Normal, Population, Uniform
 from agents.reply import Reply
+from agents.vector import Vector, Vector32, vector_field
+from agents.vector_opinion import VectorDeffuant, VectorDeGroot, VectorFriedkinJohnsen, VectorHegselmannKrause
 from agents.voter import Voter
 
 __all__ = [
@@ -42,5 +44,12 @@ __all__ = [
     "Population",
     "Reply",
     "Uniform",
+    "Vector",
+    "Vector32",
+    "VectorDeGroot",
+    "VectorDeffuant",
+    "VectorFriedkinJohnsen",
+    "VectorHegselmannKrause",
     "Voter",
+    "vector_field",
 ]

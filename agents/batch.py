@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from agents.errors import AgentError
 from agents.message import KINDS, Message, MessageKind
 
 __all__ = ["Inbox", "MessageBatch", "kind_code"]
@@ -39,6 +41,55 @@ def _take(arr: pa.Array | None, idx: NDArray[np.int64]) -> pa.Array | None:
     return None if arr is None else arr.take(pa.array(idx))
 
 
+def _vectors(vector: NDArray[np.floating[Any]], n: int) -> NDArray[np.floating[Any]]:
+    """A batch's vector column: ``(n, dim)`` floats."""
+    arr = np.asarray(vector)
+    if arr.dtype.kind != "f":
+        arr = arr.astype(np.float64)
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise AgentError(
+            f"A message batch of {n} messages got vectors of shape {arr.shape}; give one row per message, "
+            f"shape ({n}, dim) (e.g. ctx.broadcast('opinion', vector=state['opinion']))."
+        )
+    return arr
+
+
+def _stack(vectors: Sequence[Any], sender: NDArray[np.int64]) -> NDArray[np.float64]:
+    """The plain path's message vectors as one ``(n, dim)`` column (NaN rows where none)."""
+    dims = {len(v) for v in vectors if v is not None}
+    if len(dims) > 1:
+        first = next(len(v) for v in vectors if v is not None)
+        k = next(i for i, v in enumerate(vectors) if v is not None and len(v) != first)
+        raise AgentError(
+            f"Agent {int(sender[k])} sent a message vector of {len(vectors[k])} entries where the others "
+            f"this round have {first}; every message vector of a run has the same length."
+        )
+    (dim,) = dims
+    out = np.full((len(vectors), dim), np.nan)
+    for i, v in enumerate(vectors):
+        if v is not None:
+            out[i] = v
+    return out
+
+
+def _concat_vectors(batches: Sequence[MessageBatch]) -> NDArray[np.floating[Any]] | None:
+    cols = [b.vector for b in batches]
+    if all(c is None for c in cols):
+        return None
+    dims = {c.shape[1] for c in cols if c is not None}
+    if len(dims) > 1:
+        raise AgentError(
+            f"Messages carry vectors of different lengths ({', '.join(map(str, sorted(dims)))}) in one "
+            "round; "
+            "every message vector of a run has the same length (the population's dim)."
+        )
+    (dim,) = dims
+    dtype = np.result_type(*(c.dtype for c in cols if c is not None))
+    return np.concatenate(
+        [np.full((len(b), dim), np.nan, dtype) if c is None else c for b, c in zip(batches, cols)]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class MessageBatch:
     """Many messages as columns. All arrays have the same length.
@@ -52,6 +103,8 @@ class MessageBatch:
         text: Text per message, or None when no message has text.
         payload: JSON text per message, or None when no message has a payload.
         topic: Topic per message, or None when no message has one.
+        vector: A vector per message, ``(n, dim)`` (float64 or float32), or None when no
+            message has one (`agents.vector`); NaN rows for messages without one.
     """
 
     sender: NDArray[np.int64]
@@ -62,6 +115,7 @@ class MessageBatch:
     text: pa.Array | None = None
     payload: pa.Array | None = None
     topic: pa.Array | None = None
+    vector: NDArray[np.floating[Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.sender)
@@ -85,6 +139,7 @@ class MessageBatch:
         value: NDArray[np.float64] | None = None,
         *,
         kinds: tuple[str, ...] = KINDS,
+        vector: NDArray[np.floating[Any]] | None = None,
     ) -> MessageBatch:
         """One message per sender, to be routed by the protocol.
 
@@ -101,6 +156,7 @@ class MessageBatch:
             kind=np.full(n, kind_code(kind, kinds), np.uint8),
             value=np.full(n, np.nan) if value is None else np.asarray(value, np.float64),
             receiver=np.full(n, NO_RECEIVER, np.int64),
+            vector=None if vector is None else _vectors(vector, n),
         )
 
     @classmethod
@@ -125,6 +181,7 @@ class MessageBatch:
         texts = [m.text for m in messages]
         payloads = [m.payload for m in messages]
         topics = [m.topic for m in messages]
+        vectors = [m.vector for m in messages]
         return cls(
             sender=np.asarray(sender, np.int64),
             seq=np.asarray(seq, np.int32),
@@ -144,6 +201,7 @@ class MessageBatch:
             if all(p is None for p in payloads)
             else pa.array([None if p is None else json.dumps(p) for p in payloads], pa.string()),
             topic=None if all(t is None for t in topics) else pa.array(topics, pa.string()),
+            vector=None if all(v is None for v in vectors) else _stack(vectors, sender),
         )
 
     def take(self, idx: NDArray[np.int64]) -> MessageBatch:
@@ -157,6 +215,7 @@ class MessageBatch:
             text=_take(self.text, idx),
             payload=_take(self.payload, idx),
             topic=_take(self.topic, idx),
+            vector=None if self.vector is None else self.vector[idx],
         )
 
     def slice(self, start: int, stop: int) -> MessageBatch:
@@ -174,13 +233,12 @@ class MessageBatch:
             cut(self.text),
             cut(self.payload),
             cut(self.topic),
+            None if self.vector is None else self.vector[start:stop],
         )
 
     def with_receivers(self, receiver: NDArray[np.int64]) -> MessageBatch:
         """The same messages with the receiver column replaced."""
-        return MessageBatch(
-            self.sender, self.seq, self.kind, self.value, receiver, self.text, self.payload, self.topic
-        )
+        return replace(self, receiver=receiver)
 
     @staticmethod
     def concat(batches: Sequence[MessageBatch]) -> MessageBatch:
@@ -207,6 +265,7 @@ class MessageBatch:
             text=strings("text"),
             payload=strings("payload"),
             topic=strings("topic"),
+            vector=_concat_vectors(batches),
         )
 
     def message(
@@ -215,6 +274,7 @@ class MessageBatch:
         """Message `i` as a `Message` object (for plain-Python agents' inboxes)."""
         value = float(self.value[i])
         payload = None if self.payload is None else self.payload[i].as_py()
+        vector = None if self.vector is None or np.isnan(self.vector[i, 0]) else self.vector[i].copy()
         return Message.model_construct(
             kind=kinds[self.kind[i]],
             value=None if value != value else value,
@@ -226,6 +286,7 @@ class MessageBatch:
             sender=int(self.sender[i]),
             seq=int(self.seq[i]),
             weight=weight,
+            vector=vector,
         )
 
 
@@ -269,11 +330,48 @@ class Inbox:
         """How many messages each agent received."""
         return np.bincount(self.local, minlength=self.n)
 
-    def sum(self, values: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
-        """Per-agent sum of `values` (default: the messages' values), in (sender, seq) order."""
+    def sum(self, values: NDArray[np.floating[Any]] | None = None) -> NDArray[np.float64]:
+        """Per-agent sum of `values` (default: the messages' values), in (sender, seq) order.
+
+        `values` may be ``(messages, dim)`` (vectors): the sum is then ``(agents, dim)``, each
+        entry summed in the same order, so a vector of one entry sums to the same bits as a number.
+        """
         v = self.batch.value if values is None else values
+        if v.ndim == 2:
+            out = np.empty((self.n, v.shape[1]))
+            for j in range(v.shape[1]):
+                out[:, j] = np.bincount(self.local, weights=v[:, j], minlength=self.n)
+            return out
         sums = np.bincount(self.local, weights=v, minlength=self.n)
         return sums.astype(np.float64, copy=False)
+
+    def vectors(self, dim: int) -> NDArray[np.floating[Any]]:
+        """The messages' vectors, ``(messages, dim)``; NaN rows for messages without one.
+
+        Raises:
+            AgentError: The messages carry vectors of another length than `dim`.
+        """
+        v = self.batch.vector
+        if v is None:
+            return np.full((len(self.batch), dim), np.nan)
+        if v.shape[1] != dim:
+            raise AgentError(
+                f"Agents with vectors of {dim} received message vectors of {v.shape[1]}; every agent of "
+                "a run that exchanges vectors needs the same dim."
+            )
+        return v
+
+    def vector_mean(self, dim: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Per-agent mean of received vectors ``(agents, dim)``, and whether the agent received any."""
+        counts = self.counts
+        return self.sum(self.vectors(dim)) / np.maximum(counts, 1)[:, None], counts > 0
+
+    def weighted_vector_sum(self, dim: int) -> NDArray[np.float64]:
+        """Per-agent sum of weight x vector, ``(agents, dim)``; weight 1 without weights."""
+        v = self.vectors(dim)
+        if self.weight is not None:
+            v = v * self.weight[:, None]
+        return self.sum(v)
 
     def mean(self) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         """Per-agent mean of received values, and whether the agent received any."""

@@ -6,7 +6,7 @@ was sent in round r - 1, so round 0 changes nothing.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,7 +18,54 @@ from agents.context import BatchContext, Context
 from agents.message import Message
 from agents.opinion import FULL_NEIGHBOURHOOD, heard_opinions
 
-__all__ = ["Deffuant", "HegselmannKrause"]
+__all__ = ["Deffuant", "HegselmannKrause", "deffuant_batch", "distances", "hegselmann_krause_batch"]
+
+
+def distances(diff: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+    """``|diff|`` per message: the absolute value of numbers, the Euclidean length of rows of
+    vectors ``(m, dim)`` (for one entry exactly the absolute value)."""
+    if diff.ndim == 1 or diff.shape[1] == 1:
+        out: NDArray[np.float64] = np.abs(diff if diff.ndim == 1 else diff[:, 0])
+    else:
+        out = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out
+
+
+def hegselmann_krause_batch(
+    own: NDArray[np.float64], values: NDArray[np.floating[Any]], inbox: Inbox, epsilon: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """One Hegselmann-Krause step for a block: numbers ``(n,)`` or vectors ``(n, dim)``, with the
+    heard `values` one per message (`distances` measures closeness)."""
+    near = distances(values - own[inbox.local]) <= epsilon[inbox.local]
+    kept = np.where(near if values.ndim == 1 else near[:, None], values, 0.0)
+    count = 1.0 + inbox.sum(near.astype(np.float64))
+    return (own + inbox.sum(kept)) / (count if own.ndim == 1 else count[:, None])
+
+
+def deffuant_batch(
+    own: NDArray[np.float64],
+    values: NDArray[np.floating[Any]],
+    inbox: Inbox,
+    mu: NDArray[np.float64],
+    threshold: NDArray[np.float64],
+    ids: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """One Deffuant step for a block (numbers or vectors): each agent that heard its one partner
+    within `threshold` moves `mu` of the way to it."""
+    if not len(inbox.batch):
+        return own
+    counts = inbox.counts
+    if counts.max() > 1:
+        i = int(np.argmax(counts))
+        raise ValueError(_ONE_PARTNER.format(agent=int(ids[i]), n=int(counts[i])))
+    local = inbox.local
+    diff = values - own[local]
+    meet = distances(diff) < threshold[local]
+    who = local[meet]
+    step = mu[who] if own.ndim == 1 else mu[who][:, None]
+    new = own.copy()
+    new[who] = own[who] + step * diff[meet]
+    return new
 
 
 class HegselmannKrause(Agent):
@@ -53,12 +100,9 @@ class HegselmannKrause(Agent):
     def act_batch(
         cls, state: dict[str, NDArray[np.float64]], inbox: Inbox, ctx: BatchContext
     ) -> MessageBatch:
-        own = state["opinion"]
-        values = inbox.batch.value
-        near = np.abs(values - own[inbox.local]) <= state["epsilon"][inbox.local]
-        total = own + inbox.sum(np.where(near, values, 0.0))
-        count = 1.0 + inbox.sum(near.astype(np.float64))
-        state["opinion"] = total / count
+        state["opinion"] = hegselmann_krause_batch(
+            state["opinion"], inbox.batch.value, inbox, state["epsilon"]
+        )
         return MessageBatch.broadcast(ctx.ids, "opinion", state["opinion"])
 
 
@@ -98,18 +142,9 @@ class Deffuant(Agent):
     def act_batch(
         cls, state: dict[str, NDArray[np.float64]], inbox: Inbox, ctx: BatchContext
     ) -> MessageBatch:
-        own = state["opinion"]
-        if len(inbox.batch):
-            counts = inbox.counts
-            if counts.max() > 1:
-                i = int(np.argmax(counts))
-                raise ValueError(_ONE_PARTNER.format(agent=int(ctx.ids[i]), n=int(counts[i])))
-            local = inbox.local
-            diff = inbox.batch.value - own[local]
-            meet = np.abs(diff) < state["threshold"][local]
-            new = own.copy()
-            new[local[meet]] = own[local[meet]] + state["mu"][local[meet]] * diff[meet]
-            state["opinion"] = new
+        state["opinion"] = deffuant_batch(
+            state["opinion"], inbox.batch.value, inbox, state["mu"], state["threshold"], ctx.ids
+        )
         return MessageBatch.broadcast(ctx.ids, "opinion", state["opinion"])
 
 

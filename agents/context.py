@@ -133,14 +133,20 @@ class BatchContext:
             ) from None
 
     def broadcast(
-        self, kind: str, value: NDArray[np.float64] | None = None, senders: NDArray[np.int64] | None = None
+        self,
+        kind: str,
+        value: NDArray[np.float64] | None = None,
+        senders: NDArray[np.int64] | None = None,
+        *,
+        vector: NDArray[np.floating[Any]] | None = None,
     ) -> MessageBatch:
-        """One message of `kind` per agent of the block (or per `senders`), routed by the protocol."""
+        """One message of `kind` per agent of the block (or per `senders`), routed by the protocol;
+        `vector` gives each a vector (``(len(ids), dim)``, e.g. a vector state column)."""
         from agents.batch import MessageBatch
 
         self.kind_code(kind)  # a clear error for a kind this run does not use
         ids = self.ids if senders is None else senders
-        return MessageBatch.broadcast(ids, kind, value, kinds=self.kinds)
+        return MessageBatch.broadcast(ids, kind, value, kinds=self.kinds, vector=vector)
 
     def uniform(self, draw: int = 0) -> NDArray[np.float64]:
         """One uniform float in [0, 1) per agent; same value whatever the sharding."""

@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import ConfigError
+from agents.vector import Vector
 
 __all__ = ["KINDS", "KIND_PATTERN", "Message", "MessageKind", "explain"]
 
@@ -50,6 +51,8 @@ class Message(BaseModel):
         seq: Index among the sender's messages this round (set by the engine).
         weight: The weight its receiver gives the sender, from the graph's edge
             weights (set by the engine when the protocol has them; else None).
+        vector: A vector of numbers (a multidimensional opinion, a model's parameters), as a
+            numpy array; every message vector of a run has the same length.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -64,6 +67,7 @@ class Message(BaseModel):
     sender: int = -1
     seq: int = 0
     weight: float | None = None
+    vector: Vector | None = None
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -72,7 +76,7 @@ class Message(BaseModel):
             raise ConfigError(explain(exc, "Message", _SETTABLE)) from None
 
 
-_SETTABLE = ("kind", "value", "text", "payload", "receiver", "topic")
+_SETTABLE = ("kind", "value", "text", "payload", "receiver", "topic", "vector")
 
 
 def explain(exc: ValidationError, model: str, fields: tuple[str, ...]) -> str:

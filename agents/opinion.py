@@ -16,7 +16,7 @@ round t applies the t-th step of the model.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,6 +33,7 @@ __all__ = [
     "OpinionAgent",
     "average",
     "average_batch",
+    "friedkin_johnsen_batch",
     "heard_opinions",
 ]
 
@@ -62,11 +63,38 @@ def average(own: float, heard: list[Message], self_weight: float) -> float:
 def average_batch(
     own: NDArray[np.float64], inbox: Inbox, self_weight: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """One averaging step for a block of agents (an agent that heard nothing keeps `own`)."""
+    """One averaging step for a block of agents (an agent that heard nothing keeps `own`): of
+    numbers ``(n,)``, or of vectors ``(n, dim)`` entry by entry (the messages' vectors)."""
+    if own.ndim == 2:
+        dim = own.shape[1]
+        if inbox.weight is not None:
+            kept: NDArray[np.float64] = own * per_agent(1.0 - inbox.weight_sum, own)
+            return kept + inbox.weighted_vector_sum(dim)
+        mean, heard = inbox.vector_mean(dim)
+        w = per_agent(self_weight, own)
+        return np.where(per_agent(heard, own), w * own + (1.0 - w) * mean, own)
     if inbox.weight is not None:
         return own * (1.0 - inbox.weight_sum) + inbox.weighted_sum()
     mean, heard = inbox.mean()
     return np.where(heard, self_weight * own + (1.0 - self_weight) * mean, own)
+
+
+def per_agent(column: NDArray[Any], like: NDArray[Any]) -> NDArray[Any]:
+    """A per-agent column shaped to broadcast against `like`: as is for numbers, ``(n, 1)`` for vectors."""
+    return column if like.ndim == 1 else column[:, None]
+
+
+def friedkin_johnsen_batch(state: dict[str, NDArray[np.float64]], inbox: Inbox, round: int) -> None:
+    """One Friedkin-Johnsen step for a block, in place (numbers or vectors): unset (NaN)
+    prejudices take the current opinion; round 0 only that."""
+    prejudice, op = state["prejudice"], state["opinion"]
+    unset = np.isnan(prejudice)
+    if unset.any():
+        prejudice[unset] = op[unset]
+    if round == 0:  # no step before anything is heard (see `FriedkinJohnsen.act`)
+        return
+    lam = per_agent(state["susceptibility"], op)
+    state["opinion"] = lam * average_batch(op, inbox, state["self_weight"]) + (1.0 - lam) * prejudice
 
 
 def heard_opinions(inbox: list[Message]) -> list[Message]:
@@ -144,15 +172,7 @@ class FriedkinJohnsen(Agent):
     def act_batch(
         cls, state: dict[str, NDArray[np.float64]], inbox: Inbox, ctx: BatchContext
     ) -> MessageBatch:
-        prejudice = state["prejudice"]
-        unset = np.isnan(prejudice)
-        if unset.any():
-            prejudice[unset] = state["opinion"][unset]
-        if ctx.round == 0:  # no step before anything is heard (see `act`)
-            return MessageBatch.broadcast(ctx.ids, "opinion", state["opinion"])
-        lam = state["susceptibility"]
-        avg = average_batch(state["opinion"], inbox, state["self_weight"])
-        state["opinion"] = lam * avg + (1.0 - lam) * prejudice
+        friedkin_johnsen_batch(state, inbox, ctx.round)
         return MessageBatch.broadcast(ctx.ids, "opinion", state["opinion"])
 
 

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from agents.agent import Agent
 from agents.errors import ConfigError
 from agents.rng import counter_uniform
+from agents.vector import check_vector, fill_value, vector_fields
 
 __all__ = ["Block", "Choice", "Column", "Normal", "Population", "Uniform", "check_columns", "parse_column"]
 
@@ -34,8 +35,8 @@ class Uniform:
     low: float = 0.0
     high: float = 1.0
 
-    def draw(self, seed: int, ids: NDArray[np.int64], salt: int) -> NDArray[np.float64]:
-        u = counter_uniform(seed, -1 - salt, ids, stream=_INIT_STREAM)
+    def draw(self, seed: int, ids: NDArray[np.int64], salt: int, coord: int = 0) -> NDArray[np.float64]:
+        u = counter_uniform(seed, -1 - salt, ids, coord, stream=_INIT_STREAM)
         return self.low + (self.high - self.low) * u
 
 
@@ -46,9 +47,9 @@ class Normal:
     mean: float = 0.0
     std: float = 1.0
 
-    def draw(self, seed: int, ids: NDArray[np.int64], salt: int) -> NDArray[np.float64]:
-        u1 = counter_uniform(seed, -1 - salt, ids, 0, stream=_INIT_STREAM)
-        u2 = counter_uniform(seed, -1 - salt, ids, 1, stream=_INIT_STREAM)
+    def draw(self, seed: int, ids: NDArray[np.int64], salt: int, coord: int = 0) -> NDArray[np.float64]:
+        u1 = counter_uniform(seed, -1 - salt, ids, 2 * coord, stream=_INIT_STREAM)
+        u2 = counter_uniform(seed, -1 - salt, ids, 2 * coord + 1, stream=_INIT_STREAM)
         z = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
         return self.mean + self.std * z
 
@@ -83,8 +84,8 @@ class Choice:
         """Whether the values are text (``Choice(["A", "B"])`` for a party, a group)."""
         return any(isinstance(v, str) for v in self.values)
 
-    def draw(self, seed: int, ids: NDArray[np.int64], salt: int) -> NDArray[Any]:
-        u = counter_uniform(seed, -1 - salt, ids, stream=_INIT_STREAM)
+    def draw(self, seed: int, ids: NDArray[np.int64], salt: int, coord: int = 0) -> NDArray[Any]:
+        u = counter_uniform(seed, -1 - salt, ids, coord, stream=_INIT_STREAM)
         k = len(self.values)
         cum = np.cumsum(self.p if self.p is not None else np.full(k, 1.0 / k))
         pick = np.minimum(np.searchsorted(cum, u, side="right"), k - 1)
@@ -104,14 +105,16 @@ class Block:
     Attributes:
         cls: The agent class.
         ids: Global ids, ascending and contiguous.
-        state: Numeric state columns (the vectorised path).
+        state: Numeric state columns (the vectorised path); a vector field's is ``(n, dim)``.
         agents: Agent objects (the plain-Python path), or None.
+        dim: The length of the class's vector fields (None: it has none).
     """
 
     cls: type[Agent]
     ids: NDArray[np.int64]
     state: dict[str, NDArray[np.float64]]
     agents: list[Agent] | None
+    dim: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,7 @@ class _Group:
     n: int
     columns: Mapping[str, Column] = field(default_factory=dict)
     agents: tuple[Agent, ...] | None = None
+    dim: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +140,16 @@ class Population:
     groups: tuple[_Group, ...]
 
     @classmethod
-    def of(cls, agent_cls: type[Agent], n: int, /, **columns: Column) -> Population:
-        """`n` agents of `agent_cls`, with initial state given per field."""
+    def of(
+        cls, agent_cls: type[Agent], n: int, /, *, dim: int | None = None, **columns: Column
+    ) -> Population:
+        """`n` agents of `agent_cls`, with initial state given per field.
+
+        Args:
+            dim: The length of the class's vector fields (`agents.vector.Vector`), required when
+                it has any. A vector field's column is a distribution (drawn per entry), an
+                ``(n, dim)`` array, or one vector of `dim` entries that every agent starts with.
+        """
         if not (isinstance(agent_cls, type) and issubclass(agent_cls, Agent)):
             raise ConfigError(
                 f"Population.of needs an Agent subclass, got {agent_cls!r}; "
@@ -146,19 +158,27 @@ class Population:
         if n < 0:
             raise ConfigError(f"Population size must be >= 0, got {n}.")
         fields = agent_cls.state_fields()
+        vectors = vector_fields(agent_cls)
+        _check_dim(agent_cls, vectors, dim)
         for name, col in columns.items():
             if name not in fields:
                 raise ConfigError(
                     f"{agent_cls.__name__} has no state field {name!r}; its fields are: "
                     f"{', '.join(fields) or '(none)'}."
                 )
+            if name in vectors:  # checked whole where given whole; a distribution by one draw
+                k = n if isinstance(col, (Sequence, np.ndarray)) else min(n, 1)
+                _vector_column(agent_cls, name, col, n, dim or 0, np.arange(k, dtype=np.int64))
+                continue
             if isinstance(col, (Sequence, np.ndarray)) and not isinstance(col, str) and len(col) != n:
                 raise ConfigError(
                     f"Column {name!r} has {len(col)} values for {n} agents; give one per agent."
                 )
         # Fail on the driver, before anything runs: constants through the class's own
         # validation, arrays against the fields' constraints (vectorised).
-        constants = {k: v for k, v in columns.items() if isinstance(v, (int, float, bool, str))}
+        constants = {
+            k: v for k, v in columns.items() if isinstance(v, (int, float, bool, str)) and k not in vectors
+        }
         try:
             agent_cls.model_validate(constants)
         except ValueError as exc:
@@ -172,10 +192,11 @@ class Population:
                 if isinstance(v, (Sequence, np.ndarray))
                 and not isinstance(v, str)
                 and not is_text_field(agent_cls, k)
+                and k not in vectors
             }
             if arrays:  # (ids only where a column needs them: n may be billions)
                 check_columns(agent_cls, arrays, np.arange(n, dtype=np.int64))
-        return cls((_Group(agent_cls, n, dict(columns)),))
+        return cls((_Group(agent_cls, n, dict(columns), dim=dim),))
 
     @classmethod
     def from_agents(cls, agents: Sequence[Agent]) -> Population:
@@ -186,7 +207,7 @@ class Population:
                     f"Population.from_agents got {a!r} ({type(a).__name__}); give Agent instances."
                 )
         runs = (tuple(run) for _, run in groupby(agents, key=type))
-        return cls(tuple(_Group(type(run[0]), len(run), agents=run) for run in runs))
+        return cls(tuple(_Group(type(run[0]), len(run), agents=run, dim=_agents_dim(run)) for run in runs))
 
     def __add__(self, other: Population) -> Population:
         return Population(self.groups + other.groups)
@@ -202,7 +223,7 @@ class Population:
         """
         total = 0
         for g in self.groups:
-            fields = len(g.cls.state_fields())
+            fields = len(g.cls.state_fields()) + len(vector_fields(g.cls)) * ((g.dim or 1) - 1)
             per = 8 * (fields + 1) if g.cls.uses_batch() and g.agents is None else 600 + 60 * fields
             total += g.n * per
         return total
@@ -212,6 +233,8 @@ class Population:
         out: list[dict[str, object]] = []
         for g in self.groups:
             entry: dict[str, object] = {"class": f"{g.cls.__module__}.{g.cls.__qualname__}", "n": g.n}
+            if g.dim is not None:
+                entry["dim"] = g.dim
             if g.agents is not None:
                 entry["from_agents"] = True
             else:
@@ -255,10 +278,17 @@ class Population:
             ]
             return Block(g.cls, ids, {}, agents)
         fields = g.cls.state_fields()
+        vectors = vector_fields(g.cls)
         if g.cls.uses_batch():
             state: dict[str, NDArray[np.float64]] = {}
             for salt, name in enumerate(fields):
                 info = g.cls.model_fields[name]
+                if name in vectors:
+                    col = g.columns.get(name, _UNSET)
+                    state[name] = _vector_column(
+                        g.cls, name, col, g.n, g.dim or 0, ids, seed, salt, a - start
+                    )
+                    continue
                 col = g.columns.get(name, info.default)
                 if is_text_field(g.cls, name):  # text columns as object arrays, one str per agent
                     state[name] = np.asarray(_any_column(col, seed, ids, salt, a - start, b - start), object)
@@ -273,12 +303,17 @@ class Population:
                     )
                 state[name] = _column(col, seed, ids, salt, a - start, b - start)
             check_columns(g.cls, state, ids)
-            return Block(g.cls, ids, state, None)
+            return Block(g.cls, ids, state, None, g.dim)
         given = {
             name: _any_column(g.columns[name], seed, ids, salt, a - start, b - start)
             for salt, name in enumerate(fields)
-            if name in g.columns
+            if name in g.columns and name not in vectors
         }
+        for salt, name in enumerate(fields):  # vector fields: one array per agent
+            if name in vectors:
+                col = g.columns.get(name, _UNSET)
+                rows = _vector_column(g.cls, name, col, g.n, g.dim or 0, ids, seed, salt, a - start)
+                given[name] = list(rows)
         agents = []
         for k, i in enumerate(ids):
             values = {name: col[k] for name, col in given.items()}
@@ -288,7 +323,7 @@ class Population:
                 raise ConfigError(
                     f"Agent {i} ({g.cls.__name__}) got invalid initial state {values}: {exc}"
                 ) from exc
-        return Block(g.cls, ids, {}, agents)
+        return Block(g.cls, ids, {}, agents, g.dim)
 
 
 def is_text_field(cls: type[Agent], name: str) -> bool:
@@ -342,6 +377,8 @@ def parse_column(text: str) -> Column:
         ) from None
     if isinstance(value, (int, float, bool)):
         return value
+    if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+        return tuple(float(v) for v in value)  # one vector, every agent's (a Vector field)
     raise ConfigError(
         f"State value {text!r} is not a number; e.g. -a epsilon=0.15 or -a opinion=uniform:0:1."
     )
@@ -450,3 +487,78 @@ def _shown_type(annotation: Any, value: Any) -> str:
     if annotation is None:
         return type(value).__name__
     return annotation.__name__ if isinstance(annotation, type) else str(annotation)
+
+
+def _agents_dim(agents: Sequence[Agent]) -> int | None:
+    """The length of ready-made agents' vector fields (all the same), or None without any."""
+    names = list(vector_fields(type(agents[0])))
+    if not names:
+        return None
+    dim = len(np.atleast_1d(getattr(agents[0], names[0])))
+    fix = f"give every {type(agents[0]).__name__} vectors of one length."
+    for a in agents:
+        for name in names:
+            check_vector(type(a), name, np.atleast_2d(getattr(a, name)), dim, np.array([a.id]), fix)
+    return dim
+
+
+_UNSET = object()
+"""A vector field given no column: every entry starts at the field's default."""
+
+
+def _check_dim(cls: type[Agent], vectors: Mapping[str, object], dim: int | None) -> None:
+    """A class with vector fields gets a length for them; one without, none."""
+    if vectors and dim is None:
+        names = ", ".join(vectors)
+        raise ConfigError(
+            f"{cls.__name__} has vector field(s) {names}: give their length, e.g. "
+            f"Population.of({cls.__name__}, n, dim=16, ...) (moot run --dim 16)."
+        )
+    if dim is not None and not vectors:
+        raise ConfigError(
+            f"Population.of({cls.__name__}, ..., dim={dim}): {cls.__name__} has no vector field; drop dim, "
+            "or declare a field as agents.vector.Vector."
+        )
+    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
+        raise ConfigError(f"dim must be a whole number >= 1, got {dim!r}.")
+
+
+def _vector_column(
+    cls: type[Agent],
+    name: str,
+    col: object,
+    n: int,
+    dim: int,
+    ids: NDArray[np.int64],
+    seed: int = 0,
+    salt: int = 0,
+    offset: int = 0,
+) -> NDArray[Any]:
+    """Initial values of vector field `name` for the agents `ids` (from position `offset` of their
+    group of `n`): ``(len(ids), dim)``, checked."""
+    fix = (
+        f"give Population.of({cls.__name__}, ..., {name}=...) a distribution (Uniform(0, 1)), an array of "
+        f"shape ({n}, {dim}), or one vector of {dim} entries."
+    )
+    k = len(ids)
+    if isinstance(col, _DISTRIBUTIONS):
+        out = np.empty((k, dim), np.float64)
+        for j in range(dim):
+            out[:, j] = col.draw(seed, ids, salt, j)
+    elif isinstance(col, (Sequence, np.ndarray)) and not isinstance(col, str):
+        arr = np.asarray(col)
+        if arr.ndim == 2 and arr.shape[0] == n:
+            out = arr[offset : offset + k]
+        elif arr.ndim == 1 and len(arr) == dim:
+            out = np.broadcast_to(arr, (k, dim))
+        else:
+            raise ConfigError(
+                f"{cls.__name__}.{name} is a vector of {dim} per agent; got shape {arr.shape}; {fix}"
+            )
+    elif col is _UNSET:
+        out = np.full((k, dim), fill_value(cls, name))
+    else:
+        raise ConfigError(
+            f"{cls.__name__}.{name} is a vector of {dim} per agent, got the scalar {col!r}; {fix}"
+        )
+    return check_vector(cls, name, np.array(out), dim, ids, fix)

@@ -284,11 +284,12 @@ def _gather_block(old: list[HostState], a: int, b: int) -> Block:
                 continue
             i, j = max(a, lo) - lo, min(b, hi) - lo
             state = {k: v[i:j] for k, v in blk.state.items()}
-            parts.append(Block(blk.cls, blk.ids[i:j], state, None if blk.agents is None else blk.agents[i:j]))
+            agents = None if blk.agents is None else blk.agents[i:j]
+            parts.append(Block(blk.cls, blk.ids[i:j], state, agents, blk.dim))
     first = parts[0]
     state = {k: np.concatenate([p.state[k] for p in parts]) for k in first.state}
     agents = None if first.agents is None else [x for p in parts for x in (p.agents or [])]
-    return Block(first.cls, np.concatenate([p.ids for p in parts]), state, agents)
+    return Block(first.cls, np.concatenate([p.ids for p in parts]), state, agents, first.dim)
 
 
 def _mine(batches: list[MessageBatch], lo: int, hi: int) -> MessageBatch:

@@ -119,6 +119,7 @@ def _check_script_flags(ctx: typer.Context, script: Path) -> None:
         "agent": "--agent",
         "option": "-o/--option",
         "state": "-a/--state",
+        "dim": "--dim",
     }
     given = [
         flag
@@ -152,6 +153,9 @@ def run(
             help="Agent state field=value: a number, text, uniform:LOW:HIGH, normal:MEAN:STD, "
             "choice:V1,V2[:P1,P2] (numbers or text, e.g. party=choice:A,B).",
         ),
+    ] = None,
+    dim: Annotated[
+        int | None, typer.Option(help="Length of the agents' vector fields (vector_degroot, ...).")
     ] = None,
     rounds: Annotated[int | None, typer.Option(help="Round budget (default 100).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed; same seed, same log (default 0).")] = None,
@@ -311,7 +315,7 @@ def run(
     name = protocol or "gossip"
     n = 10_000 if agents is None else agents
     try:
-        proto, population = _builtin_study(name, n, agent, option or [], state or [])
+        proto, population = _builtin_study(name, n, agent, option or [], state or [], dim)
         if estimate:
             from orchestrator.estimate import estimate as estimate_cost
 
@@ -377,7 +381,7 @@ def _given(**values: Any) -> dict[str, Any]:
 
 
 def _builtin_study(
-    name: str, n: int, agent: str | None, options: list[str], state: list[str]
+    name: str, n: int, agent: str | None, options: list[str], state: list[str], dim: int | None = None
 ) -> tuple[MessageProtocol, Population]:
     """The built-in opinion study: protocol `name` with `options`, `n` agents of class `agent`."""
     from agents.population import parse_column
@@ -394,7 +398,9 @@ def _builtin_study(
         kwargs.setdefault("mode", "push-pull")
         kwargs.setdefault("fanout", 2)
     proto = make_protocol(name, kwargs)
-    columns = {k: parse_column(str(v)) for k, v in (_parse_option(a, "-a") for a in state)}
+    columns: dict[str, Any] = {k: parse_column(str(v)) for k, v in (_parse_option(a, "-a") for a in state)}
+    if dim is not None:
+        columns["dim"] = dim
     return proto, proto.default_population(n, agent_cls, **columns)
 
 

@@ -94,6 +94,29 @@ def _combine_field(stats: list[FieldStats]) -> dict[str, float]:
     return {"count": count, "mean": mean, "variance": m2 / count, "min": lo, "max": hi, "spread": hi - lo}
 
 
+def _combine_any(stats: list[FieldStats | tuple[FieldStats, ...]]) -> dict[str, float]:
+    """`_combine_field`, or for a vector field (a tuple of `FieldStats` per entry, from every
+    host alike) the statistics of the cloud of points: variance is the total variance (the mean
+    squared distance to the centroid), spread the largest range of any entry (0 only at
+    consensus), mean the centroid's mean entry, min and max over every entry. One entry gives
+    the scalar statistics exactly."""
+    per_host = [s for s in stats if isinstance(s, tuple)]  # (a host without the field sends none)
+    if not per_host:
+        return _combine_field([s for s in stats if isinstance(s, FieldStats)])
+    entries = [_combine_field([h[j] for h in per_host]) for j in range(len(per_host[0]))]
+    if not entries or not entries[0]:
+        return {}
+    out = {"count": entries[0]["count"], "variance": 0.0, "mean": 0.0, "spread": 0.0}
+    for e in entries:
+        out["variance"] += e["variance"]
+        out["mean"] += e["mean"]
+        out["spread"] = max(out["spread"], e["spread"])
+    out["mean"] /= len(entries)
+    out["min"] = min(e["min"] for e in entries)
+    out["max"] = max(e["max"] for e in entries)
+    return out
+
+
 def combine_stats(
     stats: list[HostStats], fields: tuple[str, ...], primary: str | None
 ) -> tuple[RoundMetrics, RoundMetrics]:
@@ -107,7 +130,7 @@ def combine_stats(
     logged: RoundMetrics = {"messages": float(sum(s.sent for s in stats))}
     seen: RoundMetrics = {}
     for i, name in enumerate(fields):
-        combined = _combine_field([s.fields[i] for s in stats])
+        combined = _combine_any([s.fields[i] for s in stats])
         if name == primary:
             logged["agents"] = combined.get("count", 0.0)
         for stat in _STATS:

@@ -32,9 +32,10 @@ from agents.context import BatchContext, Context
 from agents.message import KINDS, Message
 from agents.population import Block, Population, is_text_field
 from agents.reply import Reply
-from orchestrator.errors import AgentError, ClusterError, MootError, ProtocolError
+from agents.vector import check_vector, one_vector, vector_fields
+from orchestrator.errors import AgentError, ClusterError, ConfigError, MootError, ProtocolError
 from orchestrator.log.segments import Segment, SegmentSink
-from orchestrator.message_log import MessageLog, actions_only, const_column, messages_table
+from orchestrator.message_log import MessageLog, actions_only, const_column, messages_table, vector_array
 from protocols.base import Router
 from protocols.world import World
 
@@ -92,6 +93,17 @@ class FieldStats:
     max: float
 
     @staticmethod
+    def of_any(
+        values: NDArray[np.float64], ids: NDArray[np.int64], lo: int, hi: int
+    ) -> FieldStats | tuple[FieldStats, ...]:
+        """`of` for a number per agent; for a vector field ``(n, dim)``, one `FieldStats` per entry."""
+        if values.ndim == 2:
+            return tuple(
+                FieldStats.of(np.ascontiguousarray(values[:, j]), ids, lo, hi) for j in range(values.shape[1])
+            )
+        return FieldStats.of(values, ids, lo, hi)
+
+    @staticmethod
     def of(values: NDArray[np.float64], ids: NDArray[np.int64], lo: int, hi: int) -> FieldStats:
         """The subtrees over the chunks of agents ``[lo, hi)`` (`lo` on a chunk boundary), given
         the field's `values` for the agents `ids` (ascending) that have it."""
@@ -136,7 +148,8 @@ class HostStats:
 
     Attributes:
         sent: Messages this host delivered this round.
-        fields: Per watched field (in `HostSpec.fields` order), its `FieldStats`.
+        fields: Per watched field (in `HostSpec.fields` order), its `FieldStats` (a vector
+            field: one per entry).
         max_change: Largest absolute change of any numeric state value this round
             (NaN when not tracked).
         llm_calls: This round's `llm_calls` rows from this host (None without LLM calls).
@@ -147,7 +160,7 @@ class HostStats:
     """
 
     sent: int
-    fields: tuple[FieldStats, ...]
+    fields: tuple[FieldStats | tuple[FieldStats, ...], ...]
     max_change: float = float("nan")
     llm_calls: pa.Table | None = None
     events: tuple[tuple[int, str, str], ...] = field(default_factory=tuple)
@@ -277,8 +290,10 @@ def _check_columns(out: MessageBatch, block: Block, round: int) -> None:
 
 
 def _check_state(block: Block, round: int) -> None:
-    """After `act_batch`: every state column still holds one value per agent of the block."""
+    """After `act_batch`: every state column still holds one value per agent of the block (a
+    vector field one finite row of `dim` per agent, within its bounds)."""
     n = len(block.ids)
+    vectors = vector_fields(block.cls)
     for name, col in block.state.items():
         shape = np.shape(col)
         if not shape or shape[0] != n:
@@ -287,6 +302,25 @@ def _check_state(block: Block, round: int) -> None:
                 f"{round}; it must hold one value per agent of the block ({n}: agents "
                 f"{block.ids[0]}..{block.ids[-1]}), in ctx.ids order."
             )
+        if name in vectors:
+            who = block.cls.__name__
+            fix = f"in round {round}, {who}.act_batch must leave state[{name!r}] as ({n}, {block.dim})."
+            try:
+                block.state[name] = check_vector(block.cls, name, col, block.dim or 0, block.ids, fix)
+            except ConfigError as exc:
+                raise AgentError(str(exc)) from None
+
+
+def _check_vectors(agents: Sequence[Agent], dim: int, round: int) -> None:
+    """After `act` (the plain path): every agent's vector fields still hold `dim` finite entries."""
+    vectors = vector_fields(type(agents[0]))
+    for agent in agents:
+        for name in vectors:
+            fix = f"in round {round}, {type(agent).__name__}.act must keep self.{name} a vector of {dim}."
+            try:
+                setattr(agent, name, one_vector(type(agent), name, getattr(agent, name), dim, agent.id, fix))
+            except ConfigError as exc:
+                raise AgentError(str(exc)) from None
 
 
 def _agent_frames(exc: BaseException) -> str:
@@ -305,8 +339,21 @@ def _first(ids: NDArray[np.int64], k: int = 5) -> str:
 
 
 def _check_values(out: MessageBatch, cls: str, round: int) -> None:
-    """No message value is infinite, and no opinion message lacks its number (NaN)."""
-    bad = np.isinf(out.value) | (np.isnan(out.value) & (out.kind == _OPINION))
+    """No message value is infinite, no opinion message lacks its number (NaN) and vector, and no
+    message vector has a non-finite entry (an all-NaN row is a message without a vector)."""
+    missing = np.isnan(out.value)
+    if out.vector is not None:
+        finite = np.isfinite(out.vector)
+        none = np.isnan(out.vector).all(axis=1)
+        broken = ~(finite.all(axis=1) | none)
+        if broken.any():
+            senders = np.unique(out.sender[broken])
+            raise AgentError(
+                f"{cls} agent(s) {_first(senders)} sent a message vector with a NaN or infinite entry in "
+                f"round {round}; every entry of a message's vector must be a finite number."
+            )
+        missing &= none
+    bad = np.isinf(out.value) | (missing & (out.kind == _OPINION))
     if bad.any():
         senders = np.unique(out.sender[bad])
         what = "an infinite value" if np.isinf(out.value[bad]).any() else "an opinion message with value NaN"
@@ -394,7 +441,7 @@ def _canonical(out: MessageBatch, block: Block, round: int) -> MessageBatch:
     else:
         starts = np.flatnonzero(new)
         seq = (np.arange(len(out)) - np.repeat(starts, np.diff(np.r_[starts, len(out)]))).astype(np.int32)
-    return MessageBatch(out.sender, seq, out.kind, out.value, out.receiver, out.text, out.payload, out.topic)
+    return replace(out, seq=seq)
 
 
 def _merge(a: MessageBatch, b: MessageBatch) -> MessageBatch:
@@ -614,7 +661,7 @@ class Host:
             ) from exc
         change = self._max_change(before) if self.track_change else float("nan")
         written = self._write_messages(round, delivered, actions_only([to_world], self.action_codes)[0])
-        fields = tuple(FieldStats.of(*w, self.lo, self.hi) for w in watched)
+        fields = tuple(FieldStats.of_any(*w, self.lo, self.hi) for w in watched)
         stats = HostStats(len(delivered), fields, change, segments=written)
         events, self._events = self._events, []
         if self.llm is not None:
@@ -770,6 +817,8 @@ class Host:
                 )
             return _canonical(out, block, round)
         results = self._act_objects(block.agents, box, round)
+        if block.dim is not None:
+            _check_vectors(block.agents, block.dim, round)
         messages: list[Message] = []
         counts = np.zeros(len(block.agents), np.int64)
         for k, (agent, result) in enumerate(zip(block.agents, results)):
@@ -855,6 +904,8 @@ class Host:
                 continue
             if block.agents is None:
                 vals.append(block.state[field])
+            elif field in vector_fields(block.cls):
+                vals.append(np.array([getattr(a, field) for a in block.agents], np.float64))
             else:
                 vals.append(np.array([float(getattr(a, field)) for a in block.agents]))
             ids.append(block.ids)
@@ -875,12 +926,14 @@ class Host:
         self, name: str, values: NDArray[np.float64], ids: NDArray[np.int64], round: int
     ) -> None:
         """A watched field that became NaN or infinite stops the run, naming the agents."""
-        bad = ~np.isfinite(values)
+        bad: NDArray[np.bool_] = ~np.isfinite(values)
+        if bad.ndim == 2:  # a vector field: an agent with any bad entry
+            bad = np.asarray(bad.any(axis=1))
         if not bad.any():
             return
         agents = ids[bad]
         block = next(b for b in self.blocks if b.ids[0] <= agents[0] <= b.ids[-1])
-        what = "NaN" if np.isnan(values[bad][0]) else "infinite"
+        what = "NaN" if np.isnan(values[bad][0]).any() else "infinite"
         raise AgentError(
             f"Watched field {name!r} became {what} for {len(agents)} agent(s) of this host in round "
             f"{round} (agents {_first(agents)}, first of class {block.cls.__name__}); statistics and stop "
@@ -909,9 +962,12 @@ class Host:
             numeric = {k: v for k, v in block.state.items() if v.dtype.kind in _NUMERIC}
             return {k: v.copy() for k, v in numeric.items()} if snapshot else numeric
         cols: dict[str, NDArray[np.float64]] = {}
+        vectors = vector_fields(block.cls)
         for name in block.cls.state_fields():
             col = [getattr(a, name) for a in block.agents]
-            if all(isinstance(v, (int, float, bool)) for v in col):
+            if name in vectors:
+                cols[name] = np.array(col, np.float64)
+            elif all(isinstance(v, (int, float, bool)) for v in col):
                 cols[name] = np.asarray(col, np.float64)
         return cols
 
@@ -939,6 +995,7 @@ class Host:
         codes: list[NDArray[np.int32]] = []
         values: list[NDArray[np.float64]] = []
         texts: list[tuple[int, NDArray[np.int64], list[str | None]]] = []  # (field code, ids, texts)
+        vectors: list[tuple[int, NDArray[np.int64], NDArray[Any]]] = []  # (field code, ids, (n, dim))
 
         def code(name: str) -> int:
             if name not in names:
@@ -951,6 +1008,9 @@ class Host:
                 for name, col in self.world.state_columns(block.ids).items():
                     columns.setdefault(name, col)
             for name, col in columns.items():
+                if col.ndim == 2:
+                    vectors.append((code(name), block.ids, col))
+                    continue
                 agents.append(block.ids)
                 codes.append(np.full(len(block.ids), code(name), np.int32))
                 values.append(col)
@@ -958,6 +1018,16 @@ class Host:
         n = sum(len(a) for a in agents)
         value = pa.array(np.concatenate(values) if values else np.empty(0))
         columns_out: dict[str, Any] = {}
+        if vectors:  # vector rows after the numeric ones: value NULL, vector set
+            agents.extend(ids for _, ids, _ in vectors)
+            codes.extend(np.full(len(ids), c, np.int32) for c, ids, _ in vectors)
+            m = sum(len(ids) for _, ids, _ in vectors)
+            value = pa.concat_arrays([value, pa.nulls(m, pa.float64())])
+            dims = {col.shape[1] for _, _, col in vectors}
+            flat = np.concatenate([col.astype(np.float64, copy=False).ravel() for _, _, col in vectors])
+            vec = vector_array(flat, dims.pop()) if len(dims) == 1 else _ragged(vectors)
+            columns_out["vector"] = pa.concat_arrays([pa.nulls(n, vec.type), vec])
+            n += m
         if texts:  # text rows after the numeric ones: value NULL, text set
             agents.extend(ids for _, ids, _ in texts)
             codes.extend(np.full(len(ids), c, np.int32) for c, ids, _ in texts)
@@ -965,6 +1035,10 @@ class Host:
             value = pa.concat_arrays([value, pa.nulls(m, pa.float64())])
             text = pa.array([t for _, _, col in texts for t in col], pa.string())
             columns_out["text"] = pa.concat_arrays([pa.nulls(n, pa.string()), text])
+            if "vector" in columns_out:
+                columns_out["vector"] = pa.concat_arrays(
+                    [columns_out["vector"], pa.nulls(m, pa.list_(pa.float64()))]
+                )
             n += m
         return pa.table(
             {
@@ -1019,3 +1093,9 @@ class Host:
             }
         )
         return self.sink.write("agents", -1, self.index, rows)
+
+
+def _ragged(vectors: list[tuple[int, NDArray[np.int64], NDArray[Any]]]) -> pa.Array:
+    """Vector rows of fields of several lengths (two classes, two dims) as one list column."""
+    rows = [row for _, _, col in vectors for row in col.astype(np.float64, copy=False).tolist()]
+    return pa.array(rows, pa.list_(pa.float64()))

@@ -18,6 +18,7 @@ import pyarrow as pa
 from agents.agent import Agent
 from agents.llm import LLMAgent
 from agents.population import Choice, Population
+from agents.vector import vector_spec
 from orchestrator.coordinator import (
     ForkPoint,
     ProgressFn,
@@ -267,7 +268,7 @@ def _numeric_fields(pop: Population) -> list[str]:
     names: dict[str, None] = {}
     for cls in pop.classes:
         for name, info in cls.model_fields.items():
-            if name != "id" and info.annotation in (int, float, bool):
+            if name != "id" and (info.annotation in (int, float, bool) or vector_spec(cls, name) is not None):
                 names[name] = None
     return list(names)
 

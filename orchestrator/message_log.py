@@ -131,6 +131,15 @@ def const_column(value: str, n: int) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int8)), pa.array([value]))
 
 
+def vector_array(flat: NDArray[np.float64], dim: int, none: NDArray[np.bool_] | None = None) -> pa.Array:
+    """``n * dim`` numbers as a list column of n vectors (``DOUBLE[]`` in the log), without copying
+    the numbers; rows where `none` is set are NULL."""
+    n = len(flat) // dim
+    offsets = pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32))
+    mask = pa.array(none) if none is not None and none.any() else None
+    return pa.ListArray.from_arrays(offsets, pa.array(flat), mask=mask)
+
+
 def messages_table(
     batch: MessageBatch, round: int, protocol: str, kinds: tuple[str, ...] = KINDS
 ) -> pa.Table:
@@ -158,8 +167,17 @@ def messages_table(
             "value": masked(batch.value, np.isnan(batch.value)),
             "text": strings(batch.text),
             "payload": strings(batch.payload),
+            "vector": _vector_column(batch),
         }
     )
+
+
+def _vector_column(batch: MessageBatch) -> pa.Array:
+    """The messages' vectors, NULL for a message without one (an all-NaN row)."""
+    if batch.vector is None:
+        return pa.nulls(len(batch), pa.list_(pa.float64()))
+    v = np.ascontiguousarray(batch.vector, np.float64)
+    return vector_array(v.ravel(), v.shape[1], np.isnan(v[:, 0]))
 
 
 def actions_only(batches: list[MessageBatch], action_codes: NDArray[np.uint8]) -> list[MessageBatch]:
@@ -186,6 +204,7 @@ def aggregates_table(
         "senders": [],
         "receivers": [],
         "value_mean": [],
+        "vector_mean": [],
     }
     for k in codes:
         sel = (batch.kind == k) & (batch.receiver >= 0)  # delivered messages, not actions
@@ -198,6 +217,9 @@ def aggregates_table(
         rows["senders"].append(_distinct(batch.sender[sel]))
         rows["receivers"].append(_distinct(batch.receiver[sel]))
         rows["value_mean"].append(float(finite.mean()) if len(finite) else None)
+        vectors = np.empty((0, 0)) if batch.vector is None else batch.vector[sel]
+        vectors = vectors[~np.isnan(vectors[:, 0])] if len(vectors) else vectors
+        rows["vector_mean"].append(vectors.mean(axis=0, dtype=np.float64).tolist() if len(vectors) else None)
     n = len(rows["kind"])
     return pa.table(
         {
@@ -208,5 +230,6 @@ def aggregates_table(
             "senders": pa.array(rows["senders"], pa.int64()),
             "receivers": pa.array(rows["receivers"], pa.int64()),
             "value_mean": pa.array(rows["value_mean"], pa.float64()),
+            "vector_mean": pa.array(rows["vector_mean"], pa.list_(pa.float64())),
         }
     )

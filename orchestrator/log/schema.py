@@ -167,6 +167,13 @@ TABLES: tuple[Table, ...] = (
             ("value", "DOUBLE", "Its number (an opinion, a vote), or NULL."),
             ("text", "VARCHAR", "Its text, or NULL."),
             ("payload", "JSON", "Its JSON payload, or NULL."),
+            (
+                "vector",
+                "DOUBLE[]",
+                "Its vector (a multidimensional opinion, a model's parameters), or NULL; "
+                "list_distance(a.vector, b.vector), list_cosine_similarity, or cast to DOUBLE[d] "
+                "for the array_ functions.",
+            ),
         ),
         segmented=True,
     ),
@@ -181,11 +188,12 @@ TABLES: tuple[Table, ...] = (
             ("senders", "BIGINT", "Distinct agents that sent them."),
             ("receivers", "BIGINT", "Distinct agents that received them."),
             ("value_mean", "DOUBLE", "Mean of their values (NULL if none has one)."),
+            ("vector_mean", "DOUBLE[]", "Mean of their vectors, entry by entry (NULL if none has one)."),
         ),
     ),
     Table(
         "states",
-        "One row per agent, numeric or text state field and logged round.",
+        "One row per agent, numeric, text or vector state field and logged round.",
         _cols(
             _RUN_ID,
             (
@@ -195,8 +203,14 @@ TABLES: tuple[Table, ...] = (
             ),
             ("agent", "BIGINT", "Agent id."),
             ("field", "VARCHAR", "State field name."),
-            ("value", "DOUBLE", "Its value (booleans as 0/1); NULL for a text field."),
+            ("value", "DOUBLE", "Its value (booleans as 0/1); NULL for a text or vector field."),
             ("text", "VARCHAR", "The value of a text field (a party, a group); NULL for a number."),
+            (
+                "vector",
+                "DOUBLE[]",
+                "The value of a vector field (agents.vector.Vector: dim entries, float32 fields "
+                "widened exactly); NULL for a number or text.",
+            ),
         ),
         segmented=True,
     ),
@@ -492,11 +506,17 @@ def view_sql(t: Table, segments: bool = True) -> str:
         return stored
     return (
         f"{stored} UNION ALL SELECT {select} FROM read_parquet({PARTS_SQL} || '/{t.name}/*/*.parquet', "
-        "hive_partitioning = true, hive_types = {'run_id': VARCHAR}, hive_types_autocast = false)"
+        "hive_partitioning = true, hive_types = {'run_id': VARCHAR}, hive_types_autocast = false, "
+        "union_by_name = true)"
     )
 
 
-_ARROW = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64()}
+_ARROW = {
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "DOUBLE[]": pa.list_(pa.float64()),
+}
 
 
 def segment_schema(t: Table) -> pa.Schema:

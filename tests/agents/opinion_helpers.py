@@ -60,7 +60,7 @@ def states_hash(log: Path, run_id: str) -> str:
     """md5 of a run's states, in (round, agent, field) order."""
     t = query(
         log,
-        "SELECT md5(string_agg(concat_ws(',', round, agent, field, value), ';' ORDER BY round, agent, field)) AS h "
+        "SELECT md5(string_agg(concat_ws(',', round, agent, field, value, vector), ';' ORDER BY round, agent, field)) AS h "
         "FROM states",
         run_id=run_id,
     )

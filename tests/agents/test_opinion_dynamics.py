@@ -22,6 +22,7 @@ from agents import (
     OpinionAgent,
     Population,
     Uniform,
+    VectorHegselmannKrause,
     Voter,
 )
 from orchestrator import launch, query
@@ -339,6 +340,10 @@ def _studies() -> dict[str, tuple[Population, Gossip]]:
         "voter": (
             Population.of(Voter, 200, opinion=np.where(np.arange(200) % 2, 1.0, -1.0), rate=0.8),
             Gossip(SmallWorld(k=4), mode="pull", fanout=1),
+        ),
+        "vector": (  # 4-dimensional opinions, as message vectors
+            Population.of(VectorHegselmannKrause, 200, dim=4, epsilon=0.6, opinion=Uniform()),
+            Gossip(SmallWorld(k=4), fanout=2, mode="push-pull"),
         ),
     }
 

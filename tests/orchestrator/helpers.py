@@ -58,7 +58,7 @@ def messages_hash(path: Path, run_id: str) -> tuple[int, str]:
     try:
         row = con.execute(
             """SELECT count(*), md5(string_agg(concat_ws(',', round, sender, seq, receiver, kind,
-                   value, text, payload), ';' ORDER BY round, sender, seq, receiver))
+                   value, text, payload, vector), ';' ORDER BY round, sender, seq, receiver))
                FROM messages WHERE run_id = ?""",
             [run_id],
         ).fetchone()
