@@ -57,8 +57,8 @@ class Agent(BaseModel):
     pairwise exchange). ``moot run --agent NAME`` uses them unless ``-o`` says otherwise."""
 
     unlogged: ClassVar[tuple[str, ...]] = ()
-    """Text fields left out of the ``states`` table (an LLM agent's persona and model: long,
-    and the same every round). Other text fields are logged in ``states.text``."""
+    """Fields left out of the ``states`` table: an LLM agent's persona and model (long, and the
+    same every round), a learner's model (thousands of numbers). The rest are logged."""
 
     initial_state: ClassVar[Mapping[str, Any]] = {}
     """Initial state columns for ``moot run --agent NAME`` where ``-a`` gives none

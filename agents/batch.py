@@ -41,6 +41,10 @@ def _take(arr: pa.Array | None, idx: NDArray[np.int64]) -> pa.Array | None:
     return None if arr is None else arr.take(pa.array(idx))
 
 
+_NARROW = 32
+"""Vectors up to this long are summed per receiver entry by entry (bincount); longer ones by rows."""
+
+
 def _vectors(vector: NDArray[np.floating[Any]], n: int) -> NDArray[np.floating[Any]]:
     """A batch's vector column: ``(n, dim)`` floats."""
     arr = np.asarray(vector)
@@ -333,14 +337,23 @@ class Inbox:
     def sum(self, values: NDArray[np.floating[Any]] | None = None) -> NDArray[np.float64]:
         """Per-agent sum of `values` (default: the messages' values), in (sender, seq) order.
 
-        `values` may be ``(messages, dim)`` (vectors): the sum is then ``(agents, dim)``, each
-        entry summed in the same order, so a vector of one entry sums to the same bits as a number.
+        `values` may be ``(messages, dim)`` (vectors): the sum is then ``(agents, dim)``, in the
+        same order whatever the sharding; a short vector's entries are summed as numbers are, so a
+        vector of one entry sums to the same bits as a number.
         """
         v = self.batch.value if values is None else values
-        if v.ndim == 2:
+        if v.ndim == 2 and v.shape[1] <= _NARROW:
             out = np.empty((self.n, v.shape[1]))
             for j in range(v.shape[1]):
                 out[:, j] = np.bincount(self.local, weights=v[:, j], minlength=self.n)
+            return out
+        if v.ndim == 2:  # wide vectors (a model's parameters): rows grouped by receiver, then one
+            # reduceat, which adds each group's rows one after another as bincount does
+            order, offsets = self.by_receiver
+            out = np.zeros((self.n, v.shape[1]))
+            heard = np.flatnonzero(self.counts)
+            if len(heard):
+                out[heard] = np.add.reduceat(v[order].astype(np.float64, copy=False), offsets[heard], axis=0)
             return out
         sums = np.bincount(self.local, weights=v, minlength=self.n)
         return sums.astype(np.float64, copy=False)

@@ -541,7 +541,9 @@ def _vector_column(
         f"shape ({n}, {dim}), or one vector of {dim} entries."
     )
     k = len(ids)
-    if isinstance(col, _DISTRIBUTIONS):
+    if callable(getattr(col, "draw_vectors", None)):  # a whole-vector draw (a model's initialisation)
+        out = col.draw_vectors(seed, ids, salt, dim)  # type: ignore[attr-defined]
+    elif isinstance(col, _DISTRIBUTIONS):
         out = np.empty((k, dim), np.float64)
         for j in range(dim):
             out[:, j] = col.draw(seed, ids, salt, j)

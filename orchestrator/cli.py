@@ -345,7 +345,7 @@ def run(
             address=address,
             state_every=10 if state_every is None else state_every,
             stop=stop_spec,
-            messages=messages or "all",
+            messages=messages,
             params=params,
             llm=_llm_settings(llm),
             trace=trace,

@@ -63,7 +63,7 @@ def _combine_field(stats: list[FieldStats]) -> dict[str, float]:
     """One field's statistics from every host's subtrees (`FieldStats`): the root of the fixed
     tree, computed from those nodes only (a few per host), bit-for-bit whatever the hosts."""
     nodes = {
-        (int(lv), int(i)): (float(c), float(m), float(q))
+        (int(lv), int(i)): (float(c), m, q)
         for s in stats
         for lv, i, c, m, q in zip(s.level, s.index, s.count, s.mean, s.m2)
     }
@@ -79,42 +79,32 @@ def _combine_field(stats: list[FieldStats]) -> dict[str, float]:
         k = bisect.bisect_right(starts, a) - 1  # the last node starting at or before a
         return (k >= 0 and spans[k][1] > a) or (k + 1 < len(spans) and spans[k + 1][0] < b)
 
-    def node(lv: int, i: int) -> tuple[float, float, float]:
+    zero = np.zeros_like(next(iter(nodes.values()))[1])  # 0.0, or zeros per entry of a vector
+
+    def node(lv: int, i: int) -> tuple[float, Any, Any]:
         if (lv, i) in nodes:
             return nodes[(lv, i)]
         if lv == 0 or not has_data(lv, i):
-            return 0.0, 0.0, 0.0
+            return 0.0, zero, zero
         (na, ma, qa), (nb, mb, qb) = node(lv - 1, 2 * i), node(lv - 1, 2 * i + 1)
         n, mean, m2 = pair_up(np.array([na, nb]), np.array([ma, mb]), np.array([qa, qb]))
-        return float(n[0]), float(mean[0]), float(m2[0])
+        return float(n[0]), mean[0], m2[0]
 
     count, mean, m2 = node(top, 0)
-    lo = min(s.min for s in stats if len(s.level))
-    hi = max(s.max for s in stats if len(s.level))
-    return {"count": count, "mean": mean, "variance": m2 / count, "min": lo, "max": hi, "spread": hi - lo}
-
-
-def _combine_any(stats: list[FieldStats | tuple[FieldStats, ...]]) -> dict[str, float]:
-    """`_combine_field`, or for a vector field (a tuple of `FieldStats` per entry, from every
-    host alike) the statistics of the cloud of points: variance is the total variance (the mean
-    squared distance to the centroid), spread the largest range of any entry (0 only at
-    consensus), mean the centroid's mean entry, min and max over every entry. One entry gives
-    the scalar statistics exactly."""
-    per_host = [s for s in stats if isinstance(s, tuple)]  # (a host without the field sends none)
-    if not per_host:
-        return _combine_field([s for s in stats if isinstance(s, FieldStats)])
-    entries = [_combine_field([h[j] for h in per_host]) for j in range(len(per_host[0]))]
-    if not entries or not entries[0]:
-        return {}
-    out = {"count": entries[0]["count"], "variance": 0.0, "mean": 0.0, "spread": 0.0}
-    for e in entries:
-        out["variance"] += e["variance"]
-        out["mean"] += e["mean"]
-        out["spread"] = max(out["spread"], e["spread"])
-    out["mean"] /= len(entries)
-    out["min"] = min(e["min"] for e in entries)
-    out["max"] = max(e["max"] for e in entries)
-    return out
+    held = [s for s in stats if len(s.level)]
+    lo = np.min(np.array([s.min for s in held]), axis=0)
+    hi = np.max(np.array([s.max for s in held]), axis=0)
+    # A vector field: the cloud's total variance (mean squared distance to the centroid), the
+    # widest range of any entry (0 only at consensus), the centroid's mean entry, min and max
+    # over every entry. One entry gives the numbers of a scalar field.
+    return {
+        "count": count,
+        "mean": float(np.mean(mean)),
+        "variance": float(np.sum(m2)) / count,
+        "min": float(np.min(lo)),
+        "max": float(np.max(hi)),
+        "spread": float(np.max(hi - lo)),
+    }
 
 
 def combine_stats(
@@ -130,7 +120,7 @@ def combine_stats(
     logged: RoundMetrics = {"messages": float(sum(s.sent for s in stats))}
     seen: RoundMetrics = {}
     for i, name in enumerate(fields):
-        combined = _combine_any([s.fields[i] for s in stats])
+        combined = _combine_field([s.fields[i] for s in stats])
         if name == primary:
             logged["agents"] = combined.get("count", 0.0)
         for stat in _STATS:

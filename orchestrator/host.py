@@ -65,6 +65,8 @@ def pair_up(
     n = na + nb
     delta = mean[1::2] - mean[0::2]
     safe = np.maximum(n, 1.0)
+    if mean.ndim == 2:  # a vector field: the same for every entry
+        na, nb, safe = na[:, None], nb[:, None], safe[:, None]
     return n, mean[0::2] + delta * nb / safe, m2[0::2] + m2[1::2] + delta * delta * na * nb / safe
 
 
@@ -80,8 +82,9 @@ class FieldStats:
 
     Attributes:
         level, index: Each node's height (0: a chunk) and position in its level.
-        count, mean, m2: Each node's count, mean and sum of squared deviations.
-        min, max: Over the host's agents (NaN when none has the field).
+        count, mean, m2: Each node's count, mean and sum of squared deviations (for a vector
+            field, mean and m2 have one column per entry).
+        min, max: Over the host's agents (NaN when none has the field); per entry for a vector field.
     """
 
     level: NDArray[np.int64]
@@ -89,19 +92,8 @@ class FieldStats:
     count: NDArray[np.float64]
     mean: NDArray[np.float64]
     m2: NDArray[np.float64]
-    min: float
-    max: float
-
-    @staticmethod
-    def of_any(
-        values: NDArray[np.float64], ids: NDArray[np.int64], lo: int, hi: int
-    ) -> FieldStats | tuple[FieldStats, ...]:
-        """`of` for a number per agent; for a vector field ``(n, dim)``, one `FieldStats` per entry."""
-        if values.ndim == 2:
-            return tuple(
-                FieldStats.of(np.ascontiguousarray(values[:, j]), ids, lo, hi) for j in range(values.shape[1])
-            )
-        return FieldStats.of(values, ids, lo, hi)
+    min: float | NDArray[np.float64]
+    max: float | NDArray[np.float64]
 
     @staticmethod
     def of(values: NDArray[np.float64], ids: NDArray[np.int64], lo: int, hi: int) -> FieldStats:
@@ -114,12 +106,14 @@ class FieldStats:
         chunk = ids // CHUNK
         starts = np.flatnonzero(np.r_[True, chunk[1:] != chunk[:-1]])
         n = np.diff(np.r_[starts, len(values)])
-        mu = np.add.reduceat(values, starts) / n
-        count, mean, m2 = np.zeros(b - a), np.zeros(b - a), np.zeros(b - a)
+        per = n if values.ndim == 1 else n[:, None]
+        mu = np.add.reduceat(values, starts) / per
+        shape = (b - a, *values.shape[1:])
+        count, mean, m2 = np.zeros(b - a), np.zeros(shape), np.zeros(shape)
         at = chunk[starts] - a
         count[at], mean[at] = n, mu
-        m2[at] = np.add.reduceat((values - np.repeat(mu, n)) ** 2, starts)
-        nodes: list[tuple[int, int, float, float, float]] = []
+        m2[at] = np.add.reduceat((values - np.repeat(mu, n, axis=0)) ** 2, starts)
+        nodes: list[tuple[int, int, Any, Any, Any]] = []
         level = 0
         while a < b:
             if a % 2:  # a right child whose sibling lies left of this host
@@ -131,14 +125,15 @@ class FieldStats:
             count, mean, m2 = pair_up(count, mean, m2)
             a, b, level = a // 2, b // 2, level + 1
         cols = list(zip(*nodes))
+        vector = values.ndim == 2
         return FieldStats(
             np.array(cols[0], np.int64),
             np.array(cols[1], np.int64),
             np.array(cols[2]),
             np.array(cols[3]),
             np.array(cols[4]),
-            float(values.min()),
-            float(values.max()),
+            values.min(axis=0) if vector else float(values.min()),
+            values.max(axis=0) if vector else float(values.max()),
         )
 
 
@@ -148,8 +143,7 @@ class HostStats:
 
     Attributes:
         sent: Messages this host delivered this round.
-        fields: Per watched field (in `HostSpec.fields` order), its `FieldStats` (a vector
-            field: one per entry).
+        fields: Per watched field (in `HostSpec.fields` order), its `FieldStats`.
         max_change: Largest absolute change of any numeric state value this round
             (NaN when not tracked).
         llm_calls: This round's `llm_calls` rows from this host (None without LLM calls).
@@ -160,7 +154,7 @@ class HostStats:
     """
 
     sent: int
-    fields: tuple[FieldStats | tuple[FieldStats, ...], ...]
+    fields: tuple[FieldStats, ...]
     max_change: float = float("nan")
     llm_calls: pa.Table | None = None
     events: tuple[tuple[int, str, str], ...] = field(default_factory=tuple)
@@ -661,7 +655,7 @@ class Host:
             ) from exc
         change = self._max_change(before) if self.track_change else float("nan")
         written = self._write_messages(round, delivered, actions_only([to_world], self.action_codes)[0])
-        fields = tuple(FieldStats.of_any(*w, self.lo, self.hi) for w in watched)
+        fields = tuple(FieldStats.of(*w, self.lo, self.hi) for w in watched)
         stats = HostStats(len(delivered), fields, change, segments=written)
         events, self._events = self._events, []
         if self.llm is not None:
@@ -1008,6 +1002,8 @@ class Host:
                 for name, col in self.world.state_columns(block.ids).items():
                     columns.setdefault(name, col)
             for name, col in columns.items():
+                if name in block.cls.unlogged:
+                    continue
                 if col.ndim == 2:
                     vectors.append((code(name), block.ids, col))
                     continue

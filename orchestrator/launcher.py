@@ -288,6 +288,7 @@ def _watched(
     default = proto.default_field if proto.default_field in numeric else None
     primary = explicit or default
     extra = sorted((rule.fields() if rule is not None else frozenset()) - {primary})
+    extra += [f for f in proto.watched_fields() if f in numeric and f != primary and f not in extra]
     for name in extra:
         if name not in numeric:
             raise ConfigError(
@@ -396,7 +397,7 @@ def launch(
     max_concurrency: int = 64,
     run_id: str | None = None,
     stop: StopRule | StopFn | str | None = None,
-    messages: MessageLog | str = "all",
+    messages: MessageLog | str | None = None,
     params: Mapping[str, Any] | None = None,
     llm: LLMConfig | None = None,
     trace: str | SpanExporter | None = None,
@@ -429,8 +430,9 @@ def launch(
         stop: When to stop before the budget: a rule (``Consensus("opinion",
             1e-3) | Stationary()``), a callable ``(round, metrics) -> bool``, or a
             spec string (``"stationary"``). None: the protocol's own rule.
-        messages: Which messages get a row: ``"all"`` (default), ``"none"``,
-            ``"aggregate"``, ``"sample:0.01"``, ``"every:5"``, or a `MessageLog`.
+        messages: Which messages get a row: ``"all"``, ``"none"``, ``"aggregate"``,
+            ``"sample:0.01"``, ``"every:5"``, or a `MessageLog`. None: the protocol's default
+            (``"aggregate"`` for gossip learning, whose messages are whole models), else all.
         params: Your parameters and tags, logged in ``runs.params`` (merged with
             those of ``moot run -p``).
         llm: How LLM agents reach their models: model override, endpoint, in-flight
@@ -487,7 +489,7 @@ def launch(
     proto = _protocol(protocol)
     _check_counts(pop, rounds, hosts, state_every, address)
     _check_durability(checkpoint_every, max_restarts)
-    mlog = MessageLog.parse(messages)
+    mlog = MessageLog.parse(messages if messages is not None else proto.default_messages or "all")
     trace_exporter = trace_mode(trace)
     rule = stop_rule(stop) if stop is not None else None
     primary, fields = _watched(proto, pop, rule)

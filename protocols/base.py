@@ -148,6 +148,8 @@ class MessageProtocol(ABC):
     instructions: ClassVar[str] = ""
     default_field: ClassVar[str | None] = None
     """The numeric state field watched when the population has it and none is named."""
+    default_messages: ClassVar[str | None] = None
+    """How messages are logged when the run does not say (None: every one)."""
     kinds: ClassVar[tuple[str, ...]] = ()
     """Message kinds this protocol adds to the core ones (`agents.KINDS`)."""
     action_kinds: ClassVar[tuple[str, ...]] = ()
@@ -188,6 +190,12 @@ class MessageProtocol(ABC):
     def views(self) -> Mapping[str, str]:
         """SQL views this protocol ships into the log: ``{name: SELECT ...}``."""
         return {}
+
+    def watched_fields(self) -> tuple[str, ...]:
+        """Numeric fields whose statistics are logged every round as ``field.mean``,
+        ``field.variance``, ``field.min``, ``field.max``, ``field.spread`` (those the population has),
+        besides the watched field's."""
+        return ()
 
     def default_population(self, n: int, agent: type[Agent] | None = None, **state: Any) -> Population:
         """The population ``moot run --protocol NAME --agents n`` runs (``--agent`` picks the class,
