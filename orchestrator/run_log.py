@@ -120,6 +120,8 @@ class RunLog:
         """The protocol's own questions, as SQL views."""
         for name, sql in self.plan.protocol.views().items():
             self.writer.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+        for signature, sql in self.plan.protocol.macros().items():
+            self.writer.execute(f"CREATE OR REPLACE MACRO {signature} AS TABLE {sql}")
 
     def reopen(self, round: int, kind: str, detail: str) -> None:
         """The run goes on after `round` (resumed, restarted, forked): its rows after that round

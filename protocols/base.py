@@ -191,6 +191,10 @@ class MessageProtocol(ABC):
         """SQL views this protocol ships into the log: ``{name: SELECT ...}``."""
         return {}
 
+    def macros(self) -> Mapping[str, str]:
+        """SQL table macros this protocol ships into the log: ``{"name(arg, ...)": SELECT ...}``."""
+        return {}
+
     def watched_fields(self) -> tuple[str, ...]:
         """Numeric fields whose statistics are logged every round as ``field.mean``,
         ``field.variance``, ``field.min``, ``field.max``, ``field.spread`` (those the population has),
