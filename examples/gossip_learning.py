@@ -22,7 +22,7 @@ from orchestrator import launch, query
 from protocols import RingLattice
 from protocols.gossip_learning import GossipLearning
 
-AGENTS = int(os.environ.get("MOOT_EXAMPLE_AGENTS", "100"))
+AGENTS = int(os.environ.get("MOOT_EXAMPLE_LEARNERS", "100"))  # federated: every pair talks (n^2)
 ROUNDS = int(os.environ.get("MOOT_EXAMPLE_ROUNDS", "40"))
 TARGET = 0.6
 log = Path(os.environ.get("MOOT_EXAMPLE_LOG", Path(tempfile.gettempdir()) / "gossip_learning.duckdb"))

@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 
 from agents.batch import MessageBatch
 from agents.population import Block, Population
+from agents.vector import one_vector
 from orchestrator.errors import ConfigError
 from orchestrator.log.segments import parts_dir, run_folder
 
@@ -348,7 +349,8 @@ class Snapshot:
         """Agent `agent`'s state field `field`."""
         block, i = self._find(agent, field)
         if block.agents is None:
-            return block.state[field][i].item()
+            cell = block.state[field][i]
+            return cell.copy() if np.ndim(cell) else cell.item()
         return getattr(block.agents[i], field)
 
     def set(self, agent: int, field: str, value: Any) -> None:
@@ -359,7 +361,10 @@ class Snapshot:
             block.agents[i] = type(old).model_validate({**old.model_dump(), field: value})
             return
         column = block.state[field]
-        if column.dtype.kind in "fiub":
+        if column.ndim == 2:  # a vector field: a list of dim numbers, checked as the class checks it
+            fix = f"give {field} of agent {agent} a list of {column.shape[1]} numbers, e.g. [0.5, ...]."
+            value = one_vector(block.cls, field, np.asarray(value, np.float64), column.shape[1], agent, fix)
+        elif column.dtype.kind in "fiub":
             try:
                 number = float(value)
             except (TypeError, ValueError):

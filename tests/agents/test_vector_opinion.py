@@ -391,3 +391,27 @@ def test_population_refuses_bad_vectors_naming_the_value_and_the_fix() -> None:
         Population.of(VectorDeGroot, 10, dim=3, opinion=bad)
     with pytest.raises(ConfigError, match="OpinionAgent has no vector field; drop dim"):
         Population.of(OpinionAgent, 10, dim=3)
+
+
+# ---- Durable: a fork sets a vector; the fork's log and the parent's agree before it -----------
+
+
+def test_a_fork_sets_an_agents_vector_and_replays_the_rest(log_path: Path) -> None:
+    from orchestrator import fork
+
+    pop = Population.of(VectorDeGroot, 30, dim=3, opinion=Uniform())
+    parent = _run(log_path, pop, Gossip(SmallWorld(k=4), fanout=None), 6, state_every=1, checkpoint_every=2)
+    child = fork(log_path, parent.run_id, at=2, set={"5.opinion": [1.0, 0.0, 1.0]}, runtime="local")
+    mine, theirs = (vectors_at(log_path, r.run_id, "opinion", 3) for r in (child, parent))
+    p2 = vectors_at(log_path, parent.run_id, "opinion", 2)
+    assert np.array_equal(vectors_at(log_path, child.run_id, "opinion", 2), p2)  # history copied
+    # Round 3 reads the messages in flight from round 2 (the parent's): x5 = 0.5 set + 0.5 M, and
+    # the parent's x5 = 0.5 x5(2) + 0.5 M gives M.
+    heard_mean = 2 * theirs[5] - p2[5]
+    assert np.allclose(mine[5], 0.5 * np.array([1.0, 0.0, 1.0]) + 0.5 * heard_mean, rtol=0, atol=1e-12)
+    others = np.delete(np.arange(30), 5)
+    assert np.array_equal(mine[others], theirs[others])  # nobody has heard the change yet
+    with pytest.raises(
+        ConfigError, match=r"opinion of agent 5 is a vector of 3, but got shape \(2,\)|shape \(1, 2\)"
+    ):
+        fork(log_path, parent.run_id, at=2, set={"5.opinion": [1.0, 0.0]}, runtime="local")

@@ -18,9 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 MOOT = str(Path(sys.executable).parent / "moot")
 
 EXAMPLES = {  # example: (its -p options, runs it makes)
+    "blackbox_consensus.py": ((), 3),
     "gossip_consensus.py": ((), 3),
+    "gossip_learning.py": ((), 3),
     "herd_effect.py": (("-p", "users=600"), 1),
     "information_spread.py": (("-p", "users=600"), 2),
+    "informative_tasks.py": ((), 2),
     "llm_gossip.py": (("-p", "agents=20"), 1),
     "llm_swarm.py": ((), 1),
     "society_of_minds.py": (("-p", "questions=1", "-p", "debaters=rule"), 1),
