@@ -40,6 +40,7 @@ bench: $(STAMP)  ## benchmarks; each writes benchmarks/results/
 	$(BIN)/python benchmarks/durability.py
 	$(BIN)/python benchmarks/analysis.py
 	$(BIN)/python benchmarks/vectors.py
+	$(BIN)/python benchmarks/narrator.py
 	# Mesa only for this comparison, never a dependency of moot (3.3.1: the last for Python 3.11)
 	$(BIN)/python -m pip install --quiet "mesa==3.3.1"
 	$(BIN)/python benchmarks/vs_mesa.py

@@ -94,5 +94,13 @@ def test_every_link_of_a_manual_resolves(manual: str) -> None:
 def test_the_readme_stays_a_short_page_that_links_every_protocols_manual() -> None:
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 345
-    for name in ("swarm_grid", "debate", "social_feed"):
+    for name in (
+        "swarm_grid",
+        "debate",
+        "social_feed",
+        "gossip_learning",
+        "blackbox_consensus",
+        "game_master",
+        "info_asymmetry",
+    ):
         assert f"protocols/{name}/README.md" in text

@@ -55,14 +55,14 @@ def plan_round(
             arrival order.
 
     Returns:
-        (the messages to send as ``{"to", "kind", "task", "need" | "facts"}``, the new answers
-        ``{task: answer}``).
+        (the messages to send as ``{"to", "kind", "task", "need" | "facts"}``, ``to`` one neighbour
+        or a list of them, the new answers ``{task: answer}``).
     """
     out: list[dict[str, Any]] = []
     mine = {str(t["id"]): t for t in tasks}
     if round == 0:
         for t in tasks:
-            out.extend({"to": n, "kind": "ask", "task": t["id"], "need": list(t["need"])} for n in neighbours)
+            out.append({"to": list(neighbours), "kind": "ask", "task": t["id"], "need": list(t["need"])})
     for m in inbox:
         task = str(m["task"])
         if m["kind"] == "tell":
@@ -76,12 +76,9 @@ def plan_round(
             if held:
                 out.append({"to": int(m["sender"]), "kind": "tell", "task": m["task"], "facts": held})
             rest = [k for k in m["need"] if k not in held]
-            if rest:
-                out.extend(
-                    {"to": n, "kind": "ask", "task": m["task"], "need": rest}
-                    for n in neighbours
-                    if n != m["sender"]
-                )
+            others = [n for n in neighbours if n != m["sender"]]
+            if rest and others:
+                out.append({"to": others, "kind": "ask", "task": m["task"], "need": rest})
     new: dict[str, str] = {}
     have = {**known, **facts}
     for key, t in mine.items():
@@ -97,10 +94,12 @@ def _inbox(inbox: list[Message]) -> list[dict[str, Any]]:
 
 
 def _messages(plan: list[dict[str, Any]]) -> list[Message]:
+    """The plan's messages, one per receiver (an entry may name several), in the order given."""
     out = []
     for p in plan:
         body = {k: v for k, v in p.items() if k not in ("to", "kind")}
-        out.append(Message(kind=p["kind"], receiver=int(p["to"]), payload=body))
+        for to in p["to"] if isinstance(p["to"], list) else [p["to"]]:
+            out.append(Message(kind=p["kind"], receiver=int(to), payload=body))
     return out
 
 
@@ -154,7 +153,8 @@ class InfoNavReply(Reply):
         known: The facts it already has (keys).
         missing: The facts its tasks still need.
         plan: Whom it asks or tells, and why.
-        messages: ``{"to": neighbour, "kind": "ask" | "tell", "task": id, "need": [...] | "facts": {...}}``.
+        messages: ``{"to": neighbour or [neighbours], "kind": "ask" | "tell", "task": id, "need": [...]
+            | "facts": {...}}``.
         answers: ``{task id: answer}`` for tasks it can answer now.
     """
 

@@ -105,7 +105,10 @@ def test_protocols_name_lists_its_options_and_defaults() -> None:
         "faithful_pickup",
     }
     missing = CliRunner().invoke(app, ["protocols", "gosip"])
-    assert missing.exit_code == 2 and "Unknown protocol 'gosip'; known: debate, gossip" in missing.output
+    assert (
+        missing.exit_code == 2
+        and "Unknown protocol 'gosip'; known: blackbox_consensus, debate," in missing.output
+    )
 
 
 def test_protocols_lists_gossip() -> None:

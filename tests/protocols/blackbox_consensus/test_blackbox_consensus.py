@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from orchestrator import ConfigError, launch, query
-from orchestrator.cli import app
 from protocols.blackbox_consensus import BlackboxConsensus, GuideReply, evaluate, global_objective
 from protocols.blackbox_consensus.functions import FUNCTIONS
+from tests.orchestrator.helpers import moot_cli
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -124,27 +123,22 @@ def test_the_stand_in_guide_reads_the_trajectory() -> None:
 
 def test_the_command_line_runs_it_with_its_dimension(tmp_path: Path) -> None:
     log = tmp_path / "bb.duckdb"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--protocol",
-            "blackbox_consensus",
-            "--agents",
-            "30",
-            "--rounds",
-            "4",
-            "--dim",
-            "3",
-            "--local",
-            "--log",
-            str(log),
-            "-o",
-            "function=ackley",
-        ],
-        env={"COLUMNS": "200"},
+    moot_cli(
+        "run",
+        "--protocol",
+        "blackbox_consensus",
+        "--agents",
+        "30",
+        "--rounds",
+        "4",
+        "--dim",
+        "3",
+        "--local",
+        "--log",
+        str(log),
+        "-o",
+        "function=ackley",
     )
-    assert result.exit_code == 0, result.output
     rows = query(
         log, "SELECT count(*) AS n, min(len(vector)) AS d FROM messages WHERE kind = 'point'"
     ).to_pylist()[0]

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from orchestrator import ConfigError, launch, query
-from orchestrator.cli import app
 from protocols import RingLattice
 from protocols.gossip_learning import GossipLearning
 from protocols.gossip_learning.learning import Layout, Xavier, load, shard_indices
+from tests.orchestrator.helpers import moot_cli
 
 
 def test_the_gradient_is_the_finite_difference() -> None:
@@ -87,17 +86,18 @@ def test_plain_averaging_divides_the_weight_variance_by_k_plus_1_and_the_correct
 @pytest.mark.slow
 def test_corrected_averaging_reaches_the_target_accuracy_sooner_and_near_federated(tmp_path: Path) -> None:
     """Rounds to 60% test accuracy, 100 agents, 3 seeds: the corrected average at least 3 rounds
-    before the plain one, and at most 5 rounds after federated averaging (measured here:
-    corrected 12-13, plain 16-19, federated 9-10)."""
-    target, budget = 0.6, 22
+    before the plain one, and at most 5 rounds after federated averaging (one run: it starts
+    every agent from one model; measured here: corrected 12-13, plain 16-19, federated 9-10)."""
+    target, budget = 0.6, 20
 
     def rounds_to(merge: str, seed: int) -> int:
         acc = _learning_run(tmp_path, merge, seed, budget, lr=0.2, test_samples=300)["accuracy"]
         reached = np.flatnonzero(acc >= target)
         return int(reached[0]) if len(reached) else budget + 1
 
+    federated = rounds_to("federated", 0)
     for seed in range(3):
-        corrected, plain, federated = (rounds_to(m, seed) for m in ("corrected", "average", "federated"))
+        corrected, plain = rounds_to("corrected", seed), rounds_to("average", seed)
         assert corrected + 3 <= plain, (seed, corrected, plain)
         assert corrected <= federated + 5, (seed, corrected, federated)
 
@@ -115,27 +115,22 @@ def test_non_iid_shards_hold_one_or_two_classes_and_iid_ones_most() -> None:
 
 def test_the_command_line_runs_it_and_the_view_answers(tmp_path: Path) -> None:
     log = tmp_path / "gl.duckdb"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--protocol",
-            "gossip_learning",
-            "--agents",
-            "40",
-            "--rounds",
-            "3",
-            "--local",
-            "--log",
-            str(log),
-            "-o",
-            "merge=average",
-            "-o",
-            "model=logistic",
-        ],
-        env={"COLUMNS": "200"},
+    moot_cli(
+        "run",
+        "--protocol",
+        "gossip_learning",
+        "--agents",
+        "40",
+        "--rounds",
+        "3",
+        "--local",
+        "--log",
+        str(log),
+        "-o",
+        "merge=average",
+        "-o",
+        "model=logistic",
     )
-    assert result.exit_code == 0, result.output
     rows = query(
         log, "SELECT round, accuracy, layer_1_variance_ratio, consensus_distance FROM learning_by_round"
     )

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
-from typer.testing import CliRunner
 
 from orchestrator import ConfigError, launch, query
-from orchestrator.cli import app
 from protocols.info_asymmetry import InfoAsymmetry
 from protocols.info_asymmetry.tasks import facts_of, paper_graph
-from tests.orchestrator.helpers import messages_hash
+from tests.orchestrator.helpers import PLACES, messages_hash, moot_cli
 
 
 def _results(log: Path, run_id: str) -> list[dict]:
@@ -110,13 +108,9 @@ def test_the_infonav_stand_in_plays_the_baseline_through_the_gateway(tmp_path: P
 def test_the_same_log_in_process_and_on_1_or_3_hosts(ray_cluster: object, tmp_path: Path) -> None:
     graph = nx.connected_watts_strogatz_graph(24, 4, 0.2, seed=2)
     seen = set()
-    for where, kw in {
-        "local": {"runtime": "local"},
-        "ray1": {"runtime": "ray", "hosts": 1},
-        "ray3": {"runtime": "ray", "hosts": 3},
-    }.items():
+    for where, kw in PLACES.items():
         log = tmp_path / f"{where}.duckdb"
-        proto = InfoAsymmetry(graph, tasks=5, max_hops=3, agent="llm")
+        proto = InfoAsymmetry(graph, tasks=5, max_hops=3)  # the stand-in's log is the baseline's (above)
         run = launch(proto.default_population(24), proto, rounds=8, seed=0, log=log, state_every=1, **kw)
         answers = query(
             log, "SELECT task, answer, answered_round FROM info_task_results ORDER BY task", run_id=run.run_id
@@ -149,27 +143,22 @@ def test_bad_tasks_and_graphs_are_one_line_errors_naming_the_value() -> None:
 
 def test_the_command_line_runs_the_paper_sized_study(tmp_path: Path) -> None:
     log = tmp_path / "cli.duckdb"
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--protocol",
-            "info_asymmetry",
-            "--agents",
-            "140",
-            "--rounds",
-            "12",
-            "--local",
-            "--log",
-            str(log),
-            "-o",
-            "tasks=12",
-            "--state-every",
-            "1",
-        ],
-        env={"COLUMNS": "200"},
+    moot_cli(
+        "run",
+        "--protocol",
+        "info_asymmetry",
+        "--agents",
+        "140",
+        "--rounds",
+        "12",
+        "--local",
+        "--log",
+        str(log),
+        "-o",
+        "tasks=12",
+        "--state-every",
+        "1",
     )
-    assert result.exit_code == 0, result.output
     rows = query(log, "SELECT count(*) AS n, sum(solved::INTEGER) AS ok FROM info_task_results").to_pylist()[
         0
     ]
