@@ -313,9 +313,9 @@ def run(
     from orchestrator.launcher import launch
 
     name = protocol or "gossip"
-    n = 10_000 if agents is None else agents
     try:
-        proto, population = _builtin_study(name, n, agent, option or [], state or [], dim)
+        proto, population = _builtin_study(name, agents, agent, option or [], state or [], dim)
+        n = len(population)
         if estimate:
             from orchestrator.estimate import estimate as estimate_cost
 
@@ -381,13 +381,19 @@ def _given(**values: Any) -> dict[str, Any]:
 
 
 def _builtin_study(
-    name: str, n: int, agent: str | None, options: list[str], state: list[str], dim: int | None = None
+    name: str,
+    n: int | None,
+    agent: str | None,
+    options: list[str],
+    state: list[str],
+    dim: int | None = None,
 ) -> tuple[MessageProtocol, Population]:
-    """The built-in opinion study: protocol `name` with `options`, `n` agents of class `agent`."""
+    """The built-in study: protocol `name` with `options`, `n` agents of class `agent` (None: as many
+    as the protocol's set-up holds, else 10,000)."""
     from agents.population import parse_column
     from agents.registry import get_agent
 
-    if n < 1:
+    if n is not None and n < 1:
         raise ConfigError(f"--agents must be at least 1, got {n}; e.g. --agents 1000.")
     kwargs = dict(_parse_option(o) for o in options)
     agent_cls = get_agent(agent) if agent else None
@@ -401,7 +407,8 @@ def _builtin_study(
     columns: dict[str, Any] = {k: parse_column(str(v)) for k, v in (_parse_option(a, "-a") for a in state)}
     if dim is not None:
         columns["dim"] = dim
-    return proto, proto.default_population(n, agent_cls, **columns)
+    size = proto.natural_size() if n is None else n
+    return proto, proto.default_population(10_000 if size is None else size, agent_cls, **columns)
 
 
 def _prices(specs: list[str]) -> dict[str, tuple[float, float]]:
@@ -486,6 +493,8 @@ def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = Non
             f"SELECT round, value AS {own[0]} FROM metrics WHERE run_id = '{run_id}' "
             f"AND name = '{own[0]}' ORDER BY round"
         )
+    elif summary.get("final_spread") is None and (view := _protocol_view(Path(summary["log"]))):
+        query = f"SELECT * FROM {view} WHERE run_id = '{run_id}'"
     else:
         query = f"SELECT round, mean, spread FROM consensus_by_round WHERE run_id = '{run_id}' ORDER BY round"
     console.print(f'try: moot sql {summary["log"]} "{query}"', highlight=False, soft_wrap=True)
@@ -497,6 +506,28 @@ def _print_summary(summary: dict[str, Any], final: dict[str, float] | None = Non
     if "llm_calls" in summary:
         cost = f"SELECT * FROM llm_cost_by_round WHERE run_id = '{run_id}' ORDER BY round"
         console.print(f'     moot sql {summary["log"]} "{cost}"', highlight=False, soft_wrap=True)
+
+
+def _protocol_view(log: Path) -> str | None:
+    """A view the run's protocol shipped into the log (the first by name), for the closing hint."""
+    import duckdb
+
+    from orchestrator.log.schema import TABLES, VIEWS
+
+    shipped = set(VIEWS) | {t.name for t in TABLES}
+    try:
+        con = duckdb.connect(str(log), read_only=True)
+        try:
+            names = [
+                r[0]
+                for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+            ]
+        finally:
+            con.close()
+    except duckdb.Error:
+        return None
+    own = sorted(n for n in names if n not in shipped)
+    return own[0] if own else None
 
 
 def _print_rounds(log: str, run_id: str, names: list[str]) -> None:

@@ -201,6 +201,11 @@ class MessageProtocol(ABC):
         besides the watched field's."""
         return ()
 
+    def natural_size(self) -> int | None:
+        """How many agents this protocol's set-up holds (a network's people, its scenes' players),
+        which ``moot run`` uses when ``--agents`` is not given; None: any number."""
+        return None
+
     def default_population(self, n: int, agent: type[Agent] | None = None, **state: Any) -> Population:
         """The population ``moot run --protocol NAME --agents n`` runs (``--agent`` picks the class,
         ``-a field=value`` sets state). Protocols with built-in agents override it."""

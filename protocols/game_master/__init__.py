@@ -144,6 +144,9 @@ class GameMaster(MessageProtocol):
         """Agents in all the scenes."""
         return self.scenes * self.size
 
+    def natural_size(self) -> int | None:
+        return self.agents
+
     @property
     def rounds_needed(self) -> int:
         """Rounds for every scene to play all its steps: the opening, two rounds per turn, and one

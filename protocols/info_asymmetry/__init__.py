@@ -117,6 +117,9 @@ class InfoAsymmetry(Gossip):
         else:
             self.tasks = check_tasks(list(tasks), network, facts_seed)
 
+    def natural_size(self) -> int | None:
+        return int(self.network.number_of_nodes())
+
     def stop_rule(self, field: str | None) -> StopRule | None:
         return Threshold("pending.max", "<=", 0)  # every task answered
 

@@ -52,6 +52,14 @@ class Slow(Agent):
         return go()
 
 
+PLACES: dict[str, dict[str, Any]] = {
+    "local": {"runtime": "local"},
+    "ray1": {"runtime": "ray", "hosts": 1},
+    "ray3": {"runtime": "ray", "hosts": 3},
+}
+"""Where a determinism test runs the same study: in-process, and on 1 and 3 Ray hosts."""
+
+
 def messages_hash(path: Path, run_id: str) -> tuple[int, str]:
     """(rows, md5) of a run's messages, sorted by (round, sender, seq, receiver)."""
     con = duckdb.connect(str(path), read_only=True)
