@@ -22,7 +22,7 @@ from rich.table import Table
 from orchestrator import launch, query
 from protocols.blackbox_consensus import BlackboxConsensus, global_objective
 
-AGENTS = int(os.environ.get("MOOT_EXAMPLE_AGENTS", "100"))
+AGENTS = int(os.environ.get("MOOT_EXAMPLE_OPTIMIZERS", "100"))
 ROUNDS = int(os.environ.get("MOOT_EXAMPLE_ROUNDS", "200"))
 MODEL = os.environ.get("MOOT_EXAMPLE_MODEL", "moot/simulated")
 log = Path(os.environ.get("MOOT_EXAMPLE_LOG", Path(tempfile.gettempdir()) / "blackbox_consensus.duckdb"))

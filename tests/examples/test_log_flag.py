@@ -7,6 +7,7 @@ pointed at a second path that must stay untouched.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,23 +32,37 @@ EXAMPLES = {  # example: (its -p options, runs it makes)
 }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("example", sorted(EXAMPLES))
-def test_an_example_run_with_log_writes_and_reads_that_log(example: str, tmp_path: Path) -> None:
-    options, runs = EXAMPLES[example]
-    mine, default = tmp_path / "mine.duckdb", tmp_path / "default.duckdb"
-    # A log that already holds another study: the example must read its own runs only.
+@pytest.fixture(scope="module")
+def other_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A log that already holds another study (made once, copied into each test)."""
+    log = tmp_path_factory.mktemp("other") / "mine.duckdb"
     subprocess.run(
-        [MOOT, "run", "--agents", "200", "--rounds", "2", "--local", "--log", str(mine)],
+        [MOOT, "run", "--agents", "200", "--rounds", "2", "--local", "--log", str(log)],
         capture_output=True,
         check=True,
         timeout=120,
     )
+    return log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_an_example_run_with_log_writes_and_reads_that_log(
+    example: str, tmp_path: Path, other_study: Path
+) -> None:
+    options, runs = EXAMPLES[example]
+    mine, default = tmp_path / "mine.duckdb", tmp_path / "default.duckdb"
+    # A log that already holds another study: the example must read its own runs only.
+    shutil.copy(other_study, mine)
+    parts = other_study.with_name(other_study.name + ".parts")
+    if parts.is_dir():
+        shutil.copytree(parts, mine.with_name(mine.name + ".parts"))
     env = dict(
         os.environ,
         MOOT_EXAMPLE_LOG=str(default),
         MOOT_EXAMPLE_ROUNDS="3",
         MOOT_EXAMPLE_AGENTS="2000",
+        MOOT_EXAMPLE_LEARNERS="30",
         COLUMNS="200",
     )
     out = subprocess.run(

@@ -70,10 +70,10 @@ def test_on_rastrigin_consensus_beats_isolated_agents_at_equal_evaluations(tmp_p
         for isolated in (False, True):
             proto = BlackboxConsensus(function="rastrigin", dim=5, isolated=isolated)
             log = tmp_path / f"r{seed}{isolated}.duckdb"
-            x, shifts, run_id = _run(log, proto, 40, 120, seed)
+            x, shifts, run_id = _run(log, proto, 30, 80, seed)
             used = query(
                 log,
-                "SELECT sum(value) AS n FROM states WHERE field = 'evaluations' AND round = 119",
+                "SELECT sum(value) AS n FROM states WHERE field = 'evaluations' AND round = 79",
                 run_id=run_id,
             )
             out[isolated] = (
