@@ -342,7 +342,7 @@ def _studies() -> dict[str, tuple[Population, Gossip]]:
             Gossip(SmallWorld(k=4), mode="pull", fanout=1),
         ),
         "vector": (  # 4-dimensional opinions, as message vectors
-            Population.of(VectorHegselmannKrause, 200, dim=4, epsilon=0.6, opinion=Uniform()),
+            Population.of(VectorHegselmannKrause, 100, dim=4, epsilon=0.6, opinion=Uniform()),
             Gossip(SmallWorld(k=4), fanout=2, mode="push-pull"),
         ),
     }

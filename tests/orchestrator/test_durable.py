@@ -399,31 +399,13 @@ def _prompts(requests: list[object]) -> set[str]:
     return {str(r.body["messages"]) for r in requests}  # type: ignore[attr-defined]
 
 
-def test_a_resumed_llm_run_pays_for_no_call_it_made_before_the_kill(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from orchestrator import LLMConfig
+def test_a_resumed_llm_run_pays_for_no_call_it_made_before_the_kill(tmp_path: Path) -> None:
     from orchestrator.llm.stub import StubServer
-    from protocols.gossip import LLMOpinionAgent
 
     log = tmp_path / "run.duckdb"
     key = {"MOOT_TEST_KEY": "sk-test-0123456789"}
-    monkeypatch.setenv("MOOT_TEST_KEY", key["MOOT_TEST_KEY"])
     with StubServer() as stub:
-        # The uninterrupted run, in this process: the same launch as LLM_STUDY's.
-        llm = LLMConfig(
-            model="openai/stub", api_base=stub.url, api_key_env="MOOT_TEST_KEY", cache=f"{log}.whole.cache"
-        )
-        launch(
-            Population.of(LLMOpinionAgent, 12, opinion=Uniform()),
-            Gossip(graph="ring_lattice:k=2", fanout=1),
-            rounds=5,
-            seed=5,
-            log=log,
-            runtime="local",
-            run_id="whole",
-            llm=llm,
-        )
+        assert script(LLM_STUDY, log, "whole", stub.url, **key).returncode == 0
         assert script(LLM_STUDY, log, "cut", stub.url, at=2, **key).returncode == -signal.SIGKILL
         before = list(stub.requests)
         moot("resume", log, "--run", "cut", "--local", **key)

@@ -82,13 +82,13 @@ def test_a_fact_out_of_reach_is_never_found_and_facts_travel_only_along_edges(tm
 
 
 def test_the_infonav_stand_in_plays_the_baseline_through_the_gateway(tmp_path: Path) -> None:
-    graph = nx.connected_watts_strogatz_graph(30, 4, 0.2, seed=1)
+    graph = nx.connected_watts_strogatz_graph(20, 4, 0.2, seed=1)
     logs = {}
     for agent in ("rule", "llm"):
         log = tmp_path / f"{agent}.duckdb"
         proto = InfoAsymmetry(graph, tasks=6, max_hops=3, agent=agent)
         run = launch(
-            proto.default_population(30), proto, rounds=12, seed=0, log=log, runtime="local", state_every=1
+            proto.default_population(20), proto, rounds=10, seed=0, log=log, runtime="local", state_every=1
         )
         logs[agent] = (log, run)
     (rule_log, rule), (llm_log, llm) = logs["rule"], logs["llm"]
@@ -101,7 +101,7 @@ def test_the_infonav_stand_in_plays_the_baseline_through_the_gateway(tmp_path: P
         "SELECT count(*) AS n, count(error) AS e, any_value(model) AS m FROM llm_calls",
         run_id=llm.run_id,
     ).to_pylist()[0]
-    assert calls == {"n": 30 * llm.rounds, "e": 0, "m": "moot/simulated"}
+    assert calls == {"n": 20 * llm.rounds, "e": 0, "m": "moot/simulated"}
 
 
 @pytest.mark.ray
