@@ -166,7 +166,7 @@ def test_a_players_memory_is_its_recent_observations_and_the_older_ones_that_mat
 def test_the_same_log_in_process_and_on_1_or_3_hosts(ray_cluster: object, tmp_path: Path) -> None:
     seen = set()
     for where, kw in PLACES.items():
-        short = load_scenario("village_council").model_copy(update={"steps": 2})
+        short = load_scenario("village_council").model_copy(update={"steps": 1})
         log, run_id = _play(tmp_path, where, GameMaster(short, scenes=2), **kw)
         seen.add(messages_hash(log, run_id))
     assert len(seen) == 1
