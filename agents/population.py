@@ -167,7 +167,8 @@ class Population:
                     f"{', '.join(fields) or '(none)'}."
                 )
             if name in vectors:  # checked whole where given whole; a distribution by one draw
-                k = n if isinstance(col, (Sequence, np.ndarray)) else min(n, 1)
+                whole = isinstance(col, (Sequence, np.ndarray)) and np.ndim(col) == 2
+                k = n if whole else min(n, 1)
                 _vector_column(agent_cls, name, col, n, dim or 0, np.arange(k, dtype=np.int64))
                 continue
             if isinstance(col, (Sequence, np.ndarray)) and not isinstance(col, str) and len(col) != n:
