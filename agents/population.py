@@ -168,7 +168,8 @@ class Population:
                 )
             if name in vectors:  # checked whole where given whole; a distribution by one draw
                 whole = isinstance(col, (Sequence, np.ndarray)) and np.ndim(col) == 2
-                k = n if whole else min(n, 1)
+                drawn = callable(getattr(col, "draw_vectors", None))  # its own checks; drawing is dear
+                k = n if whole else 0 if drawn else min(n, 1)
                 _vector_column(agent_cls, name, col, n, dim or 0, np.arange(k, dtype=np.int64))
                 continue
             if isinstance(col, (Sequence, np.ndarray)) and not isinstance(col, str) and len(col) != n:

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -106,8 +107,10 @@ def vector_spec(cls: type[Agent], name: str) -> VectorSpec | None:
     return spec
 
 
+@cache
 def vector_fields(cls: type[Agent]) -> dict[str, VectorSpec]:
-    """The vector fields of `cls`, by name."""
+    """The vector fields of `cls`, by name (asked every round by the hosts: computed once per class;
+    do not change the returned dict)."""
     out = {}
     for name in cls.state_fields():
         spec = vector_spec(cls, name)

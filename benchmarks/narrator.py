@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import in_fresh_process, today, write
+from results_io import in_fresh_process, per_round, today, write
 
 
 def scenes(count: int) -> dict[str, float]:
@@ -45,17 +45,12 @@ def scenes(count: int) -> dict[str, float]:
         state_every=0,
         checkpoint_every=0,
     )
-    per = query(
-        where / "gm.duckdb",
-        "SELECT round, value FROM metrics WHERE name = 'seconds' ORDER BY round",
-        run_id=run.run_id,
-    ).to_pylist()
     calls = (
         query(where / "gm.duckdb", "SELECT count(*) AS n FROM llm_calls", run_id=run.run_id)
         .column("n")[0]
         .as_py()
     )
-    played = sum(r["value"] for r in per if r["round"] >= 1)  # after the opening
+    played = sum(per_round(run, "seconds")[1:])  # after the opening
     shutil.rmtree(where, ignore_errors=True)
     steps = proto.spec.steps
     return {

@@ -85,3 +85,9 @@ class PeakRss:
     @property
     def gb(self) -> float:
         return round(self.peak / 2**30, 2)
+
+
+def per_round(run: Any, name: str) -> list[float]:
+    """A run's metric `name` in every round, in round order (from its own log)."""
+    rows = run.sql(f"SELECT value FROM metrics WHERE name = '{name}' ORDER BY round")
+    return [float(v) for v in rows.column("value").to_pylist()]

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import in_fresh_process, today, write
+from results_io import in_fresh_process, per_round, today, write
 
 
 def opinions(agents: int, dim: int, rounds: int) -> dict[str, float]:
@@ -52,23 +52,19 @@ def opinions(agents: int, dim: int, rounds: int) -> dict[str, float]:
         state_every=0,
         checkpoint_every=0,
     )
-    per = query(
-        log, "SELECT round, value FROM metrics WHERE name = 'seconds' ORDER BY round", run_id=run.run_id
-    )
-    secs = per.column("value").to_pylist()[1:]
-    msgs = query(
-        log, "SELECT round, value FROM metrics WHERE name = 'messages' ORDER BY round", run_id=run.run_id
-    )
-    sent = msgs.column("value").to_pylist()[1:]
+    secs, sent = per_round(run, "seconds")[1:], per_round(run, "messages")[1:]
     parts = where / "v.duckdb.parts" / "messages"
     size = sum(f.stat().st_size for f in parts.rglob("*.parquet") if "run_id=_" not in str(f))
     rows = query(log, "SELECT count(*) AS n FROM messages", run_id=run.run_id).column("n")[0].as_py()
     shutil.rmtree(where, ignore_errors=True)
-    return {"messages_per_s": sum(sent) / sum(secs), "bytes_per_message": size / rows, "rows": rows}
+    # The messages' segments: a small run is compacted into the file when it ends, and then there is
+    # no per-message size to read (None).
+    per_message = size / rows if size else None
+    return {"messages_per_s": sum(sent) / sum(secs), "bytes_per_message": per_message, "rows": rows}
 
 
 def learning(agents: int, rounds: int, runtime: str) -> dict[str, float]:
-    from orchestrator import launch, query
+    from orchestrator import launch
     from protocols.gossip_learning import GossipLearning
 
     where = Path(tempfile.mkdtemp())
@@ -85,14 +81,13 @@ def learning(agents: int, rounds: int, runtime: str) -> dict[str, float]:
         checkpoint_every=0,
         **kw,
     )
-    per = query(
-        where / "l.duckdb",
-        "SELECT value FROM metrics WHERE name = 'seconds' ORDER BY round",
-        run_id=run.run_id,
-    )
-    secs = per.column("value").to_pylist()[1:]
+    secs = per_round(run, "seconds")[1:]
     shutil.rmtree(where, ignore_errors=True)
     return {"rounds_per_s": len(secs) / sum(secs), "parameters": proto.layout.size}
+
+
+def _shown(value: float | None) -> str:
+    return "— (compacted)" if value is None else f"{value:.1f}"
 
 
 def main() -> None:
@@ -131,8 +126,8 @@ def main() -> None:
         ["scalar opinions: messages/s (every one logged)", f"{scalar['messages_per_s']:,.0f}", "—"],
         ["16-d opinions: messages/s (every one logged)", f"{vector['messages_per_s']:,.0f}", "—"],
         ["16-d over scalar", f"{ratio:.2f}", ">= 0.25"],
-        ["bytes per logged message, scalar", f"{scalar['bytes_per_message']:.1f}", "—"],
-        ["bytes per logged message, 16-d", f"{vector['bytes_per_message']:.1f}", "—"],
+        ["bytes per logged message, scalar", _shown(scalar["bytes_per_message"]), "—"],
+        ["bytes per logged message, 16-d", _shown(vector["bytes_per_message"]), "—"],
         [
             f"gossip learning, 1,000 agents, {local['parameters']:,} parameters: rounds/s in-process",
             f"{local['rounds_per_s']:.2f}",

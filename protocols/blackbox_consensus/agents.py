@@ -68,18 +68,14 @@ def _normals(uniform: Callable[[int], NDArray[np.float64]], d: int) -> NDArray[n
 
 
 def optimise(
-    state: State,
-    heard: NDArray[np.float64],
-    local: NDArray[np.int64],
-    round: int,
-    uniform: Callable[[int], NDArray[np.float64]],
+    state: State, inbox: Inbox, round: int, uniform: Callable[[int], NDArray[np.float64]]
 ) -> NDArray[np.float64]:
     """One round of the execution layer for a block of agents, in place; returns what each sends
     (its point, tracker and degree, ``(k, 2 dim + 1)``).
 
     Args:
         state: The agents' state columns (vector fields ``(k, dim)``).
-        heard: The neighbours' messages ``(m, 2 dim + 1)``; ``local`` the receiver of each.
+        inbox: The neighbours' messages, each a vector of ``2 dim + 1``.
         uniform: Counter-based uniforms per agent, by draw number.
     """
     x, shift, fn = state["x"], state["shift"], str(state["function"][0])
@@ -92,17 +88,15 @@ def optimise(
         state["evaluations"] = state["evaluations"] + 2 * d + 1
         return _sent(state)
     y = state["tracker"]
-    counts = np.bincount(local, minlength=k).astype(np.float64)
     cooperate = state["isolated"] == 0
-    if round >= 2 and len(heard):  # neighbours' degrees are known from round 1 on
-        theirs = heard[:, 2 * d]
-        w = np.where(cooperate[local], 1.0 / (1.0 + np.maximum(state["degree"][local], theirs)), 0.0)
-        keep = 1.0 - np.bincount(local, weights=w, minlength=k)
-        mixed = heard[:, : 2 * d] * w[:, None]
-        sums = np.stack([np.bincount(local, weights=mixed[:, j], minlength=k) for j in range(2 * d)], axis=1)
+    if round >= 2 and len(inbox.batch):  # neighbours' degrees are known from round 1 on
+        heard, local = np.asarray(inbox.vectors(2 * d + 1), np.float64), inbox.local
+        w = np.where(cooperate[local], 1.0 / (1.0 + np.maximum(state["degree"][local], heard[:, 2 * d])), 0.0)
+        keep = 1.0 - inbox.sum(w)
+        sums = inbox.sum(heard[:, : 2 * d] * w[:, None])
         x = x * keep[:, None] + sums[:, :d]
         y = y * keep[:, None] + sums[:, d:]
-    state["degree"] = np.where(cooperate, counts, 0.0)
+    state["degree"] = np.where(cooperate, inbox.counts, 0).astype(np.float64)
     move = state["step"][:, None] * y
     length = np.linalg.norm(move, axis=1)
     too_far = length > MAX_MOVE  # a trust region: a steep start (Rosenbrock) does not fling it away
@@ -175,9 +169,7 @@ class ConsensusOptimizer(Agent):
 
     @classmethod
     def act_batch(cls, state: State, inbox: Inbox, ctx: BatchContext) -> MessageBatch:
-        d = state["x"].shape[1]
-        heard = np.asarray(inbox.vectors(2 * d + 1), np.float64)
-        sent = optimise(state, heard, inbox.local, ctx.round, ctx.uniform)
+        sent = optimise(state, inbox, ctx.round, ctx.uniform)
         talks = state["isolated"] == 0  # an isolated agent sends nothing
         return ctx.broadcast("point", senders=ctx.ids[talks], vector=sent[talks])
 
@@ -261,15 +253,15 @@ class GuidedOptimizer(LLMAgent, ConsensusOptimizer):  # type: ignore[misc]
         heard = [
             m for m in inbox if m.kind == "point" and m.vector is not None and m.sender not in self.ignored
         ]
-        d = len(self.x)
         state: State = {name: np.asarray([getattr(self, name)]) for name in _FIELDS}
         if escape:
             state["stalled"] = np.maximum(state["stalled"], max(self.escape_after, 1))
             state["escape_after"] = np.maximum(state["escape_after"], 1)
-        vectors = np.array([m.vector for m in heard], np.float64).reshape(len(heard), 2 * d + 1)
-        sent = optimise(
-            state, vectors, np.zeros(len(heard), np.int64), ctx.round, lambda k: np.array([ctx.uniform(k)])
+        batch = MessageBatch.from_messages(
+            heard, np.array([m.sender for m in heard]), np.zeros(len(heard), np.int32), {"point": 0}
         )
+        box = Inbox(batch, np.zeros(len(heard), np.int64), 1, ctx.round - 1)
+        sent = optimise(state, box, ctx.round, lambda k: np.array([ctx.uniform(k)]))
         for name in _FIELDS:
             if name in ("escape_after",):
                 continue

@@ -235,9 +235,11 @@ class Xavier:
                 f"The model has {self.layout.size} parameters but the population's dim is {dim}; give "
                 f"Population.of(..., dim={self.layout.size})."
             )
+        out = np.zeros((len(ids), dim))
+        if not len(ids):
+            return out
         if self.shared:
             ids = np.zeros_like(ids)
-        out = np.zeros((len(ids), dim))
         j = 0
         for (a, b), var in zip(self.layout.layers, self.layout.xavier()):
             normal = Normal(0.0, float(np.sqrt(var)))

@@ -37,7 +37,6 @@ __all__ = ["InfoNavAgent", "InfoNavReply", "Informant", "plan_round"]
 
 
 def plan_round(
-    me: int,
     neighbours: list[int],
     facts: dict[str, str],
     known: dict[str, str],
@@ -124,7 +123,6 @@ class Informant(Agent):
 
     def act(self, inbox: list[Message], ctx: Context) -> ActResult:
         plan, new = plan_round(
-            self.id,
             [int(n) for n in ctx.neighbours],
             self.facts,
             self.known,
@@ -176,7 +174,6 @@ class InfoNavReply(Reply):
             return {"plan": "I cannot read my state."}
         s = json.loads(found.group(1))
         plan, new = plan_round(
-            s["me"],
             s["neighbours"],
             s["facts"],
             s["known"],
