@@ -9,7 +9,6 @@ overlaps computing round r+1), tells the run's `RunHooks` (tracing), and asks
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import copy
 import math
@@ -30,7 +29,7 @@ import orchestrator.checkpoint as checkpoint
 from agents.population import Population
 from orchestrator.checkpoint import DriverState
 from orchestrator.errors import HostLost, LLMError, RunInterrupted
-from orchestrator.host import FieldStats, HostSpec, HostStats, pair_up, shard_bounds
+from orchestrator.host import HostSpec, HostStats
 from orchestrator.llm import LLMConfig, LLMSetup, ServiceHandle
 from orchestrator.llm.config import forwarded_env
 from orchestrator.log import LogWriter
@@ -39,6 +38,7 @@ from orchestrator.message_log import MessageLog
 from orchestrator.run_log import RunLog
 from orchestrator.runtime import Runtime
 from orchestrator.telemetry import RunHooks
+from orchestrator.tree import FieldStats, root, shard_bounds
 from protocols.base import MessageProtocol
 from protocols.stop import StopRule
 
@@ -62,35 +62,10 @@ _STATS = ("mean", "variance", "min", "max", "spread")
 def _combine_field(stats: list[FieldStats]) -> dict[str, float]:
     """One field's statistics from every host's subtrees (`FieldStats`): the root of the fixed
     tree, computed from those nodes only (a few per host), bit-for-bit whatever the hosts."""
-    nodes = {
-        (int(lv), int(i)): (float(c), m, q)
-        for s in stats
-        for lv, i, c, m, q in zip(s.level, s.index, s.count, s.mean, s.m2)
-    }
-    if not nodes:
+    top = root(stats)
+    if top is None:
         return {}
-    spans = sorted((i << lv, (i + 1) << lv) for lv, i in nodes)
-    starts = [a for a, _ in spans]
-    end = spans[-1][1]
-    top = max(0, (end - 1).bit_length())
-
-    def has_data(lv: int, i: int) -> bool:
-        a, b = i << lv, (i + 1) << lv
-        k = bisect.bisect_right(starts, a) - 1  # the last node starting at or before a
-        return (k >= 0 and spans[k][1] > a) or (k + 1 < len(spans) and spans[k + 1][0] < b)
-
-    zero = np.zeros_like(next(iter(nodes.values()))[1])  # 0.0, or zeros per entry of a vector
-
-    def node(lv: int, i: int) -> tuple[float, Any, Any]:
-        if (lv, i) in nodes:
-            return nodes[(lv, i)]
-        if lv == 0 or not has_data(lv, i):
-            return 0.0, zero, zero
-        (na, ma, qa), (nb, mb, qb) = node(lv - 1, 2 * i), node(lv - 1, 2 * i + 1)
-        n, mean, m2 = pair_up(np.array([na, nb]), np.array([ma, mb]), np.array([qa, qb]))
-        return float(n[0]), mean[0], m2[0]
-
-    count, mean, m2 = node(top, 0)
+    count, mean, m2 = top
     held = [s for s in stats if len(s.level)]
     lo = np.min(np.array([s.min for s in held]), axis=0)
     hi = np.max(np.array([s.max for s in held]), axis=0)

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import copy
 import inspect
-import math
 import threading
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -25,6 +24,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
+import orchestrator.aggregates as aggregates
 import orchestrator.checkpoint as checkpoint
 from agents.agent import Agent
 from agents.batch import Inbox, MessageBatch
@@ -33,9 +33,11 @@ from agents.message import KINDS, Message
 from agents.population import Block, Population, is_text_field
 from agents.reply import Reply
 from agents.vector import check_vector, one_vector, vector_fields
+from orchestrator.aggregates import Received
 from orchestrator.errors import AgentError, ClusterError, ConfigError, MootError, ProtocolError
 from orchestrator.log.segments import Segment, SegmentSink
 from orchestrator.message_log import MessageLog, actions_only, const_column, messages_table, vector_array
+from orchestrator.tree import CHUNK, FieldStats, shard_bounds
 from protocols.base import Router
 from protocols.world import World
 
@@ -44,97 +46,6 @@ if TYPE_CHECKING:
     from orchestrator.telemetry import HostTracer, SpanRecord
 
 __all__ = ["CHUNK", "FieldStats", "Host", "HostSpec", "HostStats", "RoundResult", "StepParts", "shard_bounds"]
-
-CHUNK = 64
-"""Agents per statistics chunk. Shards start on chunk boundaries, so per-chunk
-statistics, and the metrics combined from them, do not depend on the sharding."""
-
-
-def shard_bounds(n: int, hosts: int) -> NDArray[np.int64]:
-    """Host boundaries: host h holds ids ``[b[h], b[h+1])``, aligned to `CHUNK`."""
-    chunks = -(-n // CHUNK)
-    per = np.linspace(0, chunks, hosts + 1).round().astype(np.int64)
-    return np.minimum(per * CHUNK, n)
-
-
-def pair_up(
-    count: NDArray[np.float64], mean: NDArray[np.float64], m2: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """One level up the statistics tree: nodes (0, 1), (2, 3), ... combined (Chan et al.)."""
-    na, nb = count[0::2], count[1::2]
-    n = na + nb
-    delta = mean[1::2] - mean[0::2]
-    safe = np.maximum(n, 1.0)
-    if mean.ndim == 2:  # a vector field: the same for every entry
-        na, nb, safe = na[:, None], nb[:, None], safe[:, None]
-    return n, mean[0::2] + delta * nb / safe, m2[0::2] + m2[1::2] + delta * delta * na * nb / safe
-
-
-@dataclass(frozen=True, slots=True)
-class FieldStats:
-    """One numeric field's statistics from one host, for the coordinator to combine.
-
-    The statistics of a field form a fixed binary tree over chunks of `CHUNK` agents
-    (leaf i: agents ``64i .. 64i+63``; a chunk without the field is a zero leaf). A host sends
-    only the largest subtrees that lie wholly in its range: O(log n) nodes, so the driver's
-    work and what it receives grow with the hosts, not the agents, and the combined result is
-    bit-for-bit the same whatever the sharding.
-
-    Attributes:
-        level, index: Each node's height (0: a chunk) and position in its level.
-        count, mean, m2: Each node's count, mean and sum of squared deviations (for a vector
-            field, mean and m2 have one column per entry).
-        min, max: Over the host's agents (NaN when none has the field); per entry for a vector field.
-    """
-
-    level: NDArray[np.int64]
-    index: NDArray[np.int64]
-    count: NDArray[np.float64]
-    mean: NDArray[np.float64]
-    m2: NDArray[np.float64]
-    min: float | NDArray[np.float64]
-    max: float | NDArray[np.float64]
-
-    @staticmethod
-    def of(values: NDArray[np.float64], ids: NDArray[np.int64], lo: int, hi: int) -> FieldStats:
-        """The subtrees over the chunks of agents ``[lo, hi)`` (`lo` on a chunk boundary), given
-        the field's `values` for the agents `ids` (ascending) that have it."""
-        if len(values) == 0:
-            e = np.empty(0)
-            return FieldStats(np.empty(0, np.int64), np.empty(0, np.int64), e, e, e, math.nan, math.nan)
-        a, b = lo // CHUNK, -(-hi // CHUNK)
-        chunk = ids // CHUNK
-        starts = np.flatnonzero(np.r_[True, chunk[1:] != chunk[:-1]])
-        n = np.diff(np.r_[starts, len(values)])
-        per = n if values.ndim == 1 else n[:, None]
-        mu = np.add.reduceat(values, starts) / per
-        shape = (b - a, *values.shape[1:])
-        count, mean, m2 = np.zeros(b - a), np.zeros(shape), np.zeros(shape)
-        at = chunk[starts] - a
-        count[at], mean[at] = n, mu
-        m2[at] = np.add.reduceat((values - np.repeat(mu, n, axis=0)) ** 2, starts)
-        nodes: list[tuple[int, int, Any, Any, Any]] = []
-        level = 0
-        while a < b:
-            if a % 2:  # a right child whose sibling lies left of this host
-                nodes.append((level, a, count[0], mean[0], m2[0]))
-                count, mean, m2, a = count[1:], mean[1:], m2[1:], a + 1
-            if b % 2 and a < b:  # a left child whose sibling lies right of it
-                nodes.append((level, b - 1, count[-1], mean[-1], m2[-1]))
-                count, mean, m2, b = count[:-1], mean[:-1], m2[:-1], b - 1
-            count, mean, m2 = pair_up(count, mean, m2)
-            a, b, level = a // 2, b // 2, level + 1
-        cols = list(zip(*nodes))
-        vector = values.ndim == 2
-        return FieldStats(
-            np.array(cols[0], np.int64),
-            np.array(cols[1], np.int64),
-            np.array(cols[2]),
-            np.array(cols[3]),
-            np.array(cols[4]),
-            values.min(axis=0) if vector else float(values.min()),
-            values.max(axis=0) if vector else float(values.max()),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,16 +110,17 @@ class RoundResult:
 
     Attributes:
         stats: Each host's statistics, in host order.
-        fetch: Fetches every message delivered this round and every action taken, in parts
-            (called later, on the log writer's thread; only when messages are aggregated:
-            otherwise no message crosses to the driver).
+        tally: Counts the round's deliveries in the hosts, for ``message_aggregates``
+            (`orchestrator.aggregates`): each host's `Received` and each host's distinct
+            senders per kind (called later, on the log writer's thread; only when messages
+            are aggregated). No message crosses to the driver.
         world: The world's metrics after the round (empty without a world).
         written: Waits for the segments the hosts wrote this round and returns them (called
             on the log writer's thread).
     """
 
     stats: list[HostStats]
-    fetch: Callable[[], list[MessageBatch]]
+    tally: Callable[[], tuple[list[Received], list[dict[int, int]]]]
     world: dict[str, float]
     written: Callable[[], list[Segment]]
 
@@ -555,7 +467,7 @@ class Host:
         self.world: World | None = copy.deepcopy(spec.router.world)
         self._heard = MessageBatch.empty()  # what the world delivered here after the last round
         # This host's messages to itself stay here, never serialised through Ray (unless the
-        # driver fetches every batch to count them, as the aggregate message log does).
+        # hosts count every round's deliveries in `tally`, as the aggregate message log does).
         self._keep_own = spec.messages.mode != "aggregate"
         self._own = MessageBatch.empty()
         self._carry = MessageBatch.empty()  # messages in flight to here, from a checkpoint
@@ -742,6 +654,27 @@ class Host:
         rows = pa.concat_tables([messages_table(p, round, self.protocol, self.kinds) for p in parts])
         written = sink.write("messages", round, self.index, rows, tag)
         return (written,) if written is not None else ()
+
+    def tally(self, *parts: MessageBatch) -> tuple[Any, ...]:
+        """Count one round's deliveries to this host's agents for ``message_aggregates``.
+
+        Args:
+            parts: Every host's outbox to here that round, in host order, then what the
+                world delivered here.
+
+        Returns:
+            This host's `Received`, then per sending host a bitmap of the senders heard here,
+            per kind (for that host's `count_senders`).
+        """
+        *inboxes, heard = parts
+        counted, marks = aggregates.received(
+            _merge(MessageBatch.concat(inboxes), heard), self.lo, self.hi, self.bounds
+        )
+        return (counted, *marks)
+
+    def count_senders(self, *marks: dict[int, NDArray[np.uint8]]) -> dict[int, int]:
+        """Distinct senders of this host's agents per kind, from every host's `tally` bitmaps."""
+        return aggregates.senders(*marks)
 
     def _inbox(self, batch: MessageBatch, round: int) -> Inbox:
         local = batch.receiver - self.lo

@@ -29,7 +29,7 @@ from agents.message import KINDS
 from agents.rng import counter_uniform
 from orchestrator.errors import ConfigError
 
-__all__ = ["MessageLog", "actions_only", "aggregates_table", "const_column", "messages_table"]
+__all__ = ["MessageLog", "actions_only", "const_column", "messages_table"]
 
 Mode = Literal["all", "sample", "every", "aggregate", "none"]
 _LOG_STREAM = 20
@@ -183,53 +183,3 @@ def _vector_column(batch: MessageBatch) -> pa.Array:
 def actions_only(batches: list[MessageBatch], action_codes: NDArray[np.uint8]) -> list[MessageBatch]:
     """The actions among what hosts sent to the world (broadcasts are logged as delivered)."""
     return [b.take(np.flatnonzero(np.isin(b.kind, action_codes))) for b in batches]
-
-
-def _distinct(ids: NDArray[np.int64]) -> int:
-    if len(ids) == 0:
-        return 0
-    if np.all(ids[1:] >= ids[:-1]):  # senders arrive sorted: count the changes
-        return int(np.count_nonzero(ids[1:] != ids[:-1])) + 1
-    return int(np.count_nonzero(np.bincount(ids - ids.min())))
-
-
-def aggregates_table(
-    batch: MessageBatch, round: int, run_id: str, kinds: tuple[str, ...] = KINDS
-) -> pa.Table:
-    """Per kind: messages, distinct senders and receivers, and mean value (``message_aggregates``)."""
-    codes = np.unique(batch.kind)
-    rows: dict[str, list[object]] = {
-        "kind": [],
-        "messages": [],
-        "senders": [],
-        "receivers": [],
-        "value_mean": [],
-        "vector_mean": [],
-    }
-    for k in codes:
-        sel = (batch.kind == k) & (batch.receiver >= 0)  # delivered messages, not actions
-        if not sel.any():
-            continue
-        values = batch.value[sel]
-        finite = values[~np.isnan(values)]
-        rows["kind"].append(kinds[int(k)])
-        rows["messages"].append(int(sel.sum()))
-        rows["senders"].append(_distinct(batch.sender[sel]))
-        rows["receivers"].append(_distinct(batch.receiver[sel]))
-        rows["value_mean"].append(float(finite.mean()) if len(finite) else None)
-        vectors = np.empty((0, 0)) if batch.vector is None else batch.vector[sel]
-        vectors = vectors[~np.isnan(vectors[:, 0])] if len(vectors) else vectors
-        rows["vector_mean"].append(vectors.mean(axis=0, dtype=np.float64).tolist() if len(vectors) else None)
-    n = len(rows["kind"])
-    return pa.table(
-        {
-            "run_id": const_column(run_id, n),
-            "round": pa.array(np.full(n, round, np.int32)),
-            "kind": pa.array(rows["kind"], pa.string()),
-            "messages": pa.array(rows["messages"], pa.int64()),
-            "senders": pa.array(rows["senders"], pa.int64()),
-            "receivers": pa.array(rows["receivers"], pa.int64()),
-            "value_mean": pa.array(rows["value_mean"], pa.float64()),
-            "vector_mean": pa.array(rows["vector_mean"], pa.list_(pa.float64())),
-        }
-    )

@@ -16,18 +16,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from agents.batch import MessageBatch
+from orchestrator.aggregates import Received
 from orchestrator.checkpoint import write_files
 from orchestrator.errors import ClusterError, HostLost, MootError
 from orchestrator.host import Host, HostSpec, HostStats, RoundResult, StepParts
 from orchestrator.llm import LLMService, ServiceHandle, ServiceLink
 from orchestrator.llm.service import Admission, Request, Settlement
 from orchestrator.log.segments import Segment
-from orchestrator.message_log import actions_only
 from orchestrator.runtime import HostPlacement, Runtime, world_metrics
 
 __all__ = ["RayRuntime", "ensure_ray"]
@@ -204,7 +203,6 @@ class RayRuntime(Runtime):
         self._last: list[list[Any]] = []
         self._world = False
         self._leader: list[int] = []  # per host, the host that applies the world on its node
-        self._codes = np.empty(0, np.uint8)
 
     def default_hosts(self) -> int:
         """One host per CPU of the cluster."""
@@ -239,7 +237,6 @@ class RayRuntime(Runtime):
             self.prepare(hosts)
         spec_ref = ray.put(spec)
         self._world = spec.router.world is not None
-        self._codes = spec.action_codes
         placed = _get([a.setup.remote(h, spec_ref) for h, a in enumerate(self.actors)])
         first = {node: h for h, node in reversed(list(enumerate(placed)))}
         once = spec.router.world is not None and spec.router.world.apply_once
@@ -254,8 +251,8 @@ class RayRuntime(Runtime):
                     for h, a in enumerate(self.actors)
                 ]
             )
-        empty = ray.put(MessageBatch.empty())
-        self._last = [[empty] * hosts for _ in range(hosts)]
+        self._empty = ray.put(MessageBatch.empty())
+        self._last = [[self._empty] * hosts for _ in range(hosts)]
         return list(enumerate(placed))
 
     def _strategy(self, h: int, nodes: list[str]) -> Any:
@@ -282,7 +279,6 @@ class RayRuntime(Runtime):
             for h, actor in enumerate(self.actors)
         ]
         self._last = [r.outboxes for r in refs]
-        out_refs = [ref for r in refs for ref in r.outboxes]
         world: dict[str, float] = {}
         world_refs: list[Any] = []
         heard_refs: list[Any] = []
@@ -298,20 +294,23 @@ class RayRuntime(Runtime):
         stats: list[HostStats] = _get([r.stats for r in refs])
         if self._world:
             world = world_metrics(_get(metric_refs))
-        codes = self._codes
+        actors, heard = self.actors, heard_refs or [self._empty] * hosts
 
-        def fetch() -> list[MessageBatch]:
-            parts: list[MessageBatch] = _get(out_refs)
-            if world_refs:
-                parts += actions_only(_get(world_refs), codes) + _get(heard_refs)
-            return parts
+        def tally() -> tuple[list[Received], list[dict[int, int]]]:
+            # Host to host: each counts what it heard, each sender host ORs its bitmaps.
+            counted = [
+                a.tally.options(num_returns=1 + hosts).remote(*(r.outboxes[d] for r in refs), heard[d])
+                for d, a in enumerate(actors)
+            ]
+            sent = [a.count_senders.remote(*(c[1 + h] for c in counted)) for h, a in enumerate(actors)]
+            return _get([c[0] for c in counted]), _get(sent)
 
         def written() -> list[Segment]:
             return [seg for s in stats for seg in s.segments] + [
                 seg for segs in _get(segment_refs) for seg in segs
             ]
 
-        return RoundResult(stats, fetch, world, written)
+        return RoundResult(stats, tally, world, written)
 
     def _apply(self, round: int, world_refs: list[Any]) -> list[list[Any]]:
         """Each node's first host applies the round (`World.apply_once`) and the node's other

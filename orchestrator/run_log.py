@@ -22,14 +22,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from agents.batch import MessageBatch
+import orchestrator.aggregates as aggregates
 from orchestrator.checkpoint import checkpoint_dir, drop_after
 from orchestrator.errors import ConfigError, LogError, MootError
 from orchestrator.host import HostStats, RoundResult
 from orchestrator.log import LogWriter, logged_counts
 from orchestrator.log.segments import Segment, link_run, missing, run_folder, store
 from orchestrator.log.writer import discard_after
-from orchestrator.message_log import aggregates_table, const_column
+from orchestrator.message_log import const_column
 from orchestrator.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -346,10 +346,8 @@ class RunLog:
 
         def write() -> None:
             self.segments(played.written())
-            if mlog.mode == "aggregate" and mlog.logs_round(r):  # the only rows that cross to here
-                batch = MessageBatch.concat([p for p in played.fetch() if len(p)])
-                self.driver_rows += len(batch)
-                writer.append("message_aggregates", aggregates_table(batch, r, run_id, kinds))
+            if mlog.mode == "aggregate" and mlog.logs_round(r):  # counted in the hosts
+                writer.append("message_aggregates", aggregates.table(*played.tally(), r, run_id, kinds))
             columns = {
                 "run_id": [run_id] * len(metrics),
                 "round": pa.array([r] * len(metrics), pa.int32()),

@@ -11,14 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from agents.batch import MessageBatch
+from orchestrator.aggregates import Received
 from orchestrator.checkpoint import write_files
 from orchestrator.host import Host, HostSpec, RoundResult, StepParts
 from orchestrator.llm import LLMService, LocalService, ServiceHandle
 from orchestrator.log.segments import Segment
-from orchestrator.message_log import actions_only
 
 __all__ = ["HostPlacement", "InProcessRuntime", "Runtime", "world_metrics"]
 
@@ -94,7 +92,6 @@ class InProcessRuntime(Runtime):
         self._last: list[tuple[MessageBatch, ...]] = []
         self._world = False
         self._once = False
-        self._codes = np.empty(0, np.uint8)
 
     def start(self, spec: HostSpec) -> list[HostPlacement]:
         self.hosts = [Host(h, spec) for h in range(spec.hosts)]
@@ -107,7 +104,6 @@ class InProcessRuntime(Runtime):
             ]
         self._world = spec.router.world is not None
         self._once = spec.router.world is not None and spec.router.world.apply_once
-        self._codes = spec.action_codes
         empty = MessageBatch.empty()
         self._last = [tuple(empty for _ in self.hosts) for _ in self.hosts]
         return [(h, "local") for h in range(len(self.hosts))]
@@ -130,11 +126,15 @@ class InProcessRuntime(Runtime):
             world = world_metrics([a[1] for a in applied])
             written += [seg for a in applied for seg in a[2]]
 
-        def fetch() -> list[MessageBatch]:  # (aggregated messages only)
-            parts = [b for r in results for b in r.outboxes]
-            return parts + actions_only(to_world, self._codes) + [a[0] for a in applied]
+        def tally() -> tuple[list[Received], list[dict[int, int]]]:  # (aggregated messages only)
+            heard = [a[0] for a in applied] or [MessageBatch.empty()] * n
+            counted = [
+                host.tally(*(r.outboxes[h] for r in results), heard[h]) for h, host in enumerate(self.hosts)
+            ]
+            sent = [host.count_senders(*(c[1 + h] for c in counted)) for h, host in enumerate(self.hosts)]
+            return [c[0] for c in counted], sent
 
-        return RoundResult([r.stats for r in results], fetch, world, lambda: written)
+        return RoundResult([r.stats for r in results], tally, world, lambda: written)
 
     def _apply(self, round: int, to_world: list[MessageBatch]) -> list[tuple[Any, ...]]:
         """Every host's world takes the round: each applies it, or (`World.apply_once`) host 0

@@ -111,8 +111,9 @@ TABLES: tuple[Table, ...] = (
             (
                 "driver_rows",
                 "BIGINT",
-                "Message rows that passed through the driver process: 0 unless messages are logged as "
-                "aggregates (each host writes its own rows; the driver only counts these).",
+                "Message rows that passed through the driver process: 0, since each host writes its own "
+                "rows and counts its own aggregates (kept so that a run shows it; older logs counted "
+                "aggregated messages here).",
             ),
             (
                 "parent_run",

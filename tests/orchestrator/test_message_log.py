@@ -53,9 +53,11 @@ def test_every_kth_round(tmp_path: Path) -> None:
 
 def test_aggregates_only(tmp_path: Path) -> None:
     full = run_with(tmp_path / "full.duckdb", "all")
-    agg = run_with(tmp_path / "agg.duckdb", "aggregate")
+    agg = run_with(tmp_path / "agg.duckdb", "aggregate", hosts=3)  # counted in 3 hosts
     assert agg.sql("SELECT count(*) AS c FROM messages").column("c")[0].as_py() == 0
     got = agg.sql("SELECT * EXCLUDE (run_id) FROM message_aggregates ORDER BY round").to_pandas()
+    one = run_with(tmp_path / "one.duckdb", "aggregate")
+    assert one.sql("SELECT * EXCLUDE (run_id) FROM message_aggregates ORDER BY round").to_pandas().equals(got)
     expected = full.sql(
         """SELECT round, kind, count(*) AS messages, count(DISTINCT sender) AS senders,
                   count(DISTINCT receiver) AS receivers, avg(value) AS value_mean
