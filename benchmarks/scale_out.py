@@ -215,6 +215,8 @@ def main() -> None:
             tries = [moot_run(tmp / f"{messages}{rounds}-{i}.duckdb", rounds, messages) for i in range(3)]
             cases[(messages, rounds)] = _least_disturbed(tries)
             print(messages, rounds, cases[(messages, rounds)], flush=True)
+    tries = [moot_run(tmp / f"aggregate8-{i}.duckdb", 8, "aggregate") for i in range(3)]
+    cases[("aggregate", 8)] = _least_disturbed(tries)
     swarm = {
         f"{'once' if once else 'every host'}, {h} hosts": swarm_steps(once, h)
         for h in (2, 4)
@@ -255,6 +257,11 @@ def main() -> None:
         ["share of a round outside the host steps (--messages none, jsonl trace)", f"{share:.1%}", "<= 5%"],
         ["round time traced (jsonl) / untraced", f"{traced['round_s'] / n8['round_s']:.2f}x", "<= 1.05x"],
         ["round time, every message logged / none (rounds 1-7)", f"{ratio_round:.2f}x", "<= 1.3x"],
+        [
+            "round time, aggregates counted in the hosts / none",
+            f"{cases[('aggregate', 8)]['round_s'] / n8['round_s']:.2f}x",
+            "",
+        ],
         ["whole-process marginal rate, every message logged", f"{marginal / 1e6:.2f}M msg/s", ""],
         ["whole-process marginal rate, --messages none", f"{marginal_none / 1e6:.2f}M msg/s", ""],
         ["one process appending the same rows into DuckDB", f"{baseline / 1e6:.2f}M rows/s", "baseline"],

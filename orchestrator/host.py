@@ -667,9 +667,9 @@ class Host:
             per kind (for that host's `count_senders`).
         """
         *inboxes, heard = parts
-        counted, marks = aggregates.received(
-            _merge(MessageBatch.concat(inboxes), heard), self.lo, self.hi, self.bounds
-        )
+        batch = MessageBatch.concat(inboxes)
+        batch = _merge(batch, heard) if len(heard) else batch
+        counted, marks = aggregates.received(batch, self.lo, self.hi, self.bounds)
         return (counted, *marks)
 
     def count_senders(self, *marks: dict[int, NDArray[np.uint8]]) -> dict[int, int]:
