@@ -267,6 +267,13 @@ def run(
         str | None,
         typer.Option(help="An agent over --message-cap: error (default) or truncate (keep its first)."),
     ] = None,
+    segments_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="Object store for the hosts' rows on a cluster whose nodes share no folder with the "
+            "driver (s3://bucket/prefix, gs://, abfs://, hdfs://); copied beside the log at the end."
+        ),
+    ] = None,
 ) -> None:
     """Run a study script, or the built-in opinion study on a protocol.
 
@@ -306,6 +313,7 @@ def run(
             message_cap=message_cap,
             on_flood=on_flood,
             checkpoint_every=checkpoint_every,
+            segments_uri=segments_uri,
             estimate=estimate or None,
         )
         _run_script(script, address, local, overrides)
@@ -354,6 +362,7 @@ def run(
             message_cap=10_000 if message_cap is None else message_cap,
             on_flood=on_flood or "error",  # type: ignore[arg-type]  # launch checks it
             checkpoint_every=checkpoint_every,
+            segments_uri=segments_uri,
         )
     )
 

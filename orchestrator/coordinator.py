@@ -33,7 +33,6 @@ from orchestrator.host import HostSpec, HostStats
 from orchestrator.llm import LLMConfig, LLMSetup, ServiceHandle
 from orchestrator.llm.config import forwarded_env
 from orchestrator.log import LogWriter
-from orchestrator.log.segments import SegmentSink
 from orchestrator.message_log import MessageLog
 from orchestrator.run_log import RunLog
 from orchestrator.runtime import Runtime
@@ -137,6 +136,8 @@ class RunPlan:
     """Write a checkpoint after every this many rounds (0: none but the one an interrupt writes)."""
     max_restarts: int = 3
     """Times the hosts are restarted from the last checkpoint when one dies, before the run fails."""
+    segments_uri: str = ""
+    """An object store the hosts write their segments to (empty: beside the log)."""
 
     def state_round(self, r: int) -> bool:
         """Whether the run loop logs every agent's state after round `r` (before the last round)."""
@@ -547,7 +548,7 @@ def _set_up(
         trace=type(hooks) is not RunHooks,  # hosts make spans only for a traced run
         message_cap=plan.message_cap,
         on_flood=plan.on_flood,
-        sink=SegmentSink(str(log.writer.parts), plan.run_id),
+        sink=log.sink,
         messages=plan.messages,
     )
     restore = None

@@ -478,11 +478,11 @@ class Host:
 
     def _restore(self, folder: str, round: int, bounds: NDArray[np.int64], population: Population) -> None:
         """Take this host's agents, their messages in flight and the world from a checkpoint."""
-        if self.sink is not None and not self.sink.shared():
+        if self.sink is not None and not self.sink.shared() and not Path(folder).is_dir():
             raise ClusterError(
-                f"Host {self.index} runs on a node that does not see the log's folder (MOOT_NODE_PARTS), so "
-                f"it cannot read the checkpoint in {folder}; resume where every node sees the log's storage "
-                "(a shared path, or this machine alone with --local)."
+                f"Host {self.index} runs on a node that does not see the log's folder (MOOT_NODE_PARTS or "
+                f"--segments-uri), so it cannot read the checkpoint in {folder}; resume where every node "
+                "sees the log's storage (a shared path, or this machine alone with --local)."
             )
         saved = checkpoint.read_shard(Path(folder), round, bounds, population, self.lo, self.hi)
         self.blocks, self._carry, self._heard = saved.blocks, saved.pending, saved.heard

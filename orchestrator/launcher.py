@@ -34,6 +34,7 @@ from orchestrator.host import CHUNK
 from orchestrator.live import LiveServer, answer
 from orchestrator.llm import LLMConfig
 from orchestrator.log import LogWriter, check_log_path, query
+from orchestrator.log.segments import check_store
 from orchestrator.message_log import MessageLog
 from orchestrator.run_log import check_new_run_id
 from orchestrator.runtime import InProcessRuntime, Runtime
@@ -407,6 +408,7 @@ def launch(
     wait: bool = True,
     checkpoint_every: int | None = None,
     max_restarts: int = 3,
+    segments_uri: str | None = None,
 ) -> Run:
     """Run `population` over `protocol`, log every message to DuckDB, return a `Run`.
 
@@ -459,6 +461,11 @@ def launch(
             round for runs with LLM agents (a round of calls is dear), else every 10.
         max_restarts: Times the hosts restart from the last checkpoint when a host's process
             dies, before the run fails (resumable).
+        segments_uri: An object store every node reaches (``s3://bucket/prefix``, ``gs://``,
+            ``abfs://``, ``hdfs://``; pyarrow's filesystems) for a cluster whose nodes share no
+            folder with the driver: hosts write their rows there, and the driver copies them
+            beside the log, checked, once the rounds are over (deploy/README.md says when to
+            use which). None: ``MOOT_SEGMENTS_URI``, else beside the log.
 
     Returns:
         The run's handle; ``run.sql(...)`` queries its log.
@@ -482,6 +489,7 @@ def launch(
     message_cap = _override("message_cap", message_cap, overrides)
     checkpoint_every = _override("checkpoint_every", checkpoint_every, overrides)
     on_flood = _override("on_flood", on_flood, overrides)
+    segments_uri = _override("segments_uri", segments_uri, overrides) or os.environ.get("MOOT_SEGMENTS_URI")
     seed = _check_seed(seed)
     _check_flood(message_cap, on_flood)
     pop = _population(population)
@@ -503,6 +511,8 @@ def launch(
     writer = LogWriter(path)  # before Ray starts: a locked or read-only log, a used run id, fail fast
     try:
         check_new_run_id(writer, rid)
+        if segments_uri:
+            check_store(segments_uri, writer.parts)
         rt = _runtime(runtime or os.environ.get("MOOT_RUNTIME") or "ray", address, host_options)
     except BaseException:
         writer.close()
@@ -522,6 +532,7 @@ def launch(
         "params": user_params,
         "classes": [c.__name__ for c in pop.classes],
         "trace": trace_exporter if isinstance(trace_exporter, str) else type(trace_exporter).__name__,
+        "segments_uri": segments_uri,
     }
     cache = _llm_cache(llm, path, config)
     plan = RunPlan(
@@ -546,6 +557,7 @@ def launch(
         on_flood=on_flood,
         checkpoint_every=(1 if llm is not None else 10) if checkpoint_every is None else checkpoint_every,
         max_restarts=max_restarts,
+        segments_uri=segments_uri or "",
     )
     return play(plan, rt, writer, progress, wait)
 

@@ -27,7 +27,7 @@ from orchestrator.checkpoint import checkpoint_dir, drop_after
 from orchestrator.errors import ConfigError, LogError, MootError
 from orchestrator.host import HostStats, RoundResult
 from orchestrator.log import LogWriter, logged_counts
-from orchestrator.log.segments import Segment, link_run, missing, run_folder, store
+from orchestrator.log.segments import Segment, SegmentSink, link_run, missing, run_folder, store
 from orchestrator.log.writer import discard_after
 from orchestrator.message_log import const_column
 from orchestrator.runtime import Runtime
@@ -263,6 +263,9 @@ class RunLog:
                     writer.flush()
         with contextlib.suppress(OSError, duckdb.Error):  # a round is whole in the log, or not at all
             discard_after(writer.con, writer.parts, run_id, rounds - 1)
+        if self.plan.segments_uri:  # the store outlives the hosts: keep the rounds that reached it
+            with contextlib.suppress(MootError, OSError, duckdb.Error):
+                self.gather(runtime)
         detail = f"interrupted ({str(exc) or 'Ctrl-C'})" if interrupted else f"{type(exc).__name__}: {exc}"
         status = "interrupted" if interrupted else "failed"
         with contextlib.suppress(MootError):
@@ -290,19 +293,32 @@ class RunLog:
         written = runtime.states(round)
         self.writer.submit(lambda: self.segments([s for s in written() if s is not None]))
 
+    @property
+    def sink(self) -> SegmentSink:
+        """Where the run's hosts write their segments."""
+        return SegmentSink(str(self.writer.parts), self.run_id, self.plan.segments_uri)
+
     def gather(self, runtime: Runtime) -> int:
-        """Copy beside the log the segments that hosts wrote on a node whose disk the driver does
-        not share (``MOOT_NODE_PARTS``), in bulk, once the rounds are over; returns how many."""
+        """Copy beside the log the segments that hosts wrote where the driver does not see them
+        (an object store, or a node's own disk: ``MOOT_NODE_PARTS``), in bulk and checked against
+        the manifest, once the rounds are over; returns how many. An object store is read by
+        this process and then emptied of the run; a node's disk through its hosts."""
         listed = self.writer.con.execute(
             "SELECT host, file, bytes, crc32 FROM segments WHERE run_id = ?", [self.run_id]
         ).fetchall()
         wanted = missing(self.writer.parts, [(int(h), str(f), int(b), int(c)) for h, f, b, c in listed])
-        if not wanted:
-            return 0
-        got = runtime.read_segments({h: [f for f, _, _ in files] for h, files in wanted.items()})
-        for h, files in wanted.items():
-            for (file, size, crc), data in zip(files, got[h]):
+        sink = self.sink
+        if wanted and sink.uri:
+            files = [f for fs in wanted.values() for f in fs]
+            for (file, size, crc), data in zip(files, sink.read([f for f, _, _ in files])):
                 store(self.writer.parts, file, data, size, crc)
+        elif wanted:
+            got = runtime.read_segments({h: [f for f, _, _ in files] for h, files in wanted.items()})
+            for h, files in wanted.items():
+                for (file, size, crc), data in zip(files, got[h]):
+                    store(self.writer.parts, file, data, size, crc)
+        if sink.uri:
+            sink.forget()
         return sum(len(files) for files in wanted.values())
 
     def segments(self, written: list[Segment]) -> None:

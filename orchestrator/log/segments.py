@@ -31,25 +31,29 @@ import os
 import re
 import shutil
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import duckdb
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from orchestrator.errors import LogError
+from orchestrator.errors import ConfigError, LogError
 from orchestrator.log.schema import TABLES, segment_schema
 
 __all__ = [
     "SEGMENTED",
     "Segment",
     "SegmentSink",
+    "check_store",
     "compact_run",
     "has_segments",
     "link_run",
     "move_run",
+    "object_store",
     "parts_dir",
     "prune",
     "recover",
@@ -179,6 +183,60 @@ class Segment:
     crc32: int
 
 
+_SECRET_QUERY = re.compile(r"(?i)(secret|key|token|password|credential|session)")
+"""Query options of a store URI that would carry a credential into the log's config."""
+
+_STORES: dict[str, tuple[pafs.FileSystem, str]] = {}
+"""Each process's open object stores, by URI (an S3 client is not free to make)."""
+
+
+def object_store(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and base path of an object-store URI (``s3://bucket/prefix``,
+    ``gs://...``, ``abfs://...``, ``hdfs://...``), opened once a process.
+
+    Raises:
+        ConfigError: A path rather than a URI, a credential written into the URI, or a URI
+            pyarrow cannot open; each names the value and the fix.
+    """
+    if uri in _STORES:
+        return _STORES[uri]
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "file"):
+        raise ConfigError(
+            f"--segments-uri {uri!r} is a path, not an object-store URI. For a folder every node "
+            "mounts, put the log itself there (--log /shared/study.duckdb); for an object store, "
+            "give s3://bucket/prefix (or gs://, abfs://, hdfs://)."
+        )
+    if parts.username or parts.password or _SECRET_QUERY.search(parts.query):
+        raise ConfigError(
+            f"--segments-uri for {parts.scheme}://{parts.hostname}{parts.path} carries a credential, which "
+            "would be recorded with the run. Give credentials the store's usual way on every node "
+            "(for S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws, or an instance role)."
+        )
+    try:
+        fs, base = pafs.FileSystem.from_uri(uri)
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise ConfigError(f"Cannot open --segments-uri {uri!r}: {exc}") from exc
+    _STORES[uri] = (fs, base.rstrip("/"))
+    return _STORES[uri]
+
+
+def check_store(uri: str, parts: Path) -> None:
+    """Write and delete one small object under `uri`, so that a wrong bucket, endpoint or
+    credential is refused before the run starts rather than by the first host."""
+    fs, base = object_store(uri)
+    probe = f"{base}/{parts.name}/.moot-probe"
+    try:
+        with fs.open_output_stream(probe) as out:
+            out.write(b"moot")
+        fs.delete_file(probe)
+    except (pa.ArrowException, OSError) as exc:
+        raise ConfigError(
+            f"Cannot write to --segments-uri {uri!r}: {exc}. Check the bucket, the endpoint and the "
+            "credentials this process and every node have."
+        ) from exc
+
+
 @dataclass(frozen=True, slots=True)
 class SegmentSink:
     """Where a host writes its segments (shipped to every host in its `HostSpec`).
@@ -186,10 +244,14 @@ class SegmentSink:
     Args:
         parts: The parts directory (absolute, as the driver sees it).
         run_id: The run.
+        uri: An object store every node reaches (`object_store`): hosts write there, and the
+            driver copies the run's segments beside the log once the rounds are over. Empty:
+            beside the log (or ``MOOT_NODE_PARTS``).
     """
 
     parts: str
     run_id: str
+    uri: str = ""
 
     def root(self) -> Path:
         """Where this process writes: the log's folder, or ``MOOT_NODE_PARTS`` when set on a
@@ -198,12 +260,29 @@ class SegmentSink:
         return Path(local) / Path(self.parts).name if local else Path(self.parts)
 
     def shared(self) -> bool:
-        """Whether this process writes beside the log (else on its node: ``MOOT_NODE_PARTS``)."""
-        return not os.environ.get(NODE_PARTS)
+        """Whether this process writes beside the log (else on its node, ``MOOT_NODE_PARTS``,
+        or in an object store)."""
+        return not self.uri and not os.environ.get(NODE_PARTS)
+
+    def stored(self, file: str) -> str:
+        """A segment's path in the object store."""
+        return f"{object_store(self.uri)[1]}/{Path(self.parts).name}/{file}"
 
     def read(self, files: list[str]) -> list[bytes]:
-        """The bytes of segments this process wrote (`gather`)."""
-        return [(self.root() / f).read_bytes() for f in files]
+        """The bytes of segments this process wrote, or that hosts wrote to the object store."""
+        if not self.uri:
+            return [(self.root() / f).read_bytes() for f in files]
+        fs = object_store(self.uri)[0]
+        with ThreadPoolExecutor(8) as pool:  # an object store answers many requests at once
+            return list(pool.map(lambda f: _read_object(fs, self.stored(f)), files))
+
+    def forget(self) -> None:
+        """Delete the run's segments from the object store (once they are beside the log;
+        pyarrow leaves an empty folder marker, ``name/``, where a folder was)."""
+        fs, base = object_store(self.uri)
+        for table in SEGMENTED:
+            with contextlib.suppress(pa.ArrowException, OSError):
+                fs.delete_dir(f"{base}/{Path(self.parts).name}/{table}/{run_folder(self.run_id)}")
 
     def write(self, table: str, round: int, host: int, rows: pa.Table, tag: str = "") -> Segment | None:
         """Write `rows` of `table` as one segment, atomically; None when there are none."""
@@ -218,10 +297,28 @@ class SegmentSink:
         data = _encode(pa.Table.from_arrays(columns, names=schema.names))
         name = f"r{round:08d}-h{host:05d}{'-' + tag if tag else ''}.parquet"
         rel = f"{table}/{run_folder(self.run_id)}/{name}"
-        target = self.root() / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _atomic(target, data)
+        if self.uri:  # an object appears whole when its upload completes, or not at all
+            _put_object(self.uri, self.stored(rel), data)
+        else:
+            target = self.root() / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _atomic(target, data)
         return Segment(table, round, host, rel, n, data.size, zlib.crc32(memoryview(data)))
+
+
+def _put_object(uri: str, path: str, data: pa.Buffer) -> None:
+    try:
+        with object_store(uri)[0].open_output_stream(path) as out:
+            out.write(data)
+    except (pa.ArrowException, OSError) as exc:
+        raise LogError(
+            f"Cannot write segment {path} to {uri!r}: {exc}; rows already appended are kept."
+        ) from exc
+
+
+def _read_object(fs: pafs.FileSystem, path: str) -> bytes:
+    with fs.open_input_stream(path) as f:
+        return bytes(f.read())
 
 
 def _column(col: pa.ChunkedArray, typ: pa.DataType) -> pa.ChunkedArray:

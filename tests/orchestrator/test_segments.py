@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -23,6 +24,7 @@ from orchestrator.cli import app
 from orchestrator.log import open_log
 from orchestrator.log.segments import parts_dir
 from protocols import Gossip, SmallWorld
+from tests.orchestrator.s3_server import CREDENTIALS, S3, s3_server
 
 DUCKDB_CLI = Path(sys.executable).with_name("duckdb")
 
@@ -269,3 +271,95 @@ def test_a_file_copied_without_its_segments_says_what_is_missing(tmp_path: Path,
     assert str(info.value).startswith(
         f"The log's segment folder '{alone / 'copy.duckdb.parts'}' is missing: the hosts' rows live there."
     )
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3]:
+    with s3_server() as server:
+        yield server
+
+
+@pytest.mark.ray
+def test_hosts_write_to_an_object_store_and_the_driver_copies_the_rows_beside_the_log(
+    ray_cluster: object, tmp_path: Path, s3: S3, keep_segments: None
+) -> None:
+    """Hosts on both nodes write their segments to an S3 server (no shared folder needed); the
+    driver copies them beside the log, checked, and empties the store of the run."""
+    log = tmp_path / "run.duckdb"
+    env = {"env_vars": dict(CREDENTIALS)}  # (on a real cluster: each node's own credentials)
+    run = _gossip(
+        log,
+        runtime="ray",
+        hosts=2,
+        host_options={"num_cpus": 0, "runtime_env": env},
+        segments_uri=s3.uri("store-test"),
+    )
+    local = _gossip(tmp_path / "local.duckdb", runtime="local", hosts=1)
+    from tests.orchestrator.helpers import messages_hash
+
+    assert messages_hash(log, run.run_id) == messages_hash(tmp_path / "local.duckdb", local.run_id)
+    con = duckdb.connect(str(log), read_only=True)
+    listed = con.execute("SELECT host, file, bytes FROM segments").fetchall()
+    hosts = {h for h, _, _ in listed}
+    (via_driver,) = con.execute("SELECT driver_rows FROM runs").fetchall()[0]
+    con.close()
+    written = s3.written("store-test/")
+    # Every segment in the manifest went through the store, with its bytes, then came beside the log.
+    assert {f"store-test/run.duckdb.parts/{f}": b for _, f, b in listed} == {
+        k: v for k, v in written.items() if k.endswith(".parquet")
+    }
+    assert hosts == {0, 1} and via_driver == 0 and len(listed) > 8
+    assert all((parts_dir(log) / f).stat().st_size == b for _, f, b in listed)
+    # The run's objects are gone from the store (pyarrow leaves empty folder markers, "name/").
+    assert [k for k in s3.present("store-test/") if not k.endswith("/")] == []
+
+
+def test_a_bad_segments_uri_is_refused_before_the_run_with_the_fix(tmp_path: Path, s3: S3) -> None:
+    from orchestrator import ConfigError
+
+    def go(uri: str) -> None:
+        _gossip(tmp_path / "bad.duckdb", runtime="local", segments_uri=uri)
+
+    with pytest.raises(
+        ConfigError, match=r"is a path, not an object-store URI\. For a folder every node mounts"
+    ):
+        go(str(tmp_path / "parts"))
+    with pytest.raises(
+        ConfigError, match=r"carries a credential, which would be recorded with the run"
+    ) as err:
+        go(s3.uri("x") + "&secret_key=hunter2")
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"Cannot write to --segments-uri .*Check the bucket, the endpoint"):
+        go(s3.uri("x").replace("moot-test", "no-such-bucket"))
+    assert (
+        not (tmp_path / "bad.duckdb").exists()
+        or not duckdb.connect(str(tmp_path / "bad.duckdb"), read_only=True)
+        .execute("SELECT count(*) FROM runs")
+        .fetchall()[0][0]
+    )
+
+
+def test_a_failed_run_keeps_the_whole_rounds_it_wrote_to_the_store(tmp_path: Path, s3: S3) -> None:
+    """The store outlives the hosts: round 0 (whole) comes beside the log although the run failed
+    in round 1, and round 1's half-written part does not."""
+    from orchestrator import AgentError
+    from tests.orchestrator.helpers import Boom
+
+    log = tmp_path / "failed.duckdb"
+    with pytest.raises(AgentError, match="no opinion today"):
+        launch(
+            Population.of(Boom, 300),
+            Gossip(SmallWorld(k=4), fanout=2),
+            rounds=4,
+            seed=1,
+            log=log,
+            runtime="local",
+            hosts=2,
+            segments_uri=s3.uri("failed"),
+        )
+    con = duckdb.connect(str(log), read_only=True)
+    assert con.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+    per_round = con.execute("SELECT round, count(*) FROM messages GROUP BY round").fetchall()
+    con.close()
+    assert per_round == [(0, 600)]  # 300 agents, fanout 2
+    assert [k for k in s3.present("failed/") if not k.endswith("/")] == []
