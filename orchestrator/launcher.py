@@ -686,7 +686,7 @@ def _play(
     finally:
         if bar is not None:
             bar.stop()
-        rt.shutdown()
+        rt.shutdown(keep=handle._error is None)
         if live is not None:
             live.stop()
         with handle._lock:

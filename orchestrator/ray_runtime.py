@@ -44,6 +44,18 @@ class _HostActor(Host):
         self.node = str(ray.get_runtime_context().get_node_id())
         return self.node
 
+    def idle(self) -> None:
+        """Close the host and drop its shard, to wait for another run's `setup`."""
+        self.close()
+        self.__dict__.clear()
+
+
+_IDLE: dict[tuple[str, str, str], list[Any]] = {}
+"""Host actors a finished run left idle, by (Ray job, node, host options): the next run in this
+process takes them instead of starting new processes."""
+_IDLE_MAX = 64
+"""Most idle hosts kept per node and options."""
+
 
 class _RayLink:
     """A host's way to the run's `LLMService` actor (one call per batch of admissions)."""
@@ -203,6 +215,8 @@ class RayRuntime(Runtime):
         self._last: list[list[Any]] = []
         self._world = False
         self._leader: list[int] = []  # per host, the host that applies the world on its node
+        self._placed: list[str] = []  # per host, its node
+        self._llm = False
 
     def default_hosts(self) -> int:
         """One host per CPU of the cluster."""
@@ -218,17 +232,34 @@ class RayRuntime(Runtime):
         return sorted(n["NodeID"] for n in with_cpu)
 
     def prepare(self, hosts: int) -> None:
-        """Start the host processes now; they get their shards in `start`."""
+        """Start the host processes now (or take idle ones, `_IDLE`); they get their shards in `start`."""
         if self.actors:
             return
         nodes = self._nodes()
         actor_cls = ray.remote(_HostActor)
-        self.actors = [
-            actor_cls.options(  # type: ignore[attr-defined]
-                scheduling_strategy=self._strategy(h, nodes), max_concurrency=1, **self.host_options
-            ).remote()
-            for h in range(hosts)
-        ]
+        self.actors = []
+        for h in range(hosts):
+            strategy = self._strategy(h, nodes)
+            idle = None if self._reserves() else _IDLE.get(self._idle_key(nodes[h % len(nodes)]))
+            self.actors.append(
+                idle.pop()
+                if idle
+                else actor_cls.options(  # type: ignore[attr-defined]
+                    scheduling_strategy=strategy, max_concurrency=1, **self.host_options
+                ).remote()
+            )
+
+    def _reserves(self) -> bool:
+        """Whether each host asks for resources (a CPU, a GPU, a label): then it is placed by Ray
+        and never kept idle, where it would hold them."""
+        return any(self.host_options.get(k) for k in ("num_cpus", "num_gpus", "resources", "memory"))
+
+    def _idle_key(self, node: str) -> tuple[str, str, str]:
+        """Which idle hosts can serve: this Ray job's, on `node`, made with the same options."""
+        job = ray.get_runtime_context().get_job_id()
+        if _IDLE and next(iter(_IDLE))[0] != job:  # a new Ray session: the old handles are dead
+            _IDLE.clear()
+        return job, node, repr(sorted(self.host_options.items()))
 
     def start(self, spec: HostSpec) -> list[HostPlacement]:
         hosts = spec.hosts
@@ -238,6 +269,9 @@ class RayRuntime(Runtime):
         spec_ref = ray.put(spec)
         self._world = spec.router.world is not None
         placed = _get([a.setup.remote(h, spec_ref) for h, a in enumerate(self.actors)])
+        self._placed = placed
+        # Hosts that called models are not kept: litellm keeps clients bound to their event loop.
+        self._llm = spec.llm is not None
         first = {node: h for h, node in reversed(list(enumerate(placed)))}
         once = spec.router.world is not None and spec.router.world.apply_once
         self._leader = [first[node] if once else h for h, node in enumerate(placed)]
@@ -261,7 +295,7 @@ class RayRuntime(Runtime):
 
         Hard affinity: with soft affinity and zero resources Ray may pile hosts on one node.
         """
-        if any(self.host_options.get(k) for k in ("num_cpus", "num_gpus", "resources", "memory")):
+        if self._reserves():
             return "SPREAD"
         return NodeAffinitySchedulingStrategy(nodes[h % len(nodes)], soft=False)
 
@@ -351,8 +385,26 @@ class RayRuntime(Runtime):
         got = _get([self.actors[h].read_segments.remote(wanted[h]) for h in hosts])
         return dict(zip(hosts, got))
 
-    def shutdown(self) -> None:
+    def shutdown(self, keep: bool = False) -> None:
+        """Kill the hosts; with `keep` (the run ended well), hosts that hold no resources and
+        called no model are closed and kept idle for this process's next run, which then skips
+        starting their processes (about a second a host)."""
+        kept: list[tuple[Any, str]] = []
+        if keep and self._placed and not self._reserves() and not self._llm:
+            try:
+                _get([a.idle.remote() for a in self.actors])
+                kept = list(zip(self.actors, self._placed))
+            except (MootError, ray.exceptions.RayError):
+                kept = []
         for a in self.actors:
-            ray.kill(a)
+            if not any(a is k for k, _ in kept):
+                ray.kill(a)
+        for a, node in kept:
+            idle = _IDLE.setdefault(self._idle_key(node), [])
+            if len(idle) < _IDLE_MAX:
+                idle.append(a)
+            else:
+                ray.kill(a)
         self.actors = []
+        self._placed = []
         self._last = []

@@ -73,8 +73,9 @@ class Runtime(ABC):
         the Ray runtime puts it in a small actor on the driver's node."""
         return LocalService(LLMService(**options))
 
-    def shutdown(self) -> None:  # noqa: B027 - optional hook
-        """Release the hosts."""
+    def shutdown(self, keep: bool = False) -> None:  # noqa: B027 - optional hook
+        """Release the hosts. `keep`: the run ended well, so a runtime that can may keep their
+        processes for this process's next run (the Ray runtime's idle hosts)."""
 
 
 def world_metrics(per_host: list[dict[str, float]]) -> dict[str, float]:
@@ -160,6 +161,6 @@ class InProcessRuntime(Runtime):
     def read_segments(self, wanted: dict[int, list[str]]) -> dict[int, list[bytes]]:
         return {h: self.hosts[h].read_segments(files) for h, files in wanted.items()}
 
-    def shutdown(self) -> None:
+    def shutdown(self, keep: bool = False) -> None:
         for h in self.hosts:
             h.close()

@@ -153,3 +153,32 @@ def test_hosts_asking_for_a_resource_land_where_it_is(ray_cluster: object, tmp_p
     assert messages_hash(tmp_path / "big.duckdb", run.run_id) == messages_hash(
         tmp_path / "local.duckdb", local.run_id
     )
+
+
+def _idle_ids() -> set[str]:
+    from orchestrator.ray_runtime import _IDLE
+
+    return {a._actor_id.hex() for actors in _IDLE.values() for a in actors}
+
+
+def test_a_finished_runs_hosts_serve_the_next_run_and_a_failed_runs_do_not(
+    ray_cluster: object, tmp_path: Path
+) -> None:
+    """Host processes are kept idle after a run that ended well and taken by the next run in this
+    process (the same actors, and the same log as fresh ones give); a failed run's are killed."""
+    study(tmp_path / "a.duckdb", runtime="ray", hosts=2)
+    kept = _idle_ids()
+    assert len(kept) >= 2
+    again = study(tmp_path / "b.duckdb", runtime="ray", hosts=2)
+    assert _idle_ids() == kept  # the second run took two of them and gave them back
+    local = study(tmp_path / "c.duckdb", runtime="local")
+    assert messages_hash(tmp_path / "b.duckdb", again.run_id) == messages_hash(
+        tmp_path / "c.duckdb", local.run_id
+    )
+    with pytest.raises(AgentError):
+        launch(
+            Population.of(Rude, 200), Gossip(SmallWorld(k=4)), rounds=3, log=tmp_path / "d.duckdb", hosts=2
+        )
+    assert len(_idle_ids()) == len(kept) - 2  # the failed run took two and they were killed
+    study(tmp_path / "e.duckdb", runtime="ray", hosts=2, host_options={"num_cpus": 0.1})
+    assert len(_idle_ids()) == len(kept) - 2  # hosts holding a CPU are never kept idle
