@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 _GRAPH_STREAM = 3
+_REWIRE_CHUNK = 1 << 22
+"""Edges whose rewiring a small-world shard draws at a time (`SmallWorld.edges_near`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,7 +93,12 @@ class Topology:
         key = np.concatenate(keys) if len(keys) > 1 else keys[0]
         w: NDArray[np.float64] | None = None
         if weights is None:
-            key.sort()
+            # Generated edges come in ascending stretches (a lattice's rows, a grid's, the new
+            # nodes of preferential attachment), which a merge sort (timsort) takes in a fraction
+            # of quicksort's time (small world, 30M keys: 0.6 s against 2.2 s); on scattered keys
+            # (random graphs: half the neighbours descend) it is slower, so the share of descents picks.
+            ordered = len(key) > 1 and np.count_nonzero(key[1:] < key[:-1]) < len(key) * 9 // 20
+            key.sort(kind="stable" if ordered else "quicksort")
         else:
             order = np.argsort(key, kind="stable")
             key, w = key[order], np.concatenate(kept)[order]
@@ -342,6 +349,11 @@ class GraphSpec:
         """The generator's edges (each undirected edge once when `undirected`), duplicates and all."""
         raise NotImplementedError
 
+    def edges_near(self, n: int, seed: int, lo: int, hi: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """At least every edge with an end in ``[lo, hi)`` (more is fine: `shard` keeps its rows).
+        A generator that can find them without listing the whole graph overrides this."""
+        return self.edges(n, seed)
+
     def check(self, n: int) -> None:
         """Refuse parameters that cannot make a graph of `n` nodes (ConfigError), without building it."""
 
@@ -354,7 +366,7 @@ class GraphSpec:
         """Rows ``[lo, hi)`` of `build(n, seed)`, exactly (the same edges in the same order), as a
         `Topology` whose `offsets` index only those rows' edges. Every host generates the edge
         list (linear, counter-based draws) but sorts only its own rows."""
-        src, dst = self.edges(n, seed)
+        src, dst = self.edges_near(n, seed, lo, hi)
         return Topology.from_edges(n, src, dst, undirected=self.undirected, rows=(lo, hi))
 
     def describe(self) -> dict[str, object]:
@@ -380,6 +392,23 @@ def _ring_edges(n: int, k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     return u.reshape(-1), v.reshape(-1)
 
 
+def _ring_near(
+    n: int, k: int, lo: int, hi: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """The lattice edges ``(u, u + j mod n)`` with an end in ``[lo, hi)``: those of rows
+    ``lo - k/2 .. hi - 1`` (mod n), with their edge numbers (`_ring_edges`' order)."""
+    _check_ring(n, k)
+    half = k // 2
+    rows = (
+        np.arange(lo - half, hi, dtype=np.int64) % n if hi - lo + half < n else np.arange(n, dtype=np.int64)
+    )
+    e = (rows[:, None] * half + np.arange(half, dtype=np.int64)).reshape(-1)
+    u = e // half
+    v = u + e % half + 1
+    v[v >= n] -= n
+    return u, v, e
+
+
 @dataclass(frozen=True)
 class RingLattice(GraphSpec):
     """Each node linked to its k nearest neighbours on a ring (k even)."""
@@ -391,6 +420,10 @@ class RingLattice(GraphSpec):
 
     def edges(self, n: int, seed: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         return _ring_edges(n, self.k)
+
+    def edges_near(self, n: int, seed: int, lo: int, hi: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        u, v, _ = _ring_near(n, self.k, lo, hi)
+        return u, v
 
 
 @dataclass(frozen=True)
@@ -418,6 +451,23 @@ class SmallWorld(GraphSpec):
         v = v.copy()
         v[rewire] = (u[rewire] + offset) % n
         return u, v
+
+    def edges_near(self, n: int, seed: int, lo: int, hi: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The lattice edges next to ``[lo, hi)`` that stay, and every rewired edge with an end
+        there: finding those takes each edge's rewiring draw, but not a list of the whole graph."""
+        u, v, e = _ring_near(n, self.k, lo, hi)
+        half = self.k // 2
+        stays = counter_uniform(seed, 0, e, 0, stream=_GRAPH_STREAM) >= self.p
+        moved_u, moved_v = [], []
+        for start in range(0, n * half, _REWIRE_CHUNK):  # a few arrays of 4M edges at a time
+            ids = np.arange(start, min(start + _REWIRE_CHUNK, n * half), dtype=np.int64)
+            ids = ids[counter_uniform(seed, 0, ids, 0, stream=_GRAPH_STREAM) < self.p]
+            src = ids // half
+            dst = (src + 1 + counter_integers(seed, 0, ids, n - 1, 1, stream=_GRAPH_STREAM)) % n
+            here = ((dst >= lo) & (dst < hi)) | ((src >= lo) & (src < hi))
+            moved_u.append(src[here])
+            moved_v.append(dst[here])
+        return np.concatenate([u[stays], *moved_u]), np.concatenate([v[stays], *moved_v])
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,26 @@ def test_graphs_built_in_the_hosts_are_the_graph_built_whole(spec: GraphSpec, ho
     assert router.describe_built([s for _, s in finished]) == GossipRouter(whole, "push-pull", 2).describe()
 
 
+@pytest.mark.parametrize("spec", [RingLattice(k=6), SmallWorld(k=4, p=0.5)], ids=lambda s: type(s).__name__)
+def test_a_lattice_shard_lists_only_edges_near_its_rows_and_misses_none(
+    spec: GraphSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shards of 5 hosts (rows wrapping the ring included), rewirings drawn 97 edges at a time:
+    each host's rows equal the whole graph's, from far fewer edges than the whole list."""
+    import protocols.topology
+
+    monkeypatch.setattr(protocols.topology, "_REWIRE_CHUNK", 97)
+    n, seed = 1000, 3
+    whole = spec.build(n, seed)
+    bounds = np.linspace(0, n, 6).astype(np.int64)
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        part = spec.shard(n, seed, lo, hi)
+        rows = slice(whole.offsets[lo], whole.offsets[hi])
+        assert np.array_equal(part.targets, whole.targets[rows])
+        assert np.array_equal(part.edge_source, whole.edge_source[rows])
+        assert len(spec.edges_near(n, seed, lo, hi)[0]) < 0.6 * len(spec.edges(n, seed)[0])
+
+
 def test_a_host_built_graph_that_is_not_symmetric_is_refused() -> None:
     """Hosts mirror in-edges from out-edges; a generator whose edges go one way only is named."""
     from dataclasses import dataclass
