@@ -40,6 +40,7 @@ __all__ = [
 
 _GRAPH_STREAM = 3
 _REWIRE_CHUNK = 1 << 22
+_DIGEST_CHUNK = 1 << 16
 """Edges whose rewiring a small-world shard draws at a time (`SmallWorld.edges_near`)."""
 
 
@@ -282,11 +283,16 @@ def edge_digest(
     """A 64-bit sum of splitmix64 over the edges (and their weights): a digest of the edge set
     that is the same however the edges are split, so hosts that each built their own rows add
     theirs up to the digest of the whole graph."""
+    total = np.uint64(0)
     with np.errstate(over="ignore"):
-        key = src.astype(np.uint64) * np.uint64(n) + dst.astype(np.uint64)
-        if weights is not None:
-            key ^= np.ascontiguousarray(weights, np.float64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        return int(_mix(key).sum(dtype=np.uint64))
+        for a in range(0, len(src), _DIGEST_CHUNK):  # cache-sized chunks: a sum mod 2**64 in any order
+            key = src[a : a + _DIGEST_CHUNK].astype(np.uint64) * np.uint64(n)
+            key += dst[a : a + _DIGEST_CHUNK].astype(np.uint64)
+            if weights is not None:
+                w = np.ascontiguousarray(weights[a : a + _DIGEST_CHUNK], np.float64).view(np.uint64)
+                key ^= w * np.uint64(0x9E3779B97F4A7C15)
+            total += _mix(key).sum(dtype=np.uint64)
+    return int(total)
 
 
 def describe_graph(
