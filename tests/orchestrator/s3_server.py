@@ -3,6 +3,7 @@ versioned bucket: deleted objects stay listed as versions, so a test can see wha
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ def s3_server() -> Iterator[S3]:
     """Start the server and its bucket; the test process gets the credentials in its environment."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     saved = {k: os.environ.get(k) for k in CREDENTIALS}

@@ -363,3 +363,34 @@ def test_a_failed_run_keeps_the_whole_rounds_it_wrote_to_the_store(tmp_path: Pat
     con.close()
     assert per_round == [(0, 600)]  # 300 agents, fanout 2
     assert [k for k in s3.present("failed/") if not k.endswith("/")] == []
+
+
+def test_moot_run_takes_a_segments_uri_and_names_a_bad_one(tmp_path: Path, s3: S3) -> None:
+    log = tmp_path / "cli.duckdb"
+    ok = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--local",
+            "--agents",
+            "500",
+            "--rounds",
+            "3",
+            "--log",
+            str(log),
+            "--segments-uri",
+            s3.uri("cli"),
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    con = duckdb.connect(str(log), read_only=True)
+    (uri, rows) = con.execute(
+        "SELECT config->>'segments_uri', (SELECT count(*) FROM messages) FROM runs"
+    ).fetchall()[0]
+    con.close()
+    assert uri == s3.uri("cli") and rows > 0
+    assert any(k.startswith("cli/cli.duckdb.parts/messages/") for k in s3.written("cli/"))
+    bad = CliRunner().invoke(
+        app, ["run", "--local", "--log", str(log), "--segments-uri", "s3://a/b?secret_key=x"]
+    )
+    assert bad.exit_code == 2 and "carries a credential" in bad.output  # (2: bad input)
