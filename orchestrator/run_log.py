@@ -40,6 +40,8 @@ __all__ = ["COMPACT_ROWS", "RunLog", "check_new_run_id"]
 _STORY = ("interrupted", "resumed", "restarted", "forked", "crashed", "error")
 """Event kinds that tell what happened to a run (not what happened in it): a rewind keeps them."""
 
+_GATHER = 16
+"""Segments gathered at a time (`RunLog.gather`): a big run's segments never sit in memory at once."""
 COMPACT_ROWS = int(os.environ.get("MOOT_COMPACT_ROWS", "1000000"))
 """A run that wrote at most this many segment rows is compacted into the file when it ends
 (about a third of a second here: compaction runs at about 3M rows/s); bigger runs keep their
@@ -308,14 +310,12 @@ class RunLog:
         ).fetchall()
         wanted = missing(self.writer.parts, [(int(h), str(f), int(b), int(c)) for h, f, b, c in listed])
         sink = self.sink
-        if wanted and sink.uri:
-            files = [f for fs in wanted.values() for f in fs]
-            for (file, size, crc), data in zip(files, sink.read([f for f, _, _ in files])):
-                store(self.writer.parts, file, data, size, crc)
-        elif wanted:
-            got = runtime.read_segments({h: [f for f, _, _ in files] for h, files in wanted.items()})
-            for h, files in wanted.items():
-                for (file, size, crc), data in zip(files, got[h]):
+        for h, files in wanted.items():
+            for a in range(0, len(files), _GATHER):  # a few segments in memory at a time
+                batch = files[a : a + _GATHER]
+                names = [f for f, _, _ in batch]
+                got = sink.read(names) if sink.uri else runtime.read_segments({h: names})[h]
+                for (file, size, crc), data in zip(batch, got):
                     store(self.writer.parts, file, data, size, crc)
         if sink.uri:
             sink.forget()

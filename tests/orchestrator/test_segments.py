@@ -281,12 +281,13 @@ def s3() -> Iterator[S3]:
 
 @pytest.mark.ray
 def test_hosts_write_to_an_object_store_and_the_driver_copies_the_rows_beside_the_log(
-    ray_cluster: object, tmp_path: Path, s3: S3, keep_segments: None
+    ray_cluster: object, tmp_path: Path, s3: S3, keep_segments: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Hosts on both nodes write their segments to an S3 server (no shared folder needed); the
     driver copies them beside the log, checked, and empties the store of the run."""
     log = tmp_path / "run.duckdb"
     env = {"env_vars": dict(CREDENTIALS)}  # (on a real cluster: each node's own credentials)
+    monkeypatch.setattr(orchestrator.run_log, "_GATHER", 3)  # several batches a host
     run = _gossip(
         log,
         runtime="ray",
