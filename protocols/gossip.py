@@ -131,7 +131,8 @@ class GossipRouter(Router):
         # (stable: v stays ascending), they fall into one run per host, in that host's (u, v)
         # edge order; v travels along to check that the graph is symmetric.
         order = _stable_order(topo.targets)
-        u, v, pos = topo.targets[order], topo.edge_source[order], topo.edge_position[order]
+        u, v = topo.targets[order], topo.edge_source[order]
+        pos = order - topo.offsets[v]  # = topo.edge_position[order], without the whole column
         cuts = np.searchsorted(u, bounds)
         payloads = [(v[a:b], pos[a:b]) for a, b in itertools.pairwise(cuts.tolist())]
         return (topo, bounds, int(np.count_nonzero(degree == 0))), degree, payloads
