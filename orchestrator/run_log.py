@@ -27,7 +27,7 @@ from orchestrator.checkpoint import checkpoint_dir, drop_after
 from orchestrator.errors import ConfigError, LogError, MootError
 from orchestrator.host import HostStats, RoundResult
 from orchestrator.log import LogWriter, logged_counts
-from orchestrator.log.segments import Segment, SegmentSink, link_run, missing, run_folder, store
+from orchestrator.log.segments import Segment, SegmentSink, gather, link_run, run_folder
 from orchestrator.log.writer import discard_after
 from orchestrator.message_log import const_column
 from orchestrator.runtime import Runtime
@@ -40,8 +40,6 @@ __all__ = ["COMPACT_ROWS", "RunLog", "check_new_run_id"]
 _STORY = ("interrupted", "resumed", "restarted", "forked", "crashed", "error")
 """Event kinds that tell what happened to a run (not what happened in it): a rewind keeps them."""
 
-_GATHER = 16
-"""Segments gathered at a time (`RunLog.gather`): a big run's segments never sit in memory at once."""
 COMPACT_ROWS = int(os.environ.get("MOOT_COMPACT_ROWS", "1000000"))
 """A run that wrote at most this many segment rows is compacted into the file when it ends
 (about a third of a second here: compaction runs at about 3M rows/s); bigger runs keep their
@@ -305,21 +303,17 @@ class RunLog:
         (an object store, or a node's own disk: ``MOOT_NODE_PARTS``), in bulk and checked against
         the manifest, once the rounds are over; returns how many. An object store is read by
         this process and then emptied of the run; a node's disk through its hosts."""
-        listed = self.writer.con.execute(
-            "SELECT host, file, bytes, crc32 FROM segments WHERE run_id = ?", [self.run_id]
-        ).fetchall()
-        wanted = missing(self.writer.parts, [(int(h), str(f), int(b), int(c)) for h, f, b, c in listed])
         sink = self.sink
-        for h, files in wanted.items():
-            for a in range(0, len(files), _GATHER):  # a few segments in memory at a time
-                batch = files[a : a + _GATHER]
-                names = [f for f, _, _ in batch]
-                got = sink.read(names) if sink.uri else runtime.read_segments({h: names})[h]
-                for (file, size, crc), data in zip(batch, got):
-                    store(self.writer.parts, file, data, size, crc)
         if sink.uri:
+            got = gather(self.writer.con, self.writer.parts, self.run_id, lambda h, files: sink.read(files))
             sink.forget()
-        return sum(len(files) for files in wanted.values())
+            return got
+        return gather(
+            self.writer.con,
+            self.writer.parts,
+            self.run_id,
+            lambda h, files: runtime.read_segments({h: files})[h],
+        )
 
     def segments(self, written: list[Segment]) -> None:
         """The manifest rows (``segments``) of the segment files the hosts wrote."""

@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ __all__ = [
     "SegmentSink",
     "check_store",
     "compact_run",
+    "gather",
     "has_segments",
     "link_run",
     "move_run",
@@ -349,6 +351,34 @@ def store(parts: Path, file: str, data: bytes, size: int, crc: int) -> None:
     target = parts / file
     target.parent.mkdir(parents=True, exist_ok=True)
     _atomic(target, pa.py_buffer(data))
+
+
+GATHER = 16
+"""Segments gathered at a time (`gather`): a big run's segments never sit in memory at once."""
+
+
+def gather(
+    con: duckdb.DuckDBPyConnection,
+    parts: Path,
+    run_id: str,
+    read: Callable[[int, list[str]], list[bytes]],
+) -> int:
+    """Copy beside the log the run's listed segments that are not there, `GATHER` at a time,
+    each checked against its manifest row; returns how many.
+
+    Args:
+        read: The bytes of some of one host's segments: ``read(host, files)``.
+    """
+    listed = con.execute(
+        "SELECT host, file, bytes, crc32 FROM segments WHERE run_id = ?", [run_id]
+    ).fetchall()
+    wanted = missing(parts, [(int(h), str(f), int(b), int(c)) for h, f, b, c in listed])
+    for h, files in wanted.items():
+        for a in range(0, len(files), GATHER):
+            batch = files[a : a + GATHER]
+            for (file, size, crc), data in zip(batch, read(h, [f for f, _, _ in batch])):
+                store(parts, file, data, size, crc)
+    return sum(len(files) for files in wanted.values())
 
 
 def prune(parts: Path, run_id: str, last_round: int, states_too: bool = False) -> int:

@@ -16,11 +16,13 @@ import duckdb
 import pyarrow as pa
 
 from agents.message import KINDS
-from orchestrator.errors import ConfigError, LogError
+from orchestrator.errors import ConfigError, LogError, MootError
 from orchestrator.log.schema import TABLES, ensure_kinds, quote, schema_sql, segmented_view_sql
 from orchestrator.log.segments import (
+    SegmentSink,
     compact_run,
     disk_error,
+    gather,
     has_segments,
     parts_dir,
     prune,
@@ -142,6 +144,7 @@ def mark_crashed(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     ).fetchall()
     lost = [str(r[0]) for r in rows]
     for run_id in lost:
+        _gather_from_store(con, path, run_id)
         rounds, messages = logged_counts(con, run_id)
         discard_after(con, parts_dir(path.resolve()), run_id, rounds - 1)
         con.execute(
@@ -157,6 +160,25 @@ def mark_crashed(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     if not ours and stale.exists():  # announced by a process that no longer holds the log
         stale.unlink(missing_ok=True)
     return lost
+
+
+def _gather_from_store(con: duckdb.DuckDBPyConnection, path: Path, run_id: str) -> None:
+    """A dead run whose hosts wrote to an object store (``--segments-uri``): its segments come
+    beside the log before its rounds are counted. A store that cannot be read leaves them there,
+    with an event that says so."""
+    (uri,) = con.execute("SELECT config->>'segments_uri' FROM runs WHERE run_id = ?", [run_id]).fetchall()[0]
+    if not uri:
+        return
+    sink = SegmentSink(str(parts_dir(path.resolve())), run_id, uri)
+    try:
+        gather(con, Path(sink.parts), run_id, lambda h, files: sink.read(files))
+        sink.forget()
+    except (MootError, OSError) as exc:
+        con.execute(
+            "INSERT INTO events (run_id, ts, round, kind, host, detail) "
+            "VALUES (?, now(), NULL, 'error', NULL, ?)",
+            [run_id, f"its segments in {uri} could not be gathered: {exc}"],
+        )
 
 
 def discard_after(

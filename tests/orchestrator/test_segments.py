@@ -17,6 +17,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+import orchestrator.log.segments
 import orchestrator.run_log
 from agents import OpinionAgent, Population, Uniform
 from orchestrator import launch
@@ -287,7 +288,7 @@ def test_hosts_write_to_an_object_store_and_the_driver_copies_the_rows_beside_th
     driver copies them beside the log, checked, and empties the store of the run."""
     log = tmp_path / "run.duckdb"
     env = {"env_vars": dict(CREDENTIALS)}  # (on a real cluster: each node's own credentials)
-    monkeypatch.setattr(orchestrator.run_log, "_GATHER", 3)  # several batches a host
+    monkeypatch.setattr(orchestrator.log.segments, "GATHER", 3)  # several batches a host
     run = _gossip(
         log,
         runtime="ray",
@@ -395,3 +396,43 @@ def test_moot_run_takes_a_segments_uri_and_names_a_bad_one(tmp_path: Path, s3: S
         app, ["run", "--local", "--log", str(log), "--segments-uri", "s3://a/b?secret_key=x"]
     )
     assert bad.exit_code == 2 and "carries a credential" in bad.output  # (2: bad input)
+
+
+STORE_KILLED = """
+import os, signal, sys
+from agents import OpinionAgent, Population, Uniform
+from orchestrator import launch
+from protocols import Gossip, SmallWorld
+
+def die(round, metrics):
+    if round == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+launch(Population.of(OpinionAgent, 400, opinion=Uniform()), Gossip(SmallWorld(k=4), fanout=2), rounds=50,
+       seed=4, log=sys.argv[1], runtime="local", hosts=2, stop="never", segments_uri=sys.argv[2], progress=die)
+"""
+
+
+def test_a_killed_drivers_rounds_come_from_the_store_when_the_next_writer_opens_the_log(
+    tmp_path: Path, s3: S3
+) -> None:
+    """The driver dies before it can gather: the next process to open the log for writing finds
+    the run crashed and first brings its whole rounds from the store, then counts them."""
+    from orchestrator.log import LogWriter
+
+    log = tmp_path / "killed.duckdb"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", STORE_KILLED, str(log), s3.uri("killed")],
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == -signal.SIGKILL
+    assert any(k.endswith(".parquet") for k in s3.present("killed/"))  # written, not yet gathered
+    LogWriter(log).close()  # marks the run crashed, gathering its rounds first
+    con = duckdb.connect(str(log), read_only=True)
+    status, rounds, messages = con.execute("SELECT status, rounds, messages FROM runs").fetchall()[0]
+    per_round = con.execute("SELECT round, count(*) FROM messages GROUP BY round ORDER BY round").fetchall()
+    con.close()
+    assert status == "crashed" and rounds >= 3
+    assert per_round == [(r, 800) for r in range(rounds)] and messages == 800 * rounds  # 400 agents, fanout 2
+    assert [k for k in s3.present("killed/") if not k.endswith("/")] == []
