@@ -58,3 +58,19 @@ def test_plain_context_draws_equal_the_batch_draws() -> None:
         assert ctx.choice(["a", "b", "c"], draw=5) == "abc"[batch.integers(3, 5)[k]]
     other = Context(round=8, agent_id=50, seed=11)
     assert other.uniform() != u0[0]
+
+
+def test_big_arrays_mixed_chunk_by_chunk_give_the_scalar_mixers_bits() -> None:
+    """counter_bits works on a cache-sized chunk at a time, in place; across chunk boundaries,
+    for negative and 2-D ids, it equals the plain-Python splitmix64 of `scalar_uniform`."""
+    from agents.rng import _CHUNK, counter_bits, scalar_head, scalar_uniform
+
+    ids = np.arange(-5, 3 * _CHUNK + 7, dtype=np.int64)
+    bits = counter_bits(9, 4, ids, 2, stream=6)
+    head = scalar_head(9, 4, 2, 6)
+    picks = [0, 4, 5, _CHUNK - 1, _CHUNK, 2 * _CHUNK + 1, len(ids) - 1]
+    assert [(bits[i] >> np.uint64(11)) * (1.0 / (1 << 53)) for i in picks] == [
+        scalar_uniform(head, int(ids[i])) for i in picks
+    ]
+    square = ids[: 2 * _CHUNK].reshape(2, _CHUNK)
+    assert np.array_equal(counter_bits(9, 4, square, 2, stream=6), bits[: 2 * _CHUNK].reshape(2, _CHUNK))
