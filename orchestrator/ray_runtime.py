@@ -216,6 +216,7 @@ class RayRuntime(Runtime):
         self._world = False
         self._leader: list[int] = []  # per host, the host that applies the world on its node
         self._placed: list[str] = []  # per host, its node
+        self._reused = False  # some hosts came from `_IDLE`
         self._llm = False
 
     def default_hosts(self) -> int:
@@ -231,16 +232,19 @@ class RayRuntime(Runtime):
         with_cpu = [n for n in alive if n.get("Resources", {}).get("CPU", 0) > 0] or alive
         return sorted(n["NodeID"] for n in with_cpu)
 
-    def prepare(self, hosts: int) -> None:
-        """Start the host processes now (or take idle ones, `_IDLE`); they get their shards in `start`."""
+    def prepare(self, hosts: int, fresh: bool = False) -> None:
+        """Start the host processes now (or, unless `fresh`, take idle ones: `_IDLE`); they get
+        their shards in `start`."""
         if self.actors:
             return
         nodes = self._nodes()
         actor_cls = ray.remote(_HostActor)
         self.actors = []
+        self._reused = False
         for h in range(hosts):
             strategy = self._strategy(h, nodes)
-            idle = None if self._reserves() else _IDLE.get(self._idle_key(nodes[h % len(nodes)]))
+            idle = None if self._reserves() or fresh else _IDLE.get(self._idle_key(nodes[h % len(nodes)]))
+            self._reused = self._reused or bool(idle)
             self.actors.append(
                 idle.pop()
                 if idle
@@ -268,7 +272,14 @@ class RayRuntime(Runtime):
             self.prepare(hosts)
         spec_ref = ray.put(spec)
         self._world = spec.router.world is not None
-        placed = _get([a.setup.remote(h, spec_ref) for h, a in enumerate(self.actors)])
+        try:
+            placed = _get([a.setup.remote(h, spec_ref) for h, a in enumerate(self.actors)])
+        except HostLost:
+            if not self._reused:
+                raise
+            self.shutdown()  # an idle host's process died while it waited: start new ones
+            self.prepare(hosts, fresh=True)
+            placed = _get([a.setup.remote(h, spec_ref) for h, a in enumerate(self.actors)])
         self._placed = placed
         # Hosts that called models are not kept: litellm keeps clients bound to their event loop.
         self._llm = spec.llm is not None

@@ -182,3 +182,14 @@ def test_a_finished_runs_hosts_serve_the_next_run_and_a_failed_runs_do_not(
     assert len(_idle_ids()) == len(kept) - 2  # the failed run took two and they were killed
     study(tmp_path / "e.duckdb", runtime="ray", hosts=2, host_options={"num_cpus": 0.1})
     assert len(_idle_ids()) == len(kept) - 2  # hosts holding a CPU are never kept idle
+    from orchestrator.ray_runtime import _IDLE
+
+    study(tmp_path / "f0.duckdb", runtime="ray", hosts=2)
+    dead = [a for actors in _IDLE.values() for a in actors]
+    assert len(dead) >= 2
+    for a in dead:  # idle hosts whose processes die while they wait
+        ray.kill(a)
+    after = study(tmp_path / "f.duckdb", runtime="ray", hosts=2)
+    assert messages_hash(tmp_path / "f.duckdb", after.run_id) == messages_hash(
+        tmp_path / "c.duckdb", local.run_id
+    )
