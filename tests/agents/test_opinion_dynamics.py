@@ -352,13 +352,15 @@ def _studies() -> dict[str, tuple[Population, Gossip]]:
 def test_every_model_gives_the_same_log_in_process_and_on_1_or_3_hosts(
     ray_cluster: object, tmp_path: Path
 ) -> None:
+    places = {
+        "local": {"runtime": "local"},
+        "ray1": {"runtime": "ray", "hosts": 1},
+        "ray3": {"runtime": "ray", "hosts": 3},
+    }
     for name, (pop, gossip) in _studies().items():
         seen = set()
-        for where, kw in {
-            "local": {"runtime": "local"},
-            "ray1": {"runtime": "ray", "hosts": 1},
-            "ray3": {"runtime": "ray", "hosts": 3},
-        }.items():
+        # One Ray host against in-process is checked once (the mixed study); 3 hosts for every model.
+        for where, kw in places.items() if name == "averaging" else list(places.items())[::2]:
             log = tmp_path / f"{name}-{where}.duckdb"
             run = _run(log, pop, gossip, 6, messages="all", state_every=1, **kw)
             seen.add((messages_hash(log, run.run_id), states_hash(log, run.run_id)))
