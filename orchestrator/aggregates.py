@@ -79,7 +79,7 @@ def received(
     """
     hosts = len(bounds) - 1
     marks: list[dict[int, NDArray[np.uint8]]] = [{} for _ in range(hosts)]
-    out: dict[str, list[object]] = {k: [] for k in ("codes", "messages", "receivers", "values", "vectors")}
+    rows: list[tuple[int, int, int, FieldStats, FieldStats]] = []  # one per kind, Received's fields
     for code in np.unique(batch.kind):
         sel = np.flatnonzero(batch.kind == code)
         receiver, sender = batch.receiver[sel], batch.sender[sel]
@@ -90,23 +90,13 @@ def received(
             v = batch.vector[sel].astype(np.float64)
             has = ~np.isnan(v[:, 0])
             vectors = _tree(receiver[has], v[has], lo, hi)
-        out["codes"].append(int(code))
-        out["messages"].append(len(sel))
-        out["receivers"].append(int(np.count_nonzero(np.bincount(receiver - lo))))
-        out["values"].append(_tree(receiver[finite], values[finite], lo, hi))
-        out["vectors"].append(vectors)
+        distinct = int(np.count_nonzero(np.bincount(receiver - lo)))
+        rows.append((int(code), len(sel), distinct, _tree(receiver[finite], values[finite], lo, hi), vectors))
         heard = np.zeros(int(bounds[-1]), np.bool_)
         heard[sender] = True
         for h in range(hosts):
             marks[h][int(code)] = np.packbits(heard[bounds[h] : bounds[h + 1]])
-    counted = Received(
-        tuple(out["codes"]),  # type: ignore[arg-type]
-        tuple(out["messages"]),  # type: ignore[arg-type]
-        tuple(out["receivers"]),  # type: ignore[arg-type]
-        tuple(out["values"]),  # type: ignore[arg-type]
-        tuple(out["vectors"]),  # type: ignore[arg-type]
-    )
-    return counted, marks
+    return Received(*(list(zip(*rows)) or [()] * 5)), marks
 
 
 def senders(*marks: dict[int, NDArray[np.uint8]]) -> dict[int, int]:

@@ -25,6 +25,7 @@ from orchestrator.cli import app
 from orchestrator.log import open_log
 from orchestrator.log.segments import parts_dir
 from protocols import Gossip, SmallWorld
+from tests.orchestrator.helpers import moot_cli
 from tests.orchestrator.s3_server import CREDENTIALS, S3, s3_server
 
 DUCKDB_CLI = Path(sys.executable).with_name("duckdb")
@@ -369,22 +370,18 @@ def test_a_failed_run_keeps_the_whole_rounds_it_wrote_to_the_store(tmp_path: Pat
 
 def test_moot_run_takes_a_segments_uri_and_names_a_bad_one(tmp_path: Path, s3: S3) -> None:
     log = tmp_path / "cli.duckdb"
-    ok = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--local",
-            "--agents",
-            "500",
-            "--rounds",
-            "3",
-            "--log",
-            str(log),
-            "--segments-uri",
-            s3.uri("cli"),
-        ],
+    moot_cli(
+        "run",
+        "--local",
+        "--agents",
+        "500",
+        "--rounds",
+        "3",
+        "--log",
+        str(log),
+        "--segments-uri",
+        s3.uri("cli"),
     )
-    assert ok.exit_code == 0, ok.output
     con = duckdb.connect(str(log), read_only=True)
     (uri, rows) = con.execute(
         "SELECT config->>'segments_uri', (SELECT count(*) FROM messages) FROM runs"
